@@ -1,0 +1,24 @@
+"""Differentiable primitives of the StyleGAN family, each a pure-PyTorch function."""
+
+from .bias_act import ACTIVATIONS, activation_gain, bias_act
+from .conv2d_resample import conv2d_resample
+from .misc import NOISE_MODES, make_noise, minibatch_stddev, normalize_2nd_moment
+from .modconv import modulated_conv2d
+from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
+
+__all__ = [
+    "ACTIVATIONS",
+    "NOISE_MODES",
+    "activation_gain",
+    "bias_act",
+    "conv2d_resample",
+    "downsample2d",
+    "filter2d",
+    "make_noise",
+    "minibatch_stddev",
+    "modulated_conv2d",
+    "normalize_2nd_moment",
+    "setup_filter",
+    "upfirdn2d",
+    "upsample2d",
+]

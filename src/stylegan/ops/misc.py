@@ -1,0 +1,56 @@
+"""Small differentiable primitives: 2nd-moment normalization, minibatch stddev, noise inputs."""
+
+from __future__ import annotations
+
+import torch
+
+NOISE_MODES = ("const", "random", "none")
+
+
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
+    """x / sqrt(mean(x²) + eps) along `dim` (StyleGAN's PixelNorm of z)."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+def minibatch_stddev(x: torch.Tensor, group_size: int | None, num_channels: int = 1) -> torch.Tensor:
+    """Append `num_channels` feature maps holding the stddev of each group of `group_size` samples.
+
+    Sample i belongs to group i % (N / G), as in the official layer. A batch that the group size does
+    not divide raises a clear error.
+    """
+    n, c, h, w = x.shape
+    g = n if group_size is None else min(group_size, n)
+    if n % g != 0:
+        raise ValueError(
+            f"minibatch-stddev: batch size {n} is not divisible by the group size {g}; "
+            f"use a batch size that is a multiple of {g} or a smaller mbstd_group_size"
+        )
+    f = num_channels
+    if c % f != 0:
+        raise ValueError(f"minibatch-stddev: {c} channels are not divisible by mbstd_num_channels={f}")
+    y = x.reshape(g, -1, f, c // f, h, w)  # [G,n,F,c,H,W]
+    y = y - y.mean(dim=0)
+    y = y.square().mean(dim=0)
+    y = (y + 1e-8).sqrt()  # [n,F,c,H,W]
+    y = y.mean(dim=[2, 3, 4])  # [n,F]
+    y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)  # [N,F,H,W]
+    return torch.cat([x, y], dim=1)
+
+
+def make_noise(
+    mode: str,
+    batch_size: int,
+    resolution: int,
+    strength: torch.Tensor,
+    noise_const: torch.Tensor,
+    device: torch.device,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor | None:
+    """Per-pixel noise input already scaled by `strength`: fresh ('random'), stored ('const') or None."""
+    if mode == "random":
+        return torch.randn([batch_size, 1, resolution, resolution], device=device, generator=generator) * strength
+    if mode == "const":
+        return noise_const * strength
+    if mode == "none":
+        return None
+    raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {mode!r}")
