@@ -1,0 +1,41 @@
+"""`stylegan convert`: rewrite a checkpoint in another format (G, D and G_ema, whichever are present)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import torch
+
+from ..io.checkpoint import atomic_write_bytes
+from ..io.load import load_network
+from .common import CliError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert between checkpoint formats", description=__doc__)
+    p.add_argument("src", help="any format load_network reads")
+    p.add_argument("dst", type=Path, help="output path")
+    p.add_argument("--to", choices=("native", "rosinality"), default=None,
+                   help="output format (default: rosinality for .pt/.pth, native otherwise)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    fmt = args.to or ("rosinality" if args.dst.suffix in (".pt", ".pth") else "native")
+    if args.dst.resolve() == Path(args.src).resolve():
+        raise CliError("destination is the source file; choose another path")
+    net = load_network(args.src)
+    if fmt == "native":
+        net.save(args.dst)
+    else:
+        from ..io.rosinality import to_rosinality
+
+        g = net.generator
+        d_cfg = net.D.config if net.D is not None else None
+        states = {name: module.state_dict() for name, module in net.networks().items()}
+        buf = io.BytesIO()
+        torch.save(to_rosinality(g.config, d_cfg, states), buf)
+        atomic_write_bytes(args.dst, buf.getvalue())
+    print(f"wrote {args.dst} ({fmt}: {', '.join(net.networks())})")

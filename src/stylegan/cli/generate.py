@@ -1,0 +1,107 @@
+"""`stylegan generate`: images for a list of seeds, as the official `gen_images.py` draws them."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..io.load import load_network
+from ..ops import NOISE_MODES
+from .common import CliError, parse_int_list, resolve_device
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="generate images from seeds", description=__doc__)
+    p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
+    p.add_argument("--seeds", required=True, type=parse_int_list, help="seeds, e.g. 0-7,12")
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1 = none)")
+    p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws")
+    p.add_argument("--class", dest="class_idx", type=int, default=None, help="class label of a conditional network")
+    p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
+    p.add_argument("--outdir", required=True, type=Path, help="where to write seedNNNN.png")
+    p.add_argument("--grid", default=None, help="also write grid.png with R rows x C columns, e.g. 2x4")
+    p.add_argument("--raw", action="store_true", help="also write the unclamped float32 CHW output as seedNNNN.npy")
+    p.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--fp32", action="store_true", help="never use fp16, even where the network asks for it")
+    p.set_defaults(func=run)
+
+
+def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
+    """z = RandomState(seed).randn(1, z_dim), as NVIDIA's tools draw it."""
+    return np.random.RandomState(seed).randn(1, z_dim).astype(np.float32)
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[C,H,W] in [-1,1] -> HWC uint8 (x * 127.5 + 128, clamped), as the official tools convert."""
+    return (img.permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+
+def to_pil(arr: np.ndarray) -> Image.Image:
+    if arr.shape[2] == 1:
+        return Image.fromarray(arr[:, :, 0], "L")
+    if arr.shape[2] in (3, 4):
+        return Image.fromarray(arr, "RGB" if arr.shape[2] == 3 else "RGBA")
+    raise CliError(f"cannot save {arr.shape[2]}-channel images as PNG (use --raw)")
+
+
+def run(args: argparse.Namespace) -> None:
+    grid = None
+    if args.grid is not None:
+        m = re.fullmatch(r"(\d+)x(\d+)", args.grid)
+        if not m or int(m.group(1)) * int(m.group(2)) != len(args.seeds):
+            raise CliError(f"--grid {args.grid}: expected RxC with R*C = number of seeds ({len(args.seeds)})")
+        grid = int(m.group(1)), int(m.group(2))
+    if args.batch < 1:
+        raise CliError("--batch must be >= 1")
+    device = resolve_device(args.device)
+    G = load_network(args.network, device=device).generator
+    c = _label(G.c_dim, args.class_idx, device)
+    if args.trunc_cutoff is not None and not 0 <= args.trunc_cutoff <= G.num_ws:
+        raise CliError(f"--trunc-cutoff {args.trunc_cutoff}: must be between 0 and num_ws={G.num_ws}")
+    args.outdir.mkdir(parents=True, exist_ok=True)
+
+    # Random noise is drawn per seed so that an image does not depend on its batch.
+    batch = 1 if args.noise_mode == "random" else args.batch
+    tiles = []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(args.seeds), batch), desc="generate", unit="batch", disable=None):
+            seeds = args.seeds[start : start + batch]
+            z = torch.from_numpy(np.concatenate([seed_to_z(s, G.z_dim) for s in seeds])).to(device)
+            if args.noise_mode == "random":
+                torch.manual_seed(seeds[0])
+            img = G(z, None if c is None else c.expand(len(seeds), -1), truncation_psi=args.trunc,
+                    truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode, force_fp32=args.fp32).float()
+            for seed, one in zip(seeds, img):
+                arr = to_uint8(one)
+                to_pil(arr).save(args.outdir / f"seed{seed:04d}.png")
+                if args.raw:
+                    np.save(args.outdir / f"seed{seed:04d}.npy", one.cpu().numpy())
+                if grid is not None:
+                    tiles.append(arr)
+    if grid is not None:
+        rows, cols = grid
+        h, w, ch = tiles[0].shape
+        canvas = np.stack(tiles).reshape(rows, cols, h, w, ch).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, ch)
+        to_pil(canvas).save(args.outdir / "grid.png")
+    print(f"wrote {len(args.seeds)} image(s) to {args.outdir}")
+
+
+def _label(c_dim: int, class_idx: int | None, device: torch.device) -> torch.Tensor | None:
+    if c_dim == 0:
+        if class_idx is not None:
+            raise CliError(f"--class {class_idx}: this network is unconditional (c_dim=0)")
+        return None
+    if class_idx is None:
+        raise CliError(f"this network is conditional (c_dim={c_dim}): pass --class K with 0 <= K < {c_dim}")
+    if not 0 <= class_idx < c_dim:
+        raise CliError(f"--class {class_idx}: out of range, this network has {c_dim} classes (0..{c_dim - 1})")
+    c = torch.zeros([1, c_dim], device=device)
+    c[0, class_idx] = 1
+    return c

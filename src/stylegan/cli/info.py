@@ -1,0 +1,56 @@
+"""`stylegan info`: what a checkpoint holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import torch
+
+from ..io.load import load_network
+from ..models.registry import network_spec
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="describe the networks in a checkpoint", description=__doc__)
+    p.add_argument("path", help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=run)
+
+
+def describe(net: torch.nn.Module) -> dict[str, Any]:
+    spec = network_spec(net)
+    cfg = spec["config"]
+    out: dict[str, Any] = {
+        "family": spec["family"],
+        "kind": spec["kind"],
+        "resolution": cfg["img_resolution"],
+        "img_channels": cfg["img_channels"],
+        "c_dim": cfg["c_dim"],
+        "parameters": sum(p.numel() for p in net.parameters()),
+    }
+    if spec["kind"] == "generator":
+        s = cfg["synthesis"]
+        out.update(architecture=s["architecture"], z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], num_ws=net.num_ws,
+                   mapping_layers=cfg["mapping"]["num_layers"], channel_base=s["channel_base"], channel_max=s["channel_max"],
+                   num_fp16_res=s["num_fp16_res"], conv_clamp=s["conv_clamp"], fp16_cuda_only=s["fp16_cuda_only"])
+    else:
+        out.update(architecture=cfg["architecture"], channel_base=cfg["channel_base"], channel_max=cfg["channel_max"],
+                   num_fp16_res=cfg["num_fp16_res"], conv_clamp=cfg["conv_clamp"], fp16_cuda_only=cfg["fp16_cuda_only"],
+                   mbstd_group_size=cfg["mbstd_group_size"])
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    net = load_network(args.path)
+    report = {"path": args.path, "format": net.source_format, "networks": {k: describe(v) for k, v in net.networks().items()}}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{args.path}  ({net.source_format})")
+    for name, d in report["networks"].items():
+        print(f"  {name}: {d['family']} {d['kind']}, {d['architecture']}, {d['resolution']}x{d['resolution']}x{d['img_channels']}, "
+              f"{d['parameters']:,} parameters, c_dim={d['c_dim']}")
+        extras = {k: v for k, v in d.items() if k not in ("family", "kind", "architecture", "resolution", "img_channels", "parameters", "c_dim")}
+        print("    " + ", ".join(f"{k}={v}" for k, v in extras.items()))

@@ -1,0 +1,73 @@
+"""Native checkpoints: one safetensors file holding every network's tensors (`G.*`, `G_ema.*`, `D.*`)
+and, in its metadata, the JSON configs. Written atomically: temp file, fsync, rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as safetensors_bytes
+
+FORMAT = "stylegan"
+FORMAT_VERSION = "1"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):
+        dir_fd = os.open(path.parent, os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def save_checkpoint(path: str | os.PathLike, networks: dict[str, tuple[dict[str, Any], dict[str, torch.Tensor]]], extra: dict[str, Any] | None = None) -> None:
+    """Save `{name: (spec, state_dict)}`; `spec` is JSON data describing how to rebuild the network."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, (_, state) in networks.items():
+        for key, value in state.items():
+            tensors[f"{name}.{key}"] = value.detach().to("cpu").contiguous().clone()
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "networks": json.dumps({name: spec for name, (spec, _) in networks.items()}),
+        "extra": json.dumps(extra or {}),
+    }
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata=meta))
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, tuple[dict[str, Any], dict[str, torch.Tensor]]], dict[str, Any]]:
+    """Inverse of `save_checkpoint`: ({name: (spec, state_dict)}, extra)."""
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
+            raise ValueError("not a stylegan checkpoint (safetensors metadata lacks format=stylegan)")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported checkpoint format_version {meta.get('format_version')!r}")
+        specs = json.loads(meta["networks"])
+        states: dict[str, dict[str, torch.Tensor]] = {name: {} for name in specs}
+        for key in f.keys():
+            name, _, rest = key.partition(".")
+            if name not in states:
+                raise ValueError(f"tensor {key!r} belongs to no network in the checkpoint")
+            states[name][rest] = f.get_tensor(key)
+        extra = json.loads(meta.get("extra", "{}"))
+    return {name: (specs[name], states[name]) for name in specs}, extra

@@ -1,0 +1,244 @@
+"""`load_network`: one entry point for every checkpoint format users already have."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..models.registry import build_network, network_spec
+from ..models.stylegan2 import Discriminator, Generator
+from . import official
+from .checkpoint import read_checkpoint, save_checkpoint
+from .safe_pickle import PersistentObject, TFNetwork, safe_load
+
+NETWORK_NAMES = ("G", "D", "G_ema")
+
+
+class NetworkLoadError(ValueError):
+    """A checkpoint could not be read; the message names the file and the problem."""
+
+
+@dataclass
+class Network:
+    """The networks of one checkpoint; absent ones are None."""
+
+    G_ema: torch.nn.Module | None = None
+    G: torch.nn.Module | None = None
+    D: torch.nn.Module | None = None
+    source_format: str = "native"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {name: net for name in NETWORK_NAMES if (net := getattr(self, name)) is not None}
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        """G_ema if present (the one to sample from), else G."""
+        net = self.G_ema if self.G_ema is not None else self.G
+        if net is None:
+            raise NetworkLoadError("checkpoint holds no generator")
+        return net
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a native checkpoint (safetensors + JSON configs, atomic)."""
+        save_checkpoint(path, {name: (network_spec(net), net.state_dict()) for name, net in self.networks().items()}, self.extra)
+
+    def to(self, device: torch.device | str) -> "Network":
+        for net in self.networks().values():
+            net.to(device)
+        return self
+
+
+def load_network(path: str | os.PathLike, device: torch.device | str = "cpu") -> Network:
+    """Load G_ema / G / D from a native checkpoint (.safetensors), an official network pickle
+    (stylegan2-ada-pytorch, stylegan3, or NVlabs/stylegan2 TensorFlow), a folder with the official
+    `config.json` + `weights.safetensors`, or a rosinality/stylegan2-pytorch torch file.
+    Networks come back in eval mode with gradients disabled."""
+    p = Path(path)
+    try:
+        if not p.exists():
+            raise NetworkLoadError("no such file or directory")
+        net = _load_any(p)
+    except NetworkLoadError as e:
+        raise NetworkLoadError(f"{path}: {e}") from None
+    except (ValueError, KeyError, RuntimeError, OSError, EOFError, json.JSONDecodeError) as e:
+        raise NetworkLoadError(f"{path}: {type(e).__name__}: {e}") from None
+    except Exception as e:  # any unpickling failure of a corrupt file
+        if type(e).__module__ == "pickle" or "pickle" in type(e).__name__.lower():
+            raise NetworkLoadError(f"{path}: corrupt or unsupported pickle: {e}") from None
+        raise
+    for module in net.networks().values():
+        module.eval().requires_grad_(False).to(device)
+    return net
+
+
+def _load_any(p: Path) -> Network:
+    if p.is_dir():
+        if (p / "config.json").is_file() and (p / "weights.safetensors").is_file():
+            return _load_official_folder(p)
+        raise NetworkLoadError("directory holds no config.json + weights.safetensors")
+    with open(p, "rb") as f:
+        head = f.read(16)
+    if head[:2] == b"PK":
+        return _load_torch_file(p)
+    if head[:1] == b"\x80":
+        return _load_pickle(p)
+    if len(head) >= 9 and head[8:9] == b"{":
+        return _load_native(p)
+    raise NetworkLoadError("unrecognised file format (expected .safetensors, .pkl, .pt or a folder)")
+
+
+# ----------------------------------------------------------------------------- native
+
+
+def _load_native(p: Path) -> Network:
+    nets, extra = read_checkpoint(p)
+    out = Network(source_format="native", extra=extra)
+    for name, (spec, state) in nets.items():
+        if name not in NETWORK_NAMES:
+            raise NetworkLoadError(f"unknown network name {name!r} in checkpoint")
+        setattr(out, name, _with_state(build_network(spec), state, name))
+    return out
+
+
+def _with_state(net: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> torch.nn.Module:
+    """load_state_dict(strict) with a readable message listing what does not fit."""
+    own = net.state_dict()
+    state = {k: v.reshape([]) if k in own and own[k].ndim == 0 and v.shape == (1,) else v for k, v in state.items()}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {_few(unexpected)}")
+        if wrong:
+            parts.append("shape mismatch " + _few([f"{k} {list(state[k].shape)} vs {list(own[k].shape)}" for k in wrong]))
+        raise NetworkLoadError(f"{what}: weights do not fit the architecture: {'; '.join(parts)}")
+    net.load_state_dict(state, strict=True)
+    return net
+
+
+def _few(items: list[str], n: int = 4) -> str:
+    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+# ----------------------------------------------------------------------------- official (NVlabs)
+
+
+def _build_official(name: str, module: str, class_name: str, init_kwargs: dict[str, Any], state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    if module == "training.networks_stylegan3":
+        raise NetworkLoadError(f"{name}: StyleGAN3 ({module}.{class_name}) networks are not supported yet")
+    if class_name == "Generator":
+        net = Generator(official.generator_config_from_official(init_kwargs, module))
+    elif class_name == "Discriminator":
+        net = Discriminator(official.discriminator_config_from_official(init_kwargs, module))
+    else:
+        raise NetworkLoadError(f"{name}: unsupported class {module}.{class_name}")
+    return _with_state(net, state, name)
+
+
+def _load_official_folder(p: Path) -> Network:
+    from safetensors.torch import load_file
+
+    cfg = json.loads((p / "config.json").read_text())
+    tensors = load_file(str(p / "weights.safetensors"))
+    out = Network(source_format="official-folder")
+    for name in NETWORK_NAMES:
+        if name not in cfg:
+            continue
+        entry = cfg[name]
+        state = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")}
+        setattr(out, name, _build_official(name, entry["module"], entry["class_name"], entry["init_kwargs"], state))
+    if not out.networks():
+        raise NetworkLoadError(f"config.json names none of {', '.join(NETWORK_NAMES)}")
+    return out
+
+
+_STYLEGAN3_SRC = re.compile(r"class\s+SynthesisInput\b")
+_SG3_REPO_SRC = re.compile(r"device\.type\s*!=\s*['\"]cuda['\"]")
+
+
+def official_module_of(obj: PersistentObject) -> str:
+    """Which official module a persistent object came from, judged from its stored source text."""
+    if _STYLEGAN3_SRC.search(obj.module_src):
+        return "training.networks_stylegan3"
+    if _SG3_REPO_SRC.search(obj.module_src):
+        return "training.networks_stylegan2"
+    return "training.networks"
+
+
+def _load_pickle(p: Path) -> Network:
+    with open(p, "rb") as f:
+        data, inert = safe_load(f)
+    if isinstance(data, tuple) and len(data) == 3 and all(isinstance(x, TFNetwork) for x in data):
+        return _load_tf(data)
+    if not isinstance(data, dict) or not any(k in data for k in NETWORK_NAMES):
+        kind = type(data).__name__
+        raise NetworkLoadError(f"not a network pickle: found a {kind}, expected a dict with G/D/G_ema or a TF (G, D, Gs) tuple")
+    out = Network(source_format="official-pickle")
+    for name in NETWORK_NAMES:
+        obj = data.get(name)
+        if obj is None:
+            continue
+        if not isinstance(obj, PersistentObject):
+            raise NetworkLoadError(f"{name} is a {type(obj).__name__}, not an official persistent network")
+        module = official_module_of(obj)
+        setattr(out, name, _build_official(name, module, obj.class_name, obj.init_kwargs, obj.state_dict()))
+    if isinstance(data.get("augment_pipe"), PersistentObject):
+        aug = data["augment_pipe"]
+        out.extra["augment_pipe"] = {"class_name": aug.class_name, "init_kwargs": _jsonable(aug.init_kwargs)}
+    if isinstance(data.get("training_set_kwargs"), dict):
+        out.extra["training_set_kwargs"] = _jsonable(data["training_set_kwargs"])
+    if inert:
+        out.extra["inert_globals"] = sorted(set(inert))
+    return out
+
+
+def _jsonable(x: Any) -> Any:
+    """Plain JSON data from pickled settings; anything else becomes its repr."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    if hasattr(x, "item") and getattr(x, "ndim", 1) == 0:
+        return x.item()
+    return repr(x)
+
+
+def _load_tf(data: tuple[TFNetwork, TFNetwork, TFNetwork]) -> Network:
+    from .tf_stylegan2 import from_tf_networks
+
+    g_cfg, d_cfg, states = from_tf_networks(*data)
+    out = Network(source_format="tf-pickle")
+    out.G = _with_state(Generator(g_cfg), states["G"], "G")
+    out.G_ema = _with_state(Generator(g_cfg), states["G_ema"], "G_ema")
+    out.D = _with_state(Discriminator(d_cfg), states["D"], "D")
+    return out
+
+
+# ----------------------------------------------------------------------------- rosinality
+
+
+def _load_torch_file(p: Path) -> Network:
+    ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or not any(k in ckpt for k in ("g", "g_ema", "d")):
+        raise NetworkLoadError("torch file is not a rosinality/stylegan2-pytorch checkpoint (no g / g_ema / d)")
+    from .rosinality import from_rosinality
+
+    g_cfg, d_cfg, states = from_rosinality(ckpt)
+    out = Network(source_format="rosinality")
+    for name, state in states.items():
+        net = Discriminator(d_cfg) if name == "D" else Generator(g_cfg)
+        setattr(out, name, _with_state(net, state, name))
+    return out

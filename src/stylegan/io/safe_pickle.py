@@ -1,0 +1,202 @@
+"""Allow-list unpickler for NVIDIA network pickles: reads them without running anything they carry.
+
+Official pickles store every network class with its whole module source (`torch_utils.persistence`);
+loading them the usual way executes that source. Here each such object becomes an inert
+`PersistentObject` holding the source as text, TensorFlow networks become `TFNetwork` records, tensors
+and numpy arrays are rebuilt by a fixed set of functions, and every other global resolves to an inert
+placeholder class: calling it builds a record of the call, never the real thing (so `os.system`,
+`eval`, `subprocess.Popen` ... gadgets do nothing).
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+try:
+    from numpy._core import multiarray as _np_multiarray
+except ImportError:  # numpy < 2
+    from numpy.core import multiarray as _np_multiarray
+
+
+class EasyDict(dict):
+    """dict with attribute access, standing in for `dnnlib.EasyDict`."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
+class PersistentObject:
+    """An object saved by `torch_utils.persistence` (meta dict: type, version, module_src, class_name, state)."""
+
+    def __init__(self, meta: dict[str, Any]) -> None:
+        if not isinstance(meta, dict) or meta.get("type") != "class":
+            raise pickle.UnpicklingError(f"unsupported persistent object meta: {type(meta).__name__} {str(meta)[:80]}")
+        self.version = meta.get("version")
+        self.class_name = str(meta.get("class_name"))
+        self.module_src = str(meta.get("module_src", ""))
+        self.state = meta.get("state") or {}
+
+    @property
+    def init_kwargs(self) -> dict[str, Any]:
+        return dict(self.state.get("_init_kwargs") or {})
+
+    def state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """Parameters and persistent buffers of this module tree, as `torch.nn.Module.state_dict` names them."""
+        out: dict[str, torch.Tensor] = {}
+        non_persistent = set(self.state.get("_non_persistent_buffers_set") or ())
+        for name, p in (self.state.get("_parameters") or {}).items():
+            if p is not None:
+                out[prefix + name] = _as_tensor(p)
+        for name, b in (self.state.get("_buffers") or {}).items():
+            if b is not None and name not in non_persistent:
+                out[prefix + name] = _as_tensor(b)
+        for name, m in (self.state.get("_modules") or {}).items():
+            if isinstance(m, PersistentObject):
+                out.update(m.state_dict(f"{prefix}{name}."))
+            elif m is not None:
+                raise pickle.UnpicklingError(f"submodule {prefix}{name} is a {type(m).__name__}, not a persistent module")
+        return out
+
+    def __repr__(self) -> str:
+        return f"PersistentObject({self.class_name})"
+
+
+class TFNetwork:
+    """A `dnnlib.tflib.network.Network` of NVlabs/stylegan2 (TensorFlow), as plain data."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.name = ""
+        self.static_kwargs: dict[str, Any] = {}
+        self.components: dict[str, TFNetwork] = {}
+        self.variables: list[tuple[str, np.ndarray]] = []
+        self.build_func_name = ""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or "variables" not in state:
+            raise pickle.UnpicklingError("TensorFlow network state has no 'variables'")
+        self.name = str(state.get("name", ""))
+        self.static_kwargs = dict(state.get("static_kwargs") or {})
+        self.components = dict(state.get("components") or {})
+        self.variables = [(str(k), np.asarray(v)) for k, v in state["variables"]]
+        self.build_func_name = str(state.get("build_func_name", ""))
+
+    def __repr__(self) -> str:
+        return f"TFNetwork({self.name})"
+
+
+class Inert:
+    """Placeholder for a global outside the allow-list; instances only record how they were built."""
+
+    qualified_name = "?"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Inert":
+        obj = super().__new__(cls)
+        obj.__dict__["args"] = args
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__["state"] = state
+
+    def __repr__(self) -> str:
+        return f"<inert {self.qualified_name}>"
+
+
+def _as_tensor(x: Any) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise pickle.UnpicklingError(f"expected a tensor, found {type(x).__name__}")
+    return x.detach()
+
+
+def _load_storage_from_bytes(b: bytes) -> Any:
+    """Storages pickled outside torch.save carry a nested torch.save stream: read it weights-only."""
+    return torch.load(io.BytesIO(b), map_location="cpu", weights_only=True)
+
+
+def _no_hooks(hooks: Any) -> None:
+    if hooks:
+        raise pickle.UnpicklingError("tensor carries backward hooks; refusing to rebuild it")
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
+    _no_hooks(backward_hooks)
+    return torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, collections.OrderedDict())
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks, *state):
+    _no_hooks(backward_hooks)
+    return torch.nn.Parameter(data, requires_grad)
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    if new_type not in (torch.Tensor, torch.nn.Parameter) or func not in _TENSOR_REBUILDERS:
+        raise pickle.UnpicklingError(f"refusing to rebuild a tensor of type {new_type!r}")
+    return func(*args)
+
+
+_TENSOR_REBUILDERS = (_rebuild_tensor_v2, _rebuild_parameter)
+
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+    ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
+    ("torch", "Tensor"): torch.Tensor,
+    ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
+    ("torch", "device"): torch.device,
+    ("torch", "Size"): torch.Size,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy", "ndarray"): np.ndarray,
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): PersistentObject,
+    ("dnnlib", "EasyDict"): EasyDict,
+    ("dnnlib.util", "EasyDict"): EasyDict,
+    ("dnnlib.tflib.network", "Network"): TFNetwork,
+}
+for _np_core in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    _ALLOWED[(_np_core, "scalar")] = _np_multiarray.scalar
+    _ALLOWED[(_np_core, "_reconstruct")] = _np_multiarray._reconstruct
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Resolves globals only through the allow-list; everything else becomes an `Inert` subclass."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        super().__init__(file)
+        self.inert_globals: list[str] = []
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        qualified = f"{module}.{name}"
+        self.inert_globals.append(qualified)
+        return type(name, (Inert,), {"qualified_name": qualified, "__module__": "stylegan.io.safe_pickle.inert"})
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("persistent ids are not used by network pickles")
+
+
+def safe_load(file: IO[bytes]) -> tuple[Any, list[str]]:
+    """Unpickle `file` through the allow-list. Returns (object, names of globals made inert)."""
+    unpickler = SafeUnpickler(file)
+    obj = unpickler.load()
+    return obj, unpickler.inert_globals
