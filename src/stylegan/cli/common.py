@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 
 import torch
@@ -12,16 +13,16 @@ class CliError(Exception):
 
 
 def parse_int_list(text: str) -> list[int]:
-    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]."""
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11] (an argparse `type`)."""
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
-            raise CliError(f"bad number list {text!r}: {part!r} is not N or A-B")
+            raise argparse.ArgumentTypeError(f"bad number list {text!r}: {part!r} is not N or A-B")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
-            raise CliError(f"bad range {part!r}: end before start")
+            raise argparse.ArgumentTypeError(f"bad range {part!r}: end before start")
         out.extend(range(lo, hi + 1))
     return out
 

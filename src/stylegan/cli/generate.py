@@ -27,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--outdir", required=True, type=Path, help="where to write seedNNNN.png")
     p.add_argument("--grid", default=None, help="also write grid.png with R rows x C columns, e.g. 2x4")
     p.add_argument("--raw", action="store_true", help="also write the unclamped float32 CHW output as seedNNNN.npy")
-    p.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--batch", type=int, default=1,
+                   help="images per forward pass (default 1, as the official gen_images.py; larger is faster but "
+                        "fp16 networks then round differently)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--fp32", action="store_true", help="never use fp16, even where the network asks for it")
     p.set_defaults(func=run)

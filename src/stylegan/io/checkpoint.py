@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 FORMAT = "stylegan"
@@ -56,6 +56,13 @@ def save_checkpoint(path: str | os.PathLike, networks: dict[str, tuple[dict[str,
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, tuple[dict[str, Any], dict[str, torch.Tensor]]], dict[str, Any]]:
     """Inverse of `save_checkpoint`: ({name: (spec, state_dict)}, extra)."""
+    try:
+        return _read_checkpoint(path)
+    except SafetensorError as e:
+        raise ValueError(f"corrupt safetensors file: {e}") from None
+
+
+def _read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, tuple[dict[str, Any], dict[str, torch.Tensor]]], dict[str, Any]]:
     with safe_open(str(path), framework="pt", device="cpu") as f:
         meta = f.metadata() or {}
         if meta.get("format") != FORMAT:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,12 +68,11 @@ def load_network(path: str | os.PathLike, device: torch.device | str = "cpu") ->
         net = _load_any(p)
     except NetworkLoadError as e:
         raise NetworkLoadError(f"{path}: {e}") from None
-    except (ValueError, KeyError, RuntimeError, OSError, EOFError, json.JSONDecodeError) as e:
+    except (pickle.UnpicklingError, EOFError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NetworkLoadError(f"{path}: corrupt or unsupported pickle: {first_line}") from None
+    except (ValueError, KeyError, RuntimeError, OSError) as e:
         raise NetworkLoadError(f"{path}: {type(e).__name__}: {e}") from None
-    except Exception as e:  # any unpickling failure of a corrupt file
-        if type(e).__module__ == "pickle" or "pickle" in type(e).__name__.lower():
-            raise NetworkLoadError(f"{path}: corrupt or unsupported pickle: {e}") from None
-        raise
     for module in net.networks().values():
         module.eval().requires_grad_(False).to(device)
     return net

@@ -1,0 +1,122 @@
+"""End-to-end CLI runs on tiny networks, in-process and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylegan.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("net") / "net.safetensors"
+    assert main(["init", "--preset", "sg2-32", "--seed", "1", "--out", str(path)]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_cond(tmp_path_factory):
+    path = tmp_path_factory.mktemp("net") / "cond.safetensors"
+    assert main(["init", "--preset", "sg2-32", "--c-dim", "3", "--out", str(path)]) == 0
+    return path
+
+
+def test_generate_grid_and_raw(tiny, tmp_path):
+    assert main(["generate", "--network", str(tiny), "--seeds", "0-3,9,10", "--trunc", "0.7", "--grid", "2x3",
+                 "--raw", "--outdir", str(tmp_path), "--device", "cpu", "--batch", "4"]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([f"seed{s:04d}.{e}" for s in (0, 1, 2, 3, 9, 10) for e in ("png", "npy")] + ["grid.png"])
+    assert Image.open(tmp_path / "grid.png").size == (3 * 32, 2 * 32)
+    raw = np.load(tmp_path / "seed0009.npy")
+    assert raw.shape == (3, 32, 32) and raw.dtype == np.float32
+    png = np.asarray(Image.open(tmp_path / "seed0009.png"))
+    expected = np.clip(raw.transpose(1, 2, 0) * 127.5 + 128, 0, 255).astype(np.uint8)
+    assert np.array_equal(png, expected)
+
+
+def test_seeds_are_reproducible_and_batch_independent(tiny, tmp_path):
+    for batch, sub in ((1, "a"), (3, "b")):
+        assert main(["generate", "--network", str(tiny), "--seeds", "5-7", "--raw", "--outdir", str(tmp_path / sub),
+                     "--batch", str(batch), "--device", "cpu"]) == 0
+    for s in (5, 6, 7):
+        np.testing.assert_allclose(np.load(tmp_path / "a" / f"seed{s:04d}.npy"), np.load(tmp_path / "b" / f"seed{s:04d}.npy"), atol=1e-5)
+
+
+def test_random_noise_is_seeded(tiny, tmp_path):
+    for sub in ("a", "b"):
+        assert main(["generate", "--network", str(tiny), "--seeds", "1", "--noise-mode", "random", "--raw",
+                     "--outdir", str(tmp_path / sub), "--device", "cpu"]) == 0
+    assert np.array_equal(np.load(tmp_path / "a" / "seed0001.npy"), np.load(tmp_path / "b" / "seed0001.npy"))
+
+
+def test_conditional_needs_a_valid_class(tiny_cond, tmp_path, capsys):
+    assert main(["generate", "--network", str(tiny_cond), "--seeds", "0", "--outdir", str(tmp_path)]) == 2
+    assert "conditional (c_dim=3): pass --class K" in capsys.readouterr().err
+    assert main(["generate", "--network", str(tiny_cond), "--seeds", "0", "--class", "3", "--outdir", str(tmp_path)]) == 2
+    assert "out of range" in capsys.readouterr().err
+    assert main(["generate", "--network", str(tiny_cond), "--seeds", "0", "--class", "2", "--outdir", str(tmp_path)]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "0-x"], "bad number list"),
+    (["--seeds", "0-3", "--grid", "3x3"], "R*C = number of seeds (4)"),
+    (["--seeds", "0", "--class", "1"], "unconditional"),
+    (["--seeds", "0", "--trunc-cutoff", "99"], "between 0 and num_ws=8"),
+])
+def test_generate_argument_errors(tiny, tmp_path, capsys, argv, message):
+    try:
+        rc = main(["generate", "--network", str(tiny), "--outdir", str(tmp_path), *argv])
+    except SystemExit as e:  # argparse type errors
+        rc = e.code
+    assert rc == 2
+    assert message in capsys.readouterr().err
+
+
+def test_info_json(tiny, capsys):
+    assert main(["info", str(tiny), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    g = report["networks"]["G_ema"]
+    assert (g["family"], g["architecture"], g["resolution"], g["num_ws"], g["c_dim"]) == ("stylegan2", "skip", 32, 8, 0)
+    assert g["parameters"] > 0 and report["networks"]["D"]["architecture"] == "resnet"
+
+
+def test_info_official_folder(parity_dir, capsys):
+    assert main(["info", str(parity_dir / "sg2_64_orig")]) == 0
+    out = capsys.readouterr().out
+    assert "official-folder" in out and "orig, 64x64x3" in out and "num_ws=10" in out
+
+
+def test_bad_file_is_one_line_nonzero_no_traceback(tmp_path):
+    bad = tmp_path / "broken.pkl"
+    bad.write_bytes(b"\x80\x04not a pickle")
+    r = subprocess.run([sys.executable, "-m", "stylegan", "generate", "--network", str(bad), "--seeds", "0",
+                        "--outdir", str(tmp_path / "out")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and str(bad) in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_convert_pickle_to_native(parity_dir, tmp_path):
+    from helpers import write_fixture_pickle
+
+    from stylegan import load_network
+
+    pkl = tmp_path / "net.pkl"
+    write_fixture_pickle(parity_dir / "ada_sg2_32", pkl, tmp_path / "marker")
+    assert main(["convert", str(pkl), str(tmp_path / "net.safetensors")]) == 0
+    a, b = load_network(pkl), load_network(tmp_path / "net.safetensors")
+    for name in ("G_ema", "D"):
+        sa, sb = getattr(a, name).state_dict(), getattr(b, name).state_dict()
+        assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+    assert a.G_ema.config == b.G_ema.config
+
+
+def test_convert_refuses_to_overwrite_source(tiny, capsys):
+    assert main(["convert", str(tiny), str(tiny)]) == 2
+    assert "destination is the source" in capsys.readouterr().err

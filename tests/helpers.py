@@ -1,0 +1,129 @@
+"""Test helpers: fixtures data and a writer for pickles in NVIDIA's `torch_utils.persistence` layout."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import pickle
+import sys
+import types
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+SG2_FIXTURES = ("sg2_32", "sg2_64_orig", "ada_sg2_32")
+
+# Module sources as stored in official pickles are whole files; these stand-ins carry the marker that
+# tells the two official StyleGAN2 files apart, plus code that must never run when loading.
+MODULE_SRC = {
+    "training.networks_stylegan2": (
+        "import os\nos.system('touch {marker}')\nopen('{marker}', 'w').write('executed')\n"
+        "class SynthesisBlock:\n    def forward(self, x, img, ws, force_fp32=False):\n"
+        "        if ws.device.type != 'cuda':\n            force_fp32 = True\n"
+    ),
+    "training.networks": (
+        "import os\nos.system('touch {marker}')\nopen('{marker}', 'w').write('executed')\n"
+        "class SynthesisBlock:\n    def forward(self, x, img, ws, force_fp32=False):\n"
+        "        dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32\n"
+    ),
+}
+
+
+def reference_inputs(z_dim: int, c_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs of the parity README: seeds 0..7, z from RandomState(seed), one-hot c at seed % c_dim."""
+    z = np.concatenate([np.random.RandomState(s).randn(1, z_dim) for s in range(8)]).astype(np.float32)
+    c = np.zeros([8, c_dim], np.float32)
+    for s in range(8):
+        if c_dim:
+            c[s, s % c_dim] = 1
+    return torch.from_numpy(z), torch.from_numpy(c)
+
+
+class _EasyDict(dict):
+    pass
+
+
+def _reconstruct_persistent_obj(meta: dict) -> Any:  # only its name is pickled
+    raise AssertionError
+
+
+class _Persistent:
+    def __init__(self, meta: dict) -> None:
+        self.meta = meta
+
+    def __reduce__(self) -> tuple:
+        return (_reconstruct_persistent_obj, (self.meta,))
+
+
+@contextlib.contextmanager
+def _official_names() -> Iterator[None]:
+    """Temporarily make our stand-ins picklable under the official module names."""
+    fakes = {
+        "torch_utils": types.ModuleType("torch_utils"),
+        "torch_utils.persistence": types.ModuleType("torch_utils.persistence"),
+        "dnnlib": types.ModuleType("dnnlib"),
+        "dnnlib.util": types.ModuleType("dnnlib.util"),
+    }
+    saved = {k: sys.modules.get(k) for k in fakes}
+    fakes["torch_utils.persistence"]._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    fakes["dnnlib.util"].EasyDict = _EasyDict
+    old = (_reconstruct_persistent_obj.__module__, _EasyDict.__module__, _EasyDict.__qualname__)
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _EasyDict.__module__, _EasyDict.__qualname__ = "dnnlib.util", "EasyDict"
+    sys.modules.update(fakes)
+    try:
+        yield
+    finally:
+        _reconstruct_persistent_obj.__module__, _EasyDict.__module__, _EasyDict.__qualname__ = old
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+
+
+def persistent(module: torch.nn.Module, class_name: str, module_src: str, init_kwargs: dict | None = None) -> _Persistent:
+    """Wrap `module` (recursively) the way `torch_utils.persistence` pickles it (meta version 6)."""
+    state = {
+        "training": False,
+        "_parameters": collections.OrderedDict((k, v) for k, v in module._parameters.items()),
+        "_buffers": collections.OrderedDict((k, v) for k, v in module._buffers.items()),
+        "_non_persistent_buffers_set": set(),
+        "_backward_hooks": collections.OrderedDict(),
+        "_forward_hooks": collections.OrderedDict(),
+        "_forward_pre_hooks": collections.OrderedDict(),
+        "_state_dict_hooks": collections.OrderedDict(),
+        "_load_state_dict_pre_hooks": collections.OrderedDict(),
+        "_modules": collections.OrderedDict(
+            (k, persistent(child, type(child).__name__, module_src)) for k, child in module._modules.items() if child is not None
+        ),
+        "_init_args": (),
+        "_init_kwargs": _EasyDict(init_kwargs or {}),
+        "weight_gain": np.float64(0.125),
+        "activation": "lrelu",
+    }
+    return _Persistent(dict(type="class", version=6, module_src=module_src, class_name=class_name, state=state))
+
+
+def official_pickle_bytes(payload: dict[str, Any]) -> bytes:
+    with _official_names():
+        return pickle.dumps(payload, protocol=4)
+
+
+def write_fixture_pickle(fixture: Path, out: Path, marker: Path, extra: dict[str, Any] | None = None) -> None:
+    """Re-pack a parity folder (config.json + weights.safetensors) as an official network pickle."""
+    from stylegan import load_network
+
+    cfg = json.loads((fixture / "config.json").read_text())
+    net = load_network(fixture)
+    payload: dict[str, Any] = {"G": None, "augment_pipe": None}
+    for name in ("G_ema", "D"):
+        entry = cfg[name]
+        src = MODULE_SRC[entry["module"]].format(marker=marker)
+        payload[name] = persistent(getattr(net, name), entry["class_name"], src, entry["init_kwargs"])
+    payload["training_set_kwargs"] = _EasyDict(path="~/datasets/x.zip", resolution=32, use_labels=False)
+    payload.update(extra or {})
+    out.write_bytes(official_pickle_bytes(payload))

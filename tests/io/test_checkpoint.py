@@ -1,0 +1,91 @@
+"""Native checkpoints: safetensors + JSON config, atomic writes, clear errors."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from stylegan import Network, load_network
+from stylegan.io.checkpoint import atomic_write_bytes
+from stylegan.io.load import NetworkLoadError
+from stylegan.models import Discriminator, Generator
+from stylegan.models.presets import preset
+
+
+def _tiny_network(c_dim: int = 0) -> Network:
+    torch.manual_seed(0)
+    g_cfg, d_cfg = preset("sg2-32", c_dim=c_dim)
+    G, D = Generator(g_cfg), Discriminator(d_cfg)
+    for p in list(G.parameters()) + list(D.parameters()):
+        p.data.add_(torch.randn_like(p) * 0.1)
+    G.mapping.w_avg.normal_()
+    return Network(G_ema=G, D=D)
+
+
+@pytest.mark.parametrize("c_dim", [0, 5])
+def test_round_trip_is_exact(tmp_path, c_dim):
+    net = _tiny_network(c_dim)
+    path = tmp_path / "net.safetensors"
+    net.save(path)
+    back = load_network(path)
+    assert back.source_format == "native" and back.G is None
+    for name in ("G_ema", "D"):
+        a, b = getattr(net, name).state_dict(), getattr(back, name).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert back.G_ema.config == net.G_ema.config and back.D.config == net.D.config
+    z = torch.randn(4, 64)
+    c = torch.eye(5)[:4] if c_dim else None
+    torch.testing.assert_close(back.G_ema(z, c, noise_mode="const"), net.G_ema.eval()(z, c, noise_mode="const"), rtol=0, atol=0)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.safetensors"
+    atomic_write_bytes(path, b"old")
+
+    def boom(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "net.safetensors"
+    _tiny_network().save(path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(NetworkLoadError) as e:
+        load_network(path)
+    assert str(e.value).startswith(str(path))
+
+
+def test_foreign_safetensors_is_rejected(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(2)}, path)
+    with pytest.raises(NetworkLoadError, match="not a stylegan checkpoint"):
+        load_network(path)
+
+
+def test_weights_that_do_not_fit_name_the_tensors(tmp_path):
+    from stylegan.io.checkpoint import read_checkpoint, save_checkpoint
+
+    path = tmp_path / "net.safetensors"
+    _tiny_network().save(path)
+    nets, extra = read_checkpoint(path)
+    spec, state = nets["G_ema"]
+    state["synthesis.b8.conv0.weight"] = torch.zeros(1, 2, 3, 3)
+    del state["mapping.fc1.bias"]
+    save_checkpoint(path, {"G_ema": (spec, state)})
+    with pytest.raises(NetworkLoadError, match=r"missing mapping\.fc1\.bias.*shape mismatch synthesis\.b8\.conv0\.weight"):
+        load_network(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(NetworkLoadError, match="no such file"):
+        load_network(tmp_path / "nope.pkl")
