@@ -1,4 +1,4 @@
-"""`stylegan convert`: rewrite a checkpoint in another format (G, D and G_ema, whichever are present)."""
+"""Rewrite a checkpoint in another format (G, D and G_ema, whichever are present)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`stylegan generate`: images for a list of seeds, as the official `gen_images.py` draws them."""
+"""Generate images for a list of seeds, drawing latents as NVIDIA's gen_images.py does."""
 
 from __future__ import annotations
 

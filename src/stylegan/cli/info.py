@@ -1,4 +1,4 @@
-"""`stylegan info`: what a checkpoint holds."""
+"""Describe the networks in a checkpoint: family, architecture, resolution, sizes, precision."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`stylegan init`: write a freshly initialised network (a starting point, or a demo without downloads)."""
+"""Write a freshly initialised network: a starting point, or a demo that needs no download."""
 
 from __future__ import annotations
 
