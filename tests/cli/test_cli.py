@@ -120,3 +120,46 @@ def test_convert_pickle_to_native(parity_dir, tmp_path):
 def test_convert_refuses_to_overwrite_source(tiny, capsys):
     assert main(["convert", str(tiny), str(tiny)]) == 2
     assert "destination is the source" in capsys.readouterr().err
+
+
+def test_convert_round_trip_through_rosinality(tiny, tmp_path):
+    """native -> rosinality .pt -> native keeps G, D and G_ema identical (weights and outputs)."""
+    import torch
+
+    from stylegan import load_network
+
+    pt, back = tmp_path / "net.pt", tmp_path / "back.safetensors"
+    assert main(["convert", str(tiny), str(pt)]) == 0
+    assert main(["convert", str(pt), str(back)]) == 0
+    a, b = load_network(tiny), load_network(back)
+    assert load_network(pt).source_format == "rosinality"
+    for name in ("G", "G_ema", "D"):
+        sa, sb = getattr(a, name).state_dict(), getattr(b, name).state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), name
+    z = torch.randn(4, 64)
+    torch.testing.assert_close(b.G_ema(z, None, noise_mode="const"), a.G_ema(z, None, noise_mode="const"), rtol=0, atol=0)
+    img = a.G_ema(z, None, noise_mode="const")
+    torch.testing.assert_close(b.D(img, None), a.D(img, None), rtol=0, atol=0)
+
+
+def test_rosinality_training_checkpoint_with_args_namespace(tiny, tmp_path):
+    """rosinality's train.py pickles its argparse.Namespace; weights-only loading must still accept it."""
+    import argparse
+
+    import torch
+
+    from stylegan import load_network
+
+    pt = tmp_path / "net.pt"
+    assert main(["convert", str(tiny), str(pt)]) == 0
+    ckpt = torch.load(pt, weights_only=True)
+    ckpt["args"] = argparse.Namespace(size=32, lr=0.002, path="/data/lmdb")
+    torch.save(ckpt, pt)
+    assert load_network(pt).G_ema is not None
+
+
+def test_convert_refuses_what_rosinality_cannot_express(parity_dir, tmp_path, capsys):
+    assert main(["convert", str(parity_dir / "sg2_64_orig"), str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be written in rosinality's format" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.pt").exists()

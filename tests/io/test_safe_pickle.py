@@ -81,6 +81,7 @@ def test_gadget_in_place_of_a_network_is_an_error(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_nested_storage_pickle_is_loaded_weights_only(tmp_path):
     """`torch.storage._load_from_bytes` carries a nested pickle; a gadget there must not run either."""
     marker = tmp_path / "PWNED"

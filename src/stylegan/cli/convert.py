@@ -35,7 +35,11 @@ def run(args: argparse.Namespace) -> None:
         g = net.generator
         d_cfg = net.D.config if net.D is not None else None
         states = {name: module.state_dict() for name, module in net.networks().items()}
+        try:
+            payload = to_rosinality(g.config, d_cfg, states)
+        except ValueError as e:
+            raise CliError(f"{args.src}: cannot be written in rosinality's format: {e}") from None
         buf = io.BytesIO()
-        torch.save(to_rosinality(g.config, d_cfg, states), buf)
+        torch.save(payload, buf)
         atomic_write_bytes(args.dst, buf.getvalue())
     print(f"wrote {args.dst} ({fmt}: {', '.join(net.networks())})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
@@ -231,6 +232,8 @@ def _load_tf(data: tuple[TFNetwork, TFNetwork, TFNetwork]) -> Network:
 
 
 def _load_torch_file(p: Path) -> Network:
+    # rosinality's train.py stores its argparse.Namespace under "args": harmless data, allowed by name.
+    torch.serialization.add_safe_globals([argparse.Namespace])
     ckpt = torch.load(p, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or not any(k in ckpt for k in ("g", "g_ema", "d")):
         raise NetworkLoadError("torch file is not a rosinality/stylegan2-pytorch checkpoint (no g / g_ema / d)")
