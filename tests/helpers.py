@@ -50,6 +50,21 @@ def _reconstruct_persistent_obj(meta: dict) -> Any:  # only its name is pickled
     raise AssertionError
 
 
+class _TFNetworkClass:  # pickled by name only, as dnnlib.tflib.network.Network
+    pass
+
+
+class TFNetworkRecord:
+    """Pickles like a `dnnlib.tflib.network.Network` of NVlabs/stylegan2 (state version 4)."""
+
+    def __init__(self, name: str, static_kwargs: dict, variables: list, components: dict | None = None, build_module_src: str = "") -> None:
+        self.state = dict(version=4, name=name, static_kwargs=dict(static_kwargs), components=dict(components or {}),
+                          build_module_src=build_module_src, build_func_name=f"{name}_main", variables=list(variables))
+
+    def __reduce__(self) -> tuple:
+        return (_TFNetworkClass, (), self.state)
+
+
 class _Persistent:
     def __init__(self, meta: dict) -> None:
         self.meta = meta
@@ -66,18 +81,24 @@ def _official_names() -> Iterator[None]:
         "torch_utils.persistence": types.ModuleType("torch_utils.persistence"),
         "dnnlib": types.ModuleType("dnnlib"),
         "dnnlib.util": types.ModuleType("dnnlib.util"),
+        "dnnlib.tflib": types.ModuleType("dnnlib.tflib"),
+        "dnnlib.tflib.network": types.ModuleType("dnnlib.tflib.network"),
     }
     saved = {k: sys.modules.get(k) for k in fakes}
     fakes["torch_utils.persistence"]._reconstruct_persistent_obj = _reconstruct_persistent_obj
     fakes["dnnlib.util"].EasyDict = _EasyDict
-    old = (_reconstruct_persistent_obj.__module__, _EasyDict.__module__, _EasyDict.__qualname__)
+    fakes["dnnlib.tflib.network"].Network = _TFNetworkClass
+    old = (_reconstruct_persistent_obj.__module__, _EasyDict.__module__, _EasyDict.__qualname__,
+           _TFNetworkClass.__module__, _TFNetworkClass.__qualname__)
     _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
     _EasyDict.__module__, _EasyDict.__qualname__ = "dnnlib.util", "EasyDict"
+    _TFNetworkClass.__module__, _TFNetworkClass.__qualname__ = "dnnlib.tflib.network", "Network"
     sys.modules.update(fakes)
     try:
         yield
     finally:
-        _reconstruct_persistent_obj.__module__, _EasyDict.__module__, _EasyDict.__qualname__ = old
+        (_reconstruct_persistent_obj.__module__, _EasyDict.__module__, _EasyDict.__qualname__,
+         _TFNetworkClass.__module__, _TFNetworkClass.__qualname__) = old
         for k, v in saved.items():
             if v is None:
                 sys.modules.pop(k, None)

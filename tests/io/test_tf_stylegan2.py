@@ -272,3 +272,32 @@ def _with(net, **attrs):
     out = TFNet(net.name, {}, net.variables, net.components)
     out.__dict__.update(attrs)
     return out
+
+
+def test_tf_pickle_file_through_load_network(tmp_path):
+    """A pickle in NVlabs/stylegan2's layout loads through the allow-list unpickler; its code never runs."""
+    from helpers import TFNetworkRecord, official_pickle_bytes
+
+    from stylegan import load_network
+
+    g_cfg, d_cfg = _expected()
+    nets = _ours(g_cfg, d_cfg)
+    G, D, Gs = _tf_triple(nets, G_KWARGS, D_KWARGS)
+    marker = tmp_path / "EXECUTED"
+    src = f"import os\nos.system('touch {marker}')\n"
+
+    def record(net):
+        comps = {k: record(v) for k, v in net.components.items()}
+        return TFNetworkRecord(net.name, net.static_kwargs, net.variables, comps, build_module_src=src)
+
+    path = tmp_path / "stylegan2-tiny.pkl"
+    path.write_bytes(official_pickle_bytes((record(G), record(D), record(Gs))))
+    assert b"dnnlib.tflib.network" in path.read_bytes()
+    net = load_network(path)
+    assert net.source_format == "tf-pickle" and not marker.exists()
+    z = torch.randn(2, 32)
+    with torch.no_grad():
+        for name in ("G", "G_ema"):
+            assert torch.equal(getattr(net, name)(z, None, noise_mode="const"), nets[name](z, None, noise_mode="const"))
+        img = torch.randn(4, 3, 32, 32)
+        assert torch.equal(net.D(img, None), nets["D"](img, None))
