@@ -22,4 +22,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_stylegan2.py
 
-.PHONY: install demo test bench
+bench-data: $(VENV)/.installed
+	$(PY) benchmarks/bench_data.py
+
+.PHONY: install demo test bench bench-data
