@@ -6,6 +6,7 @@ user code that addresses e.g. `G.synthesis.b64.conv1.affine` keeps working.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -16,6 +17,8 @@ from ..nn import Conv2dLayer, FullyConnectedLayer
 from ..ops import (
     activation_gain,
     bias_act,
+    fast_paths,
+    fast_paths_enabled,
     make_noise,
     minibatch_stddev,
     modulated_conv2d,
@@ -255,6 +258,20 @@ def _block_dtype(use_fp16: bool, force_fp32: bool, fp16_cuda_only: bool, device:
     return torch.float16
 
 
+def _exact_fp16_ops(blocks: list[torch.nn.Module], force_fp32: bool, device: torch.device) -> contextlib.AbstractContextManager:
+    """Reference ops for networks that compute fp16 blocks off CUDA.
+
+    That mode exists to reproduce stylegan2-ada-pytorch's CPU outputs; fp16 rounding amplifies the
+    float32 summation-order differences of the ops' fast paths far beyond them, so those networks run
+    the reference (bit-exact) op paths. Everything else keeps the fast paths.
+    """
+    if device.type != "cuda" and fast_paths_enabled():
+        for b in blocks:
+            if _block_dtype(b.use_fp16, force_fp32, b.fp16_cuda_only, device) == torch.float16:
+                return fast_paths(False)
+    return contextlib.nullcontext()
+
+
 def _resolve_fused_modconv(fused_modconv: bool | str | None, default: bool | str, training: bool) -> bool:
     value = default if fused_modconv is None else fused_modconv
     if value == "inference_only":
@@ -373,11 +390,12 @@ class SynthesisNetwork(torch.nn.Module):
         ws = ws.to(torch.float32)
         x = img = None
         w_idx = 0
-        for res in self.block_resolutions:
-            block = getattr(self, f"b{res}")
-            cur_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
-            w_idx += block.num_conv
-            x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode)
+        blocks = [getattr(self, f"b{res}") for res in self.block_resolutions]
+        with _exact_fp16_ops(blocks, force_fp32, ws.device):
+            for block in blocks:
+                cur_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
+                w_idx += block.num_conv
+                x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode)
         return img
 
     def extra_repr(self) -> str:
@@ -557,7 +575,9 @@ class Discriminator(torch.nn.Module):
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False) -> torch.Tensor:
         _assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "D input image")
         x = None
-        for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32)
-        cmap = self.mapping(None, c) if self.c_dim > 0 else None
-        return self.b4(x, img, cmap)
+        blocks = [getattr(self, f"b{res}") for res in self.block_resolutions]
+        with _exact_fp16_ops(blocks, force_fp32, img.device):
+            for block in blocks:
+                x, img = block(x, img, force_fp32=force_fp32)
+            cmap = self.mapping(None, c) if self.c_dim > 0 else None
+            return self.b4(x, img, cmap)

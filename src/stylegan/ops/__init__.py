@@ -2,6 +2,7 @@
 
 from .bias_act import ACTIVATIONS, activation_gain, bias_act
 from .conv2d_resample import conv2d_resample
+from .fastpath import fast_paths, fast_paths_enabled, set_fast_paths
 from .misc import NOISE_MODES, make_noise, minibatch_stddev, normalize_2nd_moment
 from .modconv import modulated_conv2d
 from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
@@ -13,11 +14,14 @@ __all__ = [
     "bias_act",
     "conv2d_resample",
     "downsample2d",
+    "fast_paths",
+    "fast_paths_enabled",
     "filter2d",
     "make_noise",
     "minibatch_stddev",
     "modulated_conv2d",
     "normalize_2nd_moment",
+    "set_fast_paths",
     "setup_filter",
     "upfirdn2d",
     "upsample2d",

@@ -9,6 +9,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .fastpath import fast_paths_enabled, under_transform
+
 
 @dataclass(frozen=True)
 class Activation:
@@ -56,6 +58,19 @@ def bias_act(
     gain = spec.def_gain if gain is None else float(gain)
     if b is not None:
         assert b.ndim == 1 and b.shape[0] == x.shape[dim], (b.shape, x.shape, dim)
+    if fast_paths_enabled() and act in _FAST_ACTS and gain > 0 and alpha >= 0:
+        if not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))):
+            return _bias_act_inplace(x, b, dim, act, alpha, gain, clamp)
+        if x.numel() >= _FAST_GRAD_MIN_NUMEL and not under_transform(x):
+            return _BiasAct.apply(x, b, dim, act, alpha, gain, clamp)
+    return _bias_act_ref(x, b, dim, spec, alpha, gain, clamp)
+
+
+def _bias_act_ref(
+    x: torch.Tensor, b: torch.Tensor | None, dim: int, spec: Activation, alpha: float, gain: float, clamp: float | None
+) -> torch.Tensor:
+    """Reference path: one plain differentiable PyTorch call per step, as the official `_bias_act_ref`."""
+    if b is not None:
         x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
     x = spec.func(x, alpha)
     if gain != 1:
@@ -63,3 +78,95 @@ def bias_act(
     if clamp is not None and clamp >= 0:
         x = x.clamp(-clamp, clamp)
     return x
+
+
+# ----------------------------------------------------------------------------- fast path
+# Activations whose derivative can be read off the output y (their sign is the input's sign, the slope
+# is piecewise constant), so the backward pass needs only y — as in the official CUDA kernel.
+_FAST_ACTS = ("linear", "relu", "lrelu")
+# Below this size the custom autograd function costs more Python overhead than it saves.
+_FAST_GRAD_MIN_NUMEL = 1 << 14
+
+
+def _bias_act_inplace(
+    x: torch.Tensor, b: torch.Tensor | None, dim: int, act: str, alpha: float, gain: float, clamp: float | None
+) -> torch.Tensor:
+    """Same arithmetic as the reference (bit-exact), but one new tensor and in-place steps after it."""
+    do_clamp = clamp is not None and clamp >= 0
+    if b is not None:
+        y = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+    elif act != "linear" or gain != 1 or do_clamp:
+        y = x.clone()
+    else:
+        return x
+    if act == "relu":
+        y.relu_()
+    elif act == "lrelu":
+        torch.nn.functional.leaky_relu_(y, alpha)
+    if gain != 1:
+        y.mul_(gain)
+    if do_clamp:
+        y.clamp_(-clamp, clamp)
+    return y
+
+
+class _BiasAct(torch.autograd.Function):
+    """bias + linear/relu/lrelu + gain + clamp, saving only the output for backward.
+
+    The derivative is computed from y: y > 0 exactly where x + b > 0 (gain > 0, alpha >= 0), and
+    |y| < clamp where the clamp passes the gradient (at |x| == clamp exactly the gradient is taken as 0,
+    as in the official CUDA kernel; the reference autograd path passes it). The backward pass is made of
+    differentiable ops, so double backward (R1 / path-length regularisation) works.
+    """
+
+    @staticmethod
+    def forward(ctx, x, b, dim, act, alpha, gain, clamp):  # type: ignore[override]
+        y = _bias_act_inplace(x, b, dim, act, alpha, gain, clamp)
+        if y is x:
+            y = x.clone()
+        ctx.dim, ctx.act, ctx.alpha, ctx.gain = dim, act, alpha, gain
+        ctx.clamp = clamp if clamp is not None and clamp >= 0 else None
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):  # type: ignore[override]
+        (y,) = ctx.saved_tensors
+        g = _bias_act_grad(gy, y, ctx.act, ctx.alpha, ctx.gain, ctx.clamp)
+        gx = g if ctx.needs_input_grad[0] else None
+        gb = None
+        if ctx.needs_input_grad[1]:
+            gb = g.sum([i for i in range(g.ndim) if i != ctx.dim])
+        return gx, gb, None, None, None, None, None
+
+
+def _bias_act_grad(gy: torch.Tensor, y: torch.Tensor, act: str, alpha: float, gain: float, clamp: float | None) -> torch.Tensor:
+    """d(loss)/d(x + b) from d(loss)/dy and the saved output y.
+
+    Without a graph of the backward pass being recorded (no double backward), every step after the
+    first writes into the first step's result: one new tensor in all. Otherwise plain differentiable
+    ops, so second-order gradients flow (the slopes are piecewise constant in y).
+    """
+    aten = torch.ops.aten
+    if torch.is_grad_enabled():
+        g = gy
+        if clamp is not None:
+            g = aten.hardtanh_backward(g, y, -clamp, clamp)  # 0 where |y| >= clamp
+        if act == "relu":
+            g = aten.threshold_backward(g, y, 0)  # 0 where y <= 0
+        elif act == "lrelu":
+            g = aten.leaky_relu_backward(g, y, alpha, True)  # alpha * g where y <= 0
+        return g * gain if gain != 1 else g
+    g = None  # our own buffer, once allocated
+    if clamp is not None:
+        g = aten.hardtanh_backward(gy, y, -clamp, clamp)
+    if act == "relu":
+        g = aten.threshold_backward(gy, y, 0) if g is None else aten.threshold_backward.grad_input(g, y, 0, grad_input=g)
+    elif act == "lrelu":
+        if g is None:
+            g = aten.leaky_relu_backward(gy, y, alpha, True)
+        else:
+            g = aten.leaky_relu_backward.grad_input(g, y, alpha, True, grad_input=g)
+    if gain != 1:
+        g = gy * gain if g is None else g.mul_(gain)
+    return gy if g is None else g

@@ -7,7 +7,8 @@ import math
 import torch
 
 from .conv2d_resample import conv2d_resample
-from .upfirdn2d import Padding
+from . import fastpath
+from .upfirdn2d import Padding, parse_padding
 
 
 def modulated_conv2d(
@@ -33,6 +34,27 @@ def modulated_conv2d(
     out_channels, in_channels, kh, kw = weight.shape
     assert x.ndim == 4 and x.shape[1] == in_channels, (x.shape, weight.shape)
     assert styles.shape == (batch_size, in_channels), (styles.shape, batch_size, in_channels)
+    if fastpath.fast_paths_enabled() and x.dtype == weight.dtype == styles.dtype == torch.float32:
+        return _modconv_fast(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv)
+    return _modconv_ref(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv)
+
+
+def _modconv_ref(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    noise: torch.Tensor | None,
+    up: int,
+    down: int,
+    padding: Padding,
+    resample_filter: torch.Tensor | None,
+    demodulate: bool,
+    flip_weight: bool,
+    fused_modconv: bool,
+) -> torch.Tensor:
+    """Reference path, step by step as the official `modulated_conv2d`."""
+    batch_size = x.shape[0]
+    out_channels, in_channels, kh, kw = weight.shape
 
     # Pre-normalize to keep fp16 in range (the scale cancels in demodulation).
     if x.dtype == torch.float16 and demodulate:
@@ -64,3 +86,101 @@ def modulated_conv2d(
     if noise is not None:
         x = x.add_(noise)  # in place: an fp32 noise is added in fp32 and rounded once, as officially
     return x
+
+
+# ----------------------------------------------------------------------------- fast path
+
+
+def _modconv_fast(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    noise: torch.Tensor | None,
+    up: int,
+    down: int,
+    padding: Padding,
+    resample_filter: torch.Tensor | None,
+    demodulate: bool,
+    flip_weight: bool,
+    fused_modconv: bool,
+) -> torch.Tensor:
+    """float32 fast path; same function as the reference up to float32 rounding.
+
+    * dcoefs[n, o] = rsqrt(sum_i s[n, i]^2 * sum_k w[o, i, k]^2 + eps): an [N,I] x [I,O] product instead
+      of squaring and summing the [N,O,I,k,k] modulated weight (identical in exact arithmetic);
+    * fused (not on CPU): the modulated, demodulated weight in one product weight * (s * dcoefs);
+    * on CPU always the non-fused algorithm (one shared convolution, channels-last activations), which
+      oneDNN runs much faster than the per-sample grouped convolution; 1x1 convolutions without
+      resampling (tRGB) as a batched matrix product with per-sample weights, so the activations are
+      read once and never scaled.
+    """
+    n = x.shape[0]
+    out_channels, in_channels, kh, kw = weight.shape
+    on_cpu = fastpath.prefer_cpu_kernels(x)
+    dcoefs = None
+    if demodulate:
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N,O]
+
+    if on_cpu and kh == 1 and kw == 1 and up == 1 and down == 1 and parse_padding(padding) == (0, 0, 0, 0):
+        w = weight.reshape(1, out_channels, in_channels) * styles.reshape(n, 1, in_channels)  # [N,O,I]
+        if demodulate:
+            w = w * dcoefs.reshape(n, out_channels, 1)
+        x = _batched_1x1(x, w)
+        return _add_noise(x, None, noise)
+
+    if fused_modconv and not on_cpu:
+        scale = styles.reshape(n, 1, in_channels, 1, 1)
+        if demodulate:
+            scale = scale * dcoefs.reshape(n, out_channels, 1, 1, 1)
+        w = (weight.unsqueeze(0) * scale).reshape(-1, in_channels, kh, kw)
+        x = x.reshape(1, -1, *x.shape[2:])
+        x = conv2d_resample(x, w, f=resample_filter, up=up, down=down, padding=padding, groups=n, flip_weight=flip_weight)
+        x = x.reshape(n, -1, *x.shape[2:])
+        return x.add_(noise) if noise is not None else x
+
+    s = styles.reshape(n, -1, 1, 1)
+    if on_cpu and not x.is_contiguous(memory_format=torch.channels_last):
+        if _needs_grad(x, s) or torch.compiler.is_compiling():
+            x = x.contiguous(memory_format=torch.channels_last) * s
+        else:  # scale and change layout in one pass
+            x = torch.mul(x, s, out=torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last))
+    else:
+        x = x * s
+    x = conv2d_resample(x, weight, f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
+    return _add_noise(x, dcoefs, noise)
+
+
+def _needs_grad(*tensors: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _add_noise(x: torch.Tensor, dcoefs: torch.Tensor | None, noise: torch.Tensor | None) -> torch.Tensor:
+    """x * dcoefs + noise on a fresh convolution output `x`, in place when autograd is not involved.
+
+    Both branches run the same kernels, so results do not depend on whether gradients are tracked.
+    """
+    d = dcoefs.reshape(x.shape[0], -1, 1, 1) if dcoefs is not None else None
+    in_place = not _needs_grad(x, d, noise) and (noise is None or _broadcasts_into(noise, x))
+    if d is not None and noise is not None:
+        if in_place and not torch.compiler.is_compiling():
+            return torch.addcmul(noise, x, d, out=x)
+        return torch.addcmul(noise, x, d)
+    if d is not None:
+        return x.mul_(d) if in_place else x * d
+    if noise is not None:
+        return x.add_(noise) if in_place else x + noise
+    return x
+
+
+def _broadcasts_into(t: torch.Tensor, x: torch.Tensor) -> bool:
+    """True when `x op t` has x's shape (so it can be computed in place)."""
+    return t.ndim <= x.ndim and all(a == 1 or a == b for a, b in zip(reversed(t.shape), reversed(x.shape)))
+
+
+def _batched_1x1(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """1x1 convolution of x [N,I,H,W] with per-sample weights w [N,O,I] as one batched matmul."""
+    n, i, h, wd = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        y = torch.bmm(x.permute(0, 2, 3, 1).reshape(n, h * wd, i), w.transpose(1, 2))  # [N,HW,O]
+        return y.reshape(n, h, wd, -1).permute(0, 3, 1, 2)  # channels-last view
+    return torch.bmm(w, x.reshape(n, i, h * wd)).reshape(n, -1, h, wd)

@@ -6,10 +6,13 @@ padding that keeps images aligned, exactly as NVlabs' `torch_utils.ops.upfirdn2d
 
 from __future__ import annotations
 
+import weakref
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from .fastpath import fast_paths_enabled, under_transform
 
 Padding = int | Sequence[int]
 Scaling = int | Sequence[int]
@@ -78,14 +81,28 @@ def upfirdn2d(
     flip_filter: bool = False,
     gain: float = 1,
 ) -> torch.Tensor:
-    """Upsample by zero insertion, pad (negative = crop), convolve with `f`, keep every `down`-th pixel.
-
-    Reference implementation: every step is a plain differentiable PyTorch call.
-    """
+    """Upsample by zero insertion, pad (negative = crop), convolve with `f`, keep every `down`-th pixel."""
     assert x.ndim == 4, x.shape
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     assert f.ndim in (1, 2) and f.dtype == torch.float32
+    if fast_paths_enabled() and x.dtype == torch.float32:
+        y = _upfirdn2d_fast(x, f, up, down, padding, flip_filter, gain)
+        if y is not None:
+            return y
+    return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+
+
+def _upfirdn2d_ref(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    up: Scaling = 1,
+    down: Scaling = 1,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+) -> torch.Tensor:
+    """Reference implementation: every step is a plain differentiable PyTorch call."""
     upx, upy = parse_scaling(up)
     downx, downy = parse_scaling(down)
     px0, px1, py0, py1 = parse_padding(padding)
@@ -113,6 +130,96 @@ def upfirdn2d(
     if downx > 1 or downy > 1:
         x = x[:, :, ::downy, ::downx]
     return x
+
+
+# ----------------------------------------------------------------------------- fast path
+
+# Prepared depthwise weights, keyed by the filter tensor's identity and version plus everything the
+# preparation depends on; entries die with their filter (checked through a weak reference).
+_weight_cache: dict[tuple, tuple[weakref.ref, torch.Tensor]] = {}
+_WEIGHT_CACHE_MAX = 256
+
+
+def _depthwise_weight(f: torch.Tensor, c: int, gain: float, flip: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`f` scaled by gain^(ndim/2), optionally flipped, as a [c, 1, fh, fw] (or [c, 1, fn]) weight."""
+    if f.requires_grad or torch.compiler.is_compiling() or under_transform(f):  # not cached: the graph must see f
+        return _prepare_weight(f, c, gain, flip, dtype, device)
+    key = (id(f), f._version, c, gain, flip, dtype, device, torch.is_inference_mode_enabled())
+    hit = _weight_cache.get(key)
+    if hit is not None and hit[0]() is f:
+        return hit[1]
+    with torch.no_grad():
+        weight = _prepare_weight(f, c, gain, flip, dtype, device)
+    if len(_weight_cache) >= _WEIGHT_CACHE_MAX:
+        _weight_cache.clear()
+    _weight_cache[key] = (weakref.ref(f), weight)
+    return weight
+
+
+def _prepare_weight(f: torch.Tensor, c: int, gain: float, flip: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    f = f * (gain ** (f.ndim / 2))
+    f = f.to(dtype=dtype, device=device)
+    if flip:
+        f = f.flip(list(range(f.ndim)))
+    return f[None, None].repeat([c, 1] + [1] * f.ndim)
+
+
+def _upfirdn2d_fast(
+    x: torch.Tensor, f: torch.Tensor, up: Scaling, down: Scaling, padding: Padding, flip_filter: bool, gain: float
+) -> torch.Tensor | None:
+    """The same function with less work; None when a case is not covered (the caller falls back).
+
+    * no zero insertion: upsampling is a depthwise transposed convolution with stride `up`, whose
+      implicit full padding and `padding=` crop replace the explicit pad;
+    * non-negative symmetric padding goes into the convolution (no padded copy);
+    * downsampling is the convolution's stride (only the kept outputs are computed).
+    """
+    upx, upy = parse_scaling(up)
+    downx, downy = parse_scaling(down)
+    px0, px1, py0, py1 = parse_padding(padding)
+    c = x.shape[1]
+    fw, fh = filter_size(f)
+
+    if upx > 1 or upy > 1:
+        if f.ndim != 2 or x.device.type not in ("cpu", "cuda"):  # depthwise transposed conv: CPU / CUDA only
+            return None
+        # Zero insertion + pad(p0, p1) + true convolution with f equals the full transposed convolution
+        # with f cropped by s0 = fh - 1 - p0 at the start and s1 = fh - up - p1 at the end.
+        sy0, sy1 = fh - 1 - py0, fh - upy - py1
+        sx0, sx1 = fw - 1 - px0, fw - upx - px1
+        if min(sy0, sy1, sx0, sx1) < 0:
+            return None
+        ty, tx = min(sy0, sy1), min(sx0, sx1)
+        # conv_transpose2d convolves (it does not flip the weight), so the filter is flipped only when
+        # the reference would correlate with the unflipped taps (flip_filter=True).
+        weight = _depthwise_weight(f, c, gain, flip_filter, x.dtype, x.device)
+        y = F.conv_transpose2d(x, weight, stride=(upy, upx), padding=(ty, tx), groups=c)
+        if sy0 > ty or sy1 > ty or sx0 > tx or sx1 > tx:
+            y = y[:, :, sy0 - ty : y.shape[2] - (sy1 - ty), sx0 - tx : y.shape[3] - (sx1 - tx)]
+        if downx > 1 or downy > 1:
+            y = y[:, :, ::downy, ::downx]
+        return y
+
+    # Crop (negative padding) by slicing; pad the asymmetric part explicitly, the rest in the conv.
+    if min(px0, px1, py0, py1) < 0:
+        x = x[:, :, max(-py0, 0) : x.shape[2] - max(-py1, 0), max(-px0, 0) : x.shape[3] - max(-px1, 0)]
+        px0, px1, py0, py1 = max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)
+    ty, tx = min(py0, py1), min(px0, px1)
+    if (px0, px1, py0, py1) != (tx, tx, ty, ty):
+        x = F.pad(x, [px0 - tx, px1 - tx, py0 - ty, py1 - ty])
+
+    if fw == 1 and fh == 1:  # a 1x1 filter is a scale (x * w is exactly what the 1x1 convolution computes)
+        if tx or ty:
+            x = F.pad(x, [tx, tx, ty, ty])
+        if downx > 1 or downy > 1:
+            x = x[:, :, ::downy, ::downx]
+        return x * (f.reshape(1, 1, 1, 1) * gain).to(x.dtype)
+
+    weight = _depthwise_weight(f, c, gain, not flip_filter, x.dtype, x.device)
+    if f.ndim == 2:
+        return F.conv2d(x, weight, stride=(downy, downx), padding=(ty, tx), groups=c)
+    x = F.conv2d(x, weight.unsqueeze(2), stride=(1, downx), padding=(0, tx), groups=c)
+    return F.conv2d(x, weight.unsqueeze(3), stride=(downy, 1), padding=(ty, 0), groups=c)
 
 
 def filter2d(
