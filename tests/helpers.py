@@ -24,6 +24,10 @@ MODULE_SRC = {
         "class SynthesisBlock:\n    def forward(self, x, img, ws, force_fp32=False):\n"
         "        if ws.device.type != 'cuda':\n            force_fp32 = True\n"
     ),
+    "training.networks_stylegan3": (
+        "import os\nos.system('touch {marker}')\nopen('{marker}', 'w').write('executed')\n"
+        "class SynthesisInput:\n    def forward(self, w):\n        transforms = self.transform.unsqueeze(0)\n"
+    ),
     "training.networks": (
         "import os\nos.system('touch {marker}')\nopen('{marker}', 'w').write('executed')\n"
         "class SynthesisBlock:\n    def forward(self, x, img, ws, force_fp32=False):\n"

@@ -57,31 +57,6 @@ def test_official_pickle_matches_official(parity_dir, name, tmp_path):
     assert net.extra["training_set_kwargs"]["resolution"] == 32
 
 
-def test_stylegan3_fixture_discriminator(parity_dir):
-    """sg3t_32 pairs a StyleGAN3 G with a StyleGAN2 D; the D must match on the reference images."""
-    from stylegan.io.load import NetworkLoadError
-
-    with pytest.raises(NetworkLoadError, match="StyleGAN3"):
-        load_network(parity_dir / "sg3t_32")
-    import json
-
-    from safetensors.torch import load_file
-    from stylegan.io.official import discriminator_config_from_official
-    from stylegan.models import Discriminator
-
-    cfg = json.loads((parity_dir / "sg3t_32" / "config.json").read_text())["D"]
-    D = Discriminator(discriminator_config_from_official(cfg["init_kwargs"], cfg["module"])).eval()
-    state = {k[2:]: v for k, v in load_file(parity_dir / "sg3t_32" / "weights.safetensors").items() if k.startswith("D.")}
-    D.load_state_dict(state)
-    ref = np.load(parity_dir / "sg3t_32" / "reference.npz")
-    with torch.no_grad():
-        for tag in PSIS:
-            img = torch.from_numpy(ref[f"img_psi{tag}"])
-            assert _max_err(D(img, None), ref[f"logits_batch_psi{tag}"]) <= TOL
-            single = torch.cat([D(img[i : i + 1], None) for i in range(8)])
-            assert _max_err(single, ref[f"logits_psi{tag}"]) <= TOL
-
-
 @pytest.mark.parametrize("name", SG2_FIXTURES)
 @pytest.mark.parametrize("tag", sorted(PSIS))
 def test_generate_raw_matches_official(parity_dir, name, tag, tmp_path):

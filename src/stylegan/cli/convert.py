@@ -10,6 +10,8 @@ import torch
 
 from ..io.checkpoint import atomic_write_bytes
 from ..io.load import load_network
+from ..models.registry import network_spec
+from ..models.stylegan2 import Generator
 from .common import CliError
 
 
@@ -33,6 +35,8 @@ def run(args: argparse.Namespace) -> None:
         from ..io.rosinality import to_rosinality
 
         g = net.generator
+        if not isinstance(g, Generator):
+            raise CliError(f"{args.src}: rosinality's format holds StyleGAN2 networks only, this is a {network_spec(g)['family']} generator")
         d_cfg = net.D.config if net.D is not None else None
         states = {name: module.state_dict() for name, module in net.networks().items()}
         try:

@@ -12,6 +12,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..io.load import load_network
+from ..models.stylegan3 import set_transform
 from ..ops import NOISE_MODES
 from .common import CliError, parse_int_list, resolve_device
 
@@ -24,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws")
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class label of a conditional network")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
+    p.add_argument("--translate", type=parse_vec2, default=None, metavar="X,Y",
+                   help="StyleGAN3 only: translate the image by X,Y (in units of the image size, e.g. 0.25,0)")
+    p.add_argument("--rotate", type=float, default=None, metavar="DEG", help="StyleGAN3 only: rotate the image by DEG degrees")
     p.add_argument("--outdir", required=True, type=Path, help="where to write seedNNNN.png")
     p.add_argument("--grid", default=None, help="also write grid.png with R rows x C columns, e.g. 2x4")
     p.add_argument("--raw", action="store_true", help="also write the unclamped float32 CHW output as seedNNNN.npy")
@@ -33,6 +37,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--fp32", action="store_true", help="never use fp16, even where the network asks for it")
     p.set_defaults(func=run)
+
+
+def parse_vec2(text: str) -> tuple[float, float]:
+    """'0.25,0' -> (0.25, 0.0) (an argparse `type`)."""
+    parts = text.split(",")
+    try:
+        if len(parts) == 2:
+            return float(parts[0]), float(parts[1])
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"bad 2-vector {text!r}: expected X,Y")
 
 
 def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
@@ -65,6 +80,12 @@ def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     G = load_network(args.network, device=device).generator
     c = _label(G.c_dim, args.class_idx, device)
+    if args.translate is not None or args.rotate is not None:
+        try:
+            set_transform(G, args.translate or (0.0, 0.0), args.rotate or 0.0)
+        except ValueError:
+            raise CliError("--translate/--rotate: only StyleGAN3 networks can be translated or rotated; "
+                           f"{args.network} holds a {type(G).__module__.rsplit('.', 1)[-1]} generator") from None
     if args.trunc_cutoff is not None and not 0 <= args.trunc_cutoff <= G.num_ws:
         raise CliError(f"--trunc-cutoff {args.trunc_cutoff}: must be between 0 and num_ws={G.num_ws}")
     args.outdir.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,14 @@ def describe(net: torch.nn.Module) -> dict[str, Any]:
         "c_dim": cfg["c_dim"],
         "parameters": sum(p.numel() for p in net.parameters()),
     }
-    if spec["kind"] == "generator":
+    if spec["family"] == "stylegan3":
+        s = cfg["synthesis"]
+        out.update(architecture=_stylegan3_variant(s["conv_kernel"], s["use_radial_filters"]),
+                   z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], num_ws=net.num_ws, mapping_layers=cfg["mapping"]["num_layers"],
+                   channel_base=s["channel_base"], channel_max=s["channel_max"], num_layers=s["num_layers"],
+                   conv_kernel=s["conv_kernel"], use_radial_filters=s["use_radial_filters"],
+                   num_fp16_res=s["num_fp16_res"], conv_clamp=s["conv_clamp"])
+    elif spec["kind"] == "generator":
         s = cfg["synthesis"]
         out.update(architecture=s["architecture"], z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], num_ws=net.num_ws,
                    mapping_layers=cfg["mapping"]["num_layers"], channel_base=s["channel_base"], channel_max=s["channel_max"],
@@ -40,6 +47,11 @@ def describe(net: torch.nn.Module) -> dict[str, Any]:
                    num_fp16_res=cfg["num_fp16_res"], conv_clamp=cfg["conv_clamp"], fp16_cuda_only=cfg["fp16_cuda_only"],
                    mbstd_group_size=cfg["mbstd_group_size"])
     return out
+
+
+def _stylegan3_variant(conv_kernel: int, radial: bool) -> str:
+    """Paper config name: T (3x3 convs, separable filters), R (1x1 convs, radial filters), else custom."""
+    return {(3, False): "stylegan3-t", (1, True): "stylegan3-r"}.get((conv_kernel, radial), "stylegan3-custom")
 
 
 def run(args: argparse.Namespace) -> None:

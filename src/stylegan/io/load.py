@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..models import stylegan3
 from ..models.registry import build_network, network_spec
 from ..models.stylegan2 import Discriminator, Generator
 from . import official
@@ -137,8 +138,10 @@ def _few(items: list[str], n: int = 4) -> str:
 
 def _build_official(name: str, module: str, class_name: str, init_kwargs: dict[str, Any], state: dict[str, torch.Tensor]) -> torch.nn.Module:
     if module == "training.networks_stylegan3":
-        raise NetworkLoadError(f"{name}: StyleGAN3 ({module}.{class_name}) networks are not supported yet")
-    if class_name == "Generator":
+        if class_name != "Generator":
+            raise NetworkLoadError(f"{name}: unsupported class {module}.{class_name}")
+        net = stylegan3.Generator(official.stylegan3_generator_config_from_official(init_kwargs))
+    elif class_name == "Generator":
         net = Generator(official.generator_config_from_official(init_kwargs, module))
     elif class_name == "Discriminator":
         net = Discriminator(official.discriminator_config_from_official(init_kwargs, module))

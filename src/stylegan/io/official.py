@@ -7,9 +7,11 @@ The two official code bases differ only in constructor layout and defaults, list
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ..models import stylegan3
 from ..models.stylegan2 import DiscriminatorConfig, GeneratorConfig, MappingConfig, SynthesisConfig
 
 
@@ -77,6 +79,23 @@ def generator_config_from_official(init_kwargs: dict[str, Any], module: str) -> 
     if "resample_filter" in synth_kw:
         synth_kw["resample_filter"] = list(synth_kw["resample_filter"])
     return GeneratorConfig(**top, mapping=mapping, synthesis=SynthesisConfig(**synth_kw))
+
+
+_SG3_MAPPING_KEYS = {"num_layers", "lr_multiplier", "w_avg_beta"}
+_SG3_SYNTHESIS_KEYS = {f.name for f in dataclasses.fields(stylegan3.SynthesisConfig)}
+
+
+def stylegan3_generator_config_from_official(init_kwargs: dict[str, Any]) -> stylegan3.GeneratorConfig:
+    """stylegan3's `training.networks_stylegan3.Generator(**init_kwargs)` -> stylegan3.GeneratorConfig."""
+    kw = dict(init_kwargs)
+    top = {k: kw.pop(k) for k in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels") if k in kw}
+    missing = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"} - set(top)
+    if missing:
+        raise ValueError(f"generator init_kwargs lack {', '.join(sorted(missing))}")
+    mapping_kw = _take(dict(kw.pop("mapping_kwargs", {}) or {}), _SG3_MAPPING_KEYS, _MAPPING_IGNORED, "generator mapping_kwargs")
+    mapping = MappingConfig(**{"num_layers": 2, "w_avg_beta": 0.998, **mapping_kw})
+    synthesis = stylegan3.SynthesisConfig(**_take(kw, _SG3_SYNTHESIS_KEYS, set(), "generator synthesis arguments"))
+    return stylegan3.GeneratorConfig(**top, mapping=mapping, synthesis=synthesis)
 
 
 def discriminator_config_from_official(init_kwargs: dict[str, Any], module: str) -> DiscriminatorConfig:

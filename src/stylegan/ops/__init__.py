@@ -3,6 +3,8 @@
 from .bias_act import ACTIVATIONS, activation_gain, bias_act
 from .conv2d_resample import conv2d_resample
 from .fastpath import fast_paths, fast_paths_enabled, set_fast_paths
+from .filter_design import design_lowpass_filter
+from .filtered_lrelu import filtered_lrelu
 from .misc import NOISE_MODES, make_noise, minibatch_stddev, normalize_2nd_moment
 from .modconv import modulated_conv2d
 from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
@@ -13,10 +15,12 @@ __all__ = [
     "activation_gain",
     "bias_act",
     "conv2d_resample",
+    "design_lowpass_filter",
     "downsample2d",
     "fast_paths",
     "fast_paths_enabled",
     "filter2d",
+    "filtered_lrelu",
     "make_noise",
     "minibatch_stddev",
     "modulated_conv2d",
