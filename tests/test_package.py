@@ -19,5 +19,5 @@ def test_import_is_silent_and_self_contained():
 def test_console_script_help():
     r = subprocess.run([sys.executable, "-m", "stylegan", "--help"], capture_output=True, text=True)
     assert r.returncode == 0
-    for command in ("init", "generate", "info", "convert", "dataset"):
+    for command in ("init", "generate", "info", "convert", "dataset", "metrics"):
         assert command in r.stdout

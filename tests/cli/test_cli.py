@@ -163,3 +163,20 @@ def test_convert_refuses_what_rosinality_cannot_express(parity_dir, tmp_path, ca
     err = capsys.readouterr().err
     assert "cannot be written in rosinality's format" in err and err.count("\n") == 1
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_metrics_equivariance_on_stylegan3(parity_dir, tmp_path, capsys):
+    out = tmp_path / "metrics.jsonl"
+    assert main(["metrics", "--network", str(parity_dir / "sg3t_32"), "--metrics", "eqt50k_int,eqr50k",
+                 "--samples", "2", "--batch", "2", "--device", "cpu", "--out", str(out)]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["metric"] for x in lines] == ["eqt50k_int", "eqr50k"]
+    assert all(np.isfinite(x["value_db"]) and x["num_samples"] == 2 for x in lines)
+    assert [json.loads(x) for x in out.read_text().splitlines()] == lines
+
+
+def test_metrics_errors(tiny, capsys):
+    assert main(["metrics", "--network", str(tiny), "--metrics", "fid50k"]) == 2
+    assert "unknown metric(s) fid50k" in capsys.readouterr().err
+    assert main(["metrics", "--network", str(tiny), "--metrics", "eqt50k_int", "--samples", "1", "--device", "cpu"]) == 2
+    assert "StyleGAN3" in capsys.readouterr().err

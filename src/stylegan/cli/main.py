@@ -6,14 +6,14 @@ import argparse
 import sys
 
 from ..io.load import NetworkLoadError
-from . import convert, dataset, generate, info, init
+from . import convert, dataset, generate, info, init, metrics
 from .common import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description="The StyleGAN family in pure PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (init, generate, info, convert, dataset):
+    for module in (init, generate, info, convert, dataset, metrics):
         module.add_parser(sub)
     return parser
 
