@@ -296,8 +296,13 @@ def test_dtype_mismatch_is_rejected():
     x = _rand((1, 2, 4, 4), seed=20)
     with pytest.raises(AssertionError):
         conv2d_resample(x, _rand((1, 2, 3, 3), seed=21, dtype=torch.float32))
-    with pytest.raises(AssertionError):
-        conv2d_resample(x, _rand((1, 2, 3, 3), seed=21), f=setup_filter([1, 1]).double(), up=2)
+
+
+def test_filter_of_another_float_dtype_is_used_as_float32():
+    """A module cast with .double() casts its filter buffers; the op reads them as float32 filters."""
+    x, w = _rand((1, 2, 4, 4), seed=20), _rand((1, 2, 3, 3), seed=21)
+    f = setup_filter([1, 1])
+    torch.testing.assert_close(conv2d_resample(x, w, f=f.double(), up=2), conv2d_resample(x, w, f=f, up=2), rtol=0, atol=0)
 
 
 # --------------------------------------------------------------------------- gradients

@@ -54,10 +54,15 @@ def bias_act(
     spec = ACTIVATIONS.get(act)
     if spec is None:
         raise ValueError(f"unknown activation {act!r}; expected one of {sorted(ACTIVATIONS)}")
+    if not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"bias_act: dim {dim} out of range for a {x.ndim}-d tensor")
+    dim %= x.ndim
+    if clamp is not None and clamp < 0:
+        raise ValueError(f"bias_act: clamp must be >= 0 or None, got {clamp}")
     alpha = spec.def_alpha if alpha is None else float(alpha)
     gain = spec.def_gain if gain is None else float(gain)
-    if b is not None:
-        assert b.ndim == 1 and b.shape[0] == x.shape[dim], (b.shape, x.shape, dim)
+    if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[dim]):
+        raise ValueError(f"bias_act: bias of shape {list(b.shape)} does not match dim {dim} of x {list(x.shape)}")
     if fast_paths_enabled() and act in _FAST_ACTS and gain > 0 and alpha >= 0:
         if not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))):
             return _bias_act_inplace(x, b, dim, act, alpha, gain, clamp)

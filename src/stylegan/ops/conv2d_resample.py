@@ -45,7 +45,8 @@ def conv2d_resample(
     """Convolve `x` [N,C,H,W] with `w` [O,C/groups,kh,kw], upsampling by `up` before / downsampling by
     `down` after, with FIR filter `f`. `padding` is relative to the upsampled image."""
     assert x.ndim == 4 and w.ndim == 4 and w.dtype == x.dtype, (x.shape, w.shape, x.dtype, w.dtype)
-    assert f is None or (f.ndim in (1, 2) and f.dtype == torch.float32)
+    assert f is None or (f.ndim in (1, 2) and f.is_floating_point())
+    f = None if f is None else f.float()  # see upfirdn2d: filters are float32 whatever the module's dtype
     assert isinstance(up, int) and up >= 1 and isinstance(down, int) and down >= 1
     if fastpath.fast_paths_enabled() and x.dtype == torch.float32 and fastpath.prefer_cpu_kernels(x):
         # oneDNN's channels-last kernels (transposed, depthwise and strided convolutions above all) are

@@ -19,6 +19,8 @@ def minibatch_stddev(x: torch.Tensor, group_size: int | None, num_channels: int 
     not divide raises a clear error.
     """
     n, c, h, w = x.shape
+    if group_size is not None and group_size < 1:
+        raise ValueError(f"minibatch-stddev: group size must be >= 1 or None, got {group_size}")
     g = n if group_size is None else min(group_size, n)
     if n % g != 0:
         raise ValueError(

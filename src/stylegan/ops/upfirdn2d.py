@@ -85,7 +85,8 @@ def upfirdn2d(
     assert x.ndim == 4, x.shape
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    assert f.ndim in (1, 2) and f.dtype == torch.float32
+    assert f.ndim in (1, 2) and f.is_floating_point()
+    f = f.float()  # filters are float32; a module cast with .half() / .double() casts its filter buffers too
     if fast_paths_enabled() and x.dtype == torch.float32:
         y = _upfirdn2d_fast(x, f, up, down, padding, flip_filter, gain)
         if y is not None:
