@@ -18,14 +18,6 @@ from stylegan.metrics.equivariance import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _smooth(size: int = 32) -> torch.Tensor:
     """A band-limited test image well below Nyquist."""
     y, x = torch.meshgrid(torch.arange(size) / size, torch.arange(size) / size, indexing="ij")

@@ -15,14 +15,6 @@ from stylegan.models.stylegan2 import Discriminator, DiscriminatorConfig, Mappin
 from stylegan.models.stylegan3 import Generator, GeneratorConfig, SynthesisConfig, stylegan3_config, synthesis_schedule
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ----------------------------------------------------------------------------- schedule
 # By hand: f_c[i] = 2 (res/4)^(i/12) for i <= 12, f_t[i] = 2^2.1 (res/2 · 2^0.3 / 2^2.1)^(i/12), s[i] = the
 # power of two at or above min(2 f_t[i], res), size = s + 20 (the last two: res), channels =

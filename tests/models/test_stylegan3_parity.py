@@ -21,15 +21,6 @@ TOL = 1e-4
 PSIS = {"10": 1.0, "07": 0.7}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Many small ops: on a shared 2-core box, intra-op threads cost more than they give."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _max_err(a: torch.Tensor | np.ndarray, b: np.ndarray) -> float:
     a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
     assert a.shape == b.shape, (a.shape, b.shape)

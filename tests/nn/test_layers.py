@@ -14,15 +14,6 @@ from stylegan.ops import conv2d_resample, setup_filter
 SQRT2 = math.sqrt(2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _lrelu(v, gain=SQRT2, alpha=0.2):
     return torch.where(v >= 0, v, alpha * v) * gain
 

@@ -21,15 +21,6 @@ import torch.nn.functional as F
 from stylegan.ops import conv2d_resample, downsample2d, setup_filter, upfirdn2d, upsample2d
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --------------------------------------------------------------------------- naive building blocks
 
 

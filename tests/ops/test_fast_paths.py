@@ -25,15 +25,6 @@ upfirdn2d_module = importlib.import_module("stylegan.ops.upfirdn2d")
 RTOL = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(autouse=True)
 def _restore_switch():
     previous = ops.fast_paths_enabled()

@@ -11,14 +11,6 @@ import torch
 from stylegan.ops import design_lowpass_filter, filtered_lrelu
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _fir(x: np.ndarray, f: np.ndarray, flip_filter: bool) -> np.ndarray:
     """'valid' 2-D FIR over the last two axes: true convolution (or correlation with flip_filter)."""
     fh, fw = f.shape

@@ -10,15 +10,6 @@ import torch
 from stylegan.ops import NOISE_MODES, make_noise, minibatch_stddev, normalize_2nd_moment
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _rand(shape, seed, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(shape, generator=g, dtype=dtype)

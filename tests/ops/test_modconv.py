@@ -10,15 +10,6 @@ import torch
 from stylegan.ops import conv2d_resample, modulated_conv2d, setup_filter
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def naive_modconv(x, weight, styles, noise=None, up=1, down=1, padding=0, f=None, demodulate=True, flip_weight=True):
     """StyleGAN2 eqs. 1-3, one sample at a time, with explicit sums."""
     o, i, kh, kw = weight.shape
