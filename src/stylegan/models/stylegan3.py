@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..nn import FullyConnectedLayer
-from ..ops import NOISE_MODES, design_lowpass_filter, filtered_lrelu
+from ..ops import NOISE_MODES, design_lowpass_filter, fast_paths_enabled, filtered_lrelu
 from .config import config_from_dict, config_to_dict
 from .stylegan2 import MappingConfig, MappingNetwork, _assert_shape, _block_dtype
 
@@ -160,7 +160,8 @@ def modulated_conv2d(
     input_gain: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """StyleGAN3's modulated convolution: weight and styles pre-normalised, per-sample weights
-    w'_oikk = w_oikk s_i / ||w' s||_o (demodulation) times an optional input gain, one grouped conv."""
+    w'_oikk = w_oikk s_i / ||w' s||_o (demodulation) times an optional input gain, one grouped conv (with fast
+    paths on, 1x1 float32 convolutions as one batched matrix product)."""
     batch_size = x.shape[0]
     out_channels, in_channels, kh, kw = weight.shape
     _assert_shape(x, [batch_size, in_channels, None, None], "modulated_conv2d x")
@@ -177,6 +178,10 @@ def modulated_conv2d(
     if input_gain is not None:
         input_gain = input_gain.expand(batch_size, in_channels)
         w = w * input_gain.unsqueeze(1).unsqueeze(3).unsqueeze(4)
+    if kh == kw == 1 and padding == 0 and x.dtype == torch.float32 and fast_paths_enabled():
+        # Fast path: a 1x1 grouped convolution is a batched matrix product (faster on CPU, same sums).
+        y = torch.bmm(w.reshape(batch_size, out_channels, in_channels), x.reshape(batch_size, in_channels, -1))
+        return y.reshape(batch_size, out_channels, *x.shape[2:])
     x = x.reshape(1, -1, *x.shape[2:])
     w = w.reshape(-1, in_channels, kh, kw)
     x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=padding, groups=batch_size)

@@ -2,16 +2,27 @@
 
 Pure-PyTorch form of the official op's reference path (`_filtered_lrelu_ref`): bias, `upfirdn2d` up with
 `fu` and gain up², leaky ReLU with gain / slope / clamp, `upfirdn2d` down with `fd`.
+
+Fast path (float32, `fast_paths_enabled()`): each separable (1-D) resampling step — zero insertion, padding or
+crop, FIR filter, subsampling — is a linear map along one axis, applied as one dense matrix product per axis
+(`x @ A_w`, `A_hᵀ @ x`) with a cached banded matrix built from the same (scaled, flipped) taps. No zero-inserted
+or padded copies and no discarded outputs are materialised, and the products run on the BLAS kernels, which are
+far faster on CPU than long depthwise convolutions. 2-D (radial) filters keep `upfirdn2d` (its own fast path).
+The activation gain is folded into a separable downsampling matrix (the clamp scaled to match) and, without
+autograd, the activation runs in place on the upsampled intermediate.
+Non-finite inputs spread along their row / column there (0 · inf), where the reference keeps them local.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Sequence
 
 import torch
 
 from .bias_act import bias_act
+from .fastpath import fast_paths_enabled, under_transform
 from .upfirdn2d import filter_size, parse_padding, upfirdn2d
 
 
@@ -51,9 +62,90 @@ def filtered_lrelu(
     if out_w < 1 or out_h < 1:
         raise ValueError(f"filtered_lrelu: padding {[px0, px1, py0, py1]} leaves no output for input {in_h}x{in_w}")
 
-    x = bias_act(x, b)
-    x = upfirdn2d(x, fu, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter)
-    x = bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
-    x = upfirdn2d(x, fd, down=down, flip_filter=flip_filter)
+    if fast_paths_enabled() and x.dtype == torch.float32:
+        x = _filtered_lrelu_fast(x, fu, fd, b, up, down, (px0, px1, py0, py1), gain, slope, clamp, flip_filter)
+    else:
+        x = bias_act(x, b)
+        x = upfirdn2d(x, fu, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter)
+        x = bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
+        x = upfirdn2d(x, fd, down=down, flip_filter=flip_filter)
     assert x.shape == (n, c, out_h, out_w), (x.shape, (n, c, out_h, out_w))
     return x
+
+
+# ----------------------------------------------------------------------------- fast path
+
+# Resampling matrices, keyed by the filter's identity and version plus everything they depend on; entries
+# die with their filter (checked through a weak reference).
+_matrix_cache: dict[tuple, tuple[weakref.ref | None, torch.Tensor]] = {}
+_MATRIX_CACHE_MAX = 256
+
+
+def _axis_matrix(f: torch.Tensor | None, length: int, up: int, p0: int, p1: int, down: int, gain: float, flip: bool,
+                 dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """[length, out] matrix A of the 1-D map 'zero-insert by `up`, pad (p0, p1) (negative crops), true
+    convolution with `f` · gain^(1/2) (correlation with flip), keep every `down`-th sample': y = x @ A."""
+    cacheable = f is None or not (f.requires_grad or torch.compiler.is_compiling() or under_transform(f))
+    key = (None if f is None else id(f), None if f is None else f._version, length, up, p0, p1, down, gain, flip,
+           dtype, device, torch.is_inference_mode_enabled())
+    if cacheable:
+        hit = _matrix_cache.get(key)
+        if hit is not None and (f is None or hit[0]() is f):
+            return hit[1]
+    if f is None:
+        f = torch.ones([1], dtype=torch.float32, device=device)
+    taps = f.shape[0]
+    fc = f * (gain ** (f.ndim / 2))  # the same scaling as upfirdn2d's
+    fc = fc.to(dtype=dtype, device=device)
+    if not flip:
+        fc = fc.flip(0)  # upfirdn2d correlates with the flipped taps
+    out_len = length * up + p0 + p1 - taps + 1
+    i = torch.arange(length, device=device)[:, None]
+    o = torch.arange(0, out_len, down, device=device)[None, :]
+    k = i * up + p0 - o  # tap linking input sample i to output sample o
+    valid = (k >= 0) & (k < taps)
+    a = torch.where(valid, fc[k.clamp(0, taps - 1)], torch.zeros([], dtype=dtype, device=device))
+    if cacheable:
+        a = a.detach()
+        if len(_matrix_cache) >= _MATRIX_CACHE_MAX:
+            _matrix_cache.clear()
+        _matrix_cache[key] = (None if key[0] is None else weakref.ref(f), a)
+    return a
+
+
+def _resample_separable(x: torch.Tensor, f: torch.Tensor | None, up: int, down: int, padding: tuple[int, int, int, int],
+                        gain: float, flip: bool) -> torch.Tensor:
+    """upfirdn2d(x, f, up, down, padding, flip, gain) for a 1-D (or no) filter, as two matrix products."""
+    px0, px1, py0, py1 = padding
+    if f is None and up == 1 and down == 1 and padding == (0, 0, 0, 0):
+        return x if gain == 1 else x * gain
+    a_w = _axis_matrix(f, x.shape[3], up, px0, px1, down, gain, flip, x.dtype, x.device)  # gain^(1/2) per axis
+    a_h = _axis_matrix(f, x.shape[2], up, py0, py1, down, gain, flip, x.dtype, x.device)
+    x = torch.matmul(x, a_w)  # [N, C, H, W']
+    return torch.matmul(a_h.t(), x)  # [N, C, H', W']
+
+
+def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
+    x_in = x
+    x = bias_act(x, b)
+    if fu is None or fu.ndim == 1:
+        x = _resample_separable(x, fu, up, 1, padding, up**2, flip_filter)
+    else:
+        x = upfirdn2d(x, fu, up=up, padding=list(padding), gain=up**2, flip_filter=flip_filter)
+    # The gain moves past the clamp into the (linear) downsampling: clamp(g·lrelu(y), c) = g·clamp(lrelu(y), c/g).
+    separable_down = fd is None or fd.ndim == 1
+    act_gain = 1 if separable_down else gain
+    act_clamp = None if clamp is None else (clamp if act_gain == gain else clamp / gain)
+    if (torch.is_grad_enabled() and x.requires_grad) or under_transform(x):
+        x = bias_act(x, act="lrelu", alpha=slope, gain=act_gain, clamp=act_clamp)
+    else:  # no graph: in place on our own intermediate (one pass per step, no copy)
+        if x is x_in:
+            x = x.clone()
+        torch.nn.functional.leaky_relu_(x, slope)
+        if act_gain != 1:
+            x.mul_(act_gain)
+        if act_clamp is not None:
+            x.clamp_(-act_clamp, act_clamp)
+    if separable_down:
+        return _resample_separable(x, fd, 1, down, (0, 0, 0, 0), gain, flip_filter)  # gain^(1/2) per axis
+    return upfirdn2d(x, fd, down=down, flip_filter=flip_filter)
