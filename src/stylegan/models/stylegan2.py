@@ -402,8 +402,11 @@ class SynthesisNetwork(torch.nn.Module):
         return f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, img_channels={self.img_channels}"
 
 
-class Generator(torch.nn.Module):
-    """StyleGAN2 generator: G(z, c) = synthesis(mapping(z, c))."""
+class MappingSynthesisGenerator(torch.nn.Module):
+    """G(z, c) = synthesis(mapping(z, c)): the structure and attributes every generator family shares.
+    Subclasses name their synthesis network and define `forward`."""
+
+    synthesis_class: type[torch.nn.Module]
 
     def __init__(self, cfg: GeneratorConfig) -> None:
         super().__init__()
@@ -413,9 +416,15 @@ class Generator(torch.nn.Module):
         self.w_dim = cfg.w_dim
         self.img_resolution = cfg.img_resolution
         self.img_channels = cfg.img_channels
-        self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.synthesis)
+        self.synthesis = self.synthesis_class(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.synthesis)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping)
+
+
+class Generator(MappingSynthesisGenerator):
+    """StyleGAN2 generator: G(z, c) = synthesis(mapping(z, c))."""
+
+    synthesis_class = SynthesisNetwork
 
     def forward(
         self,

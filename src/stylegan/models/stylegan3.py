@@ -15,7 +15,8 @@ import torch
 from ..nn import FullyConnectedLayer
 from ..ops import NOISE_MODES, design_lowpass_filter, fast_paths_enabled, filtered_lrelu
 from .config import config_from_dict, config_to_dict
-from .stylegan2 import MappingConfig, MappingNetwork, _assert_shape, _block_dtype
+from . import stylegan2
+from .stylegan2 import MappingConfig, _assert_shape, _block_dtype
 
 
 @dataclass
@@ -346,20 +347,10 @@ class SynthesisNetwork(torch.nn.Module):
                 f"img_channels={self.img_channels}, num_layers={self.num_layers}")
 
 
-class Generator(torch.nn.Module):
-    """StyleGAN3 generator: G(z, c) = synthesis(mapping(z, c))."""
+class Generator(stylegan2.MappingSynthesisGenerator):
+    """StyleGAN3 generator: G(z, c) = synthesis(mapping(z, c)), with the alias-free synthesis network."""
 
-    def __init__(self, cfg: GeneratorConfig) -> None:
-        super().__init__()
-        self.config = cfg
-        self.z_dim = cfg.z_dim
-        self.c_dim = cfg.c_dim
-        self.w_dim = cfg.w_dim
-        self.img_resolution = cfg.img_resolution
-        self.img_channels = cfg.img_channels
-        self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.synthesis)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping)
+    synthesis_class = SynthesisNetwork
 
     def forward(
         self,
