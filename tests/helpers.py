@@ -152,3 +152,29 @@ def write_fixture_pickle(fixture: Path, out: Path, marker: Path, extra: dict[str
     payload["training_set_kwargs"] = _EasyDict(path="~/datasets/x.zip", resolution=32, use_labels=False)
     payload.update(extra or {})
     out.write_bytes(official_pickle_bytes(payload))
+
+
+PSIS = {"10": 1.0, "07": 0.7}  # reference.npz key suffix -> truncation psi
+
+
+def max_err(a: torch.Tensor | np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| in float32, after checking the shapes agree."""
+    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.abs(a.astype(np.float32) - b).max())
+
+
+def reference_errors(net, ref: dict[str, np.ndarray]) -> dict[str, float]:
+    """max |Δ| of ws, images (one per call, as the reference) and single / batched D logits at both ψ."""
+    G, D = net.G_ema, net.D
+    z, c = reference_inputs(G.z_dim, G.c_dim)
+    errors = {}
+    with torch.no_grad():
+        for tag, psi in PSIS.items():
+            ws = torch.cat([G.mapping(z[i : i + 1], c[i : i + 1], truncation_psi=psi) for i in range(8)])
+            img = torch.cat([G.synthesis(ws[i : i + 1], noise_mode="const") for i in range(8)])
+            errors[f"ws_psi{tag}"] = max_err(ws, ref[f"ws_psi{tag}"])
+            errors[f"img_psi{tag}"] = max_err(img, ref[f"img_psi{tag}"])
+            errors[f"logits_psi{tag}"] = max_err(torch.cat([D(img[i : i + 1], c[i : i + 1]) for i in range(8)]), ref[f"logits_psi{tag}"])
+            errors[f"logits_batch_psi{tag}"] = max_err(D(img, c), ref[f"logits_batch_psi{tag}"])
+    return errors

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import reference_inputs, write_fixture_pickle
+from helpers import PSIS, max_err, reference_errors, reference_inputs, write_fixture_pickle
 
 from stylegan import load_network
 from stylegan.cli.main import main as cli_main
@@ -18,32 +18,18 @@ from stylegan.models.stylegan3 import make_transform, set_transform
 
 NAME = "sg3t_32"
 TOL = 1e-4
-PSIS = {"10": 1.0, "07": 0.7}
-
-
-def _max_err(a: torch.Tensor | np.ndarray, b: np.ndarray) -> float:
-    a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return float(np.abs(a.astype(np.float32) - b).max())
 
 
 def check_outputs(net, ref: dict[str, np.ndarray]) -> dict[str, float]:
-    """ws, images (one per call, as the reference) and D logits at both ψ, and the transformed images."""
-    G, D = net.G_ema, net.D
+    """The StyleGAN2 reference outputs (helpers.reference_errors) plus the transformed images."""
+    G = net.G_ema
     z, c = reference_inputs(G.z_dim, G.c_dim)
-    errors = {}
+    errors = reference_errors(net, ref)
     with torch.no_grad():
-        for tag, psi in PSIS.items():
-            ws = torch.cat([G.mapping(z[i : i + 1], c[i : i + 1], truncation_psi=psi) for i in range(8)])
-            img = torch.cat([G.synthesis(ws[i : i + 1], noise_mode="const") for i in range(8)])
-            errors[f"ws_psi{tag}"] = _max_err(ws, ref[f"ws_psi{tag}"])
-            errors[f"img_psi{tag}"] = _max_err(img, ref[f"img_psi{tag}"])
-            errors[f"logits_psi{tag}"] = _max_err(torch.cat([D(img[i : i + 1], c[i : i + 1]) for i in range(8)]), ref[f"logits_psi{tag}"])
-            errors[f"logits_batch_psi{tag}"] = _max_err(D(img, c), ref[f"logits_batch_psi{tag}"])
         G.synthesis.input.transform.copy_(torch.from_numpy(ref["transform_matrix_inv"]))
         img = torch.cat([G(z[i : i + 1], c[i : i + 1]) for i in range(4)])
         G.synthesis.input.transform.copy_(torch.eye(3))
-        errors["img_transformed_psi10"] = _max_err(img, ref["img_transformed_psi10"])
+        errors["img_transformed_psi10"] = max_err(img, ref["img_transformed_psi10"])
     return errors
 
 
@@ -86,7 +72,7 @@ def test_native_round_trip(parity_dir, tmp_path):
 
 def test_transform_matrix_matches_gen_images(ref):
     m = np.linalg.inv(make_transform((0.25, 0), 10))
-    assert _max_err(m.astype(np.float32), ref["transform_matrix_inv"]) == 0
+    assert max_err(m.astype(np.float32), ref["transform_matrix_inv"]) == 0
 
 
 @pytest.mark.parametrize("tag", sorted(PSIS))
@@ -95,7 +81,7 @@ def test_generate_raw_matches_official(parity_dir, ref, tag, tmp_path):
                    "--outdir", str(tmp_path), "--raw", "--device", "cpu"])
     assert rc == 0
     for seed in range(8):
-        assert _max_err(np.load(tmp_path / f"seed{seed:04d}.npy"), ref[f"img_psi{tag}"][seed]) <= TOL
+        assert max_err(np.load(tmp_path / f"seed{seed:04d}.npy"), ref[f"img_psi{tag}"][seed]) <= TOL
 
 
 def test_generate_transformed_matches_official(parity_dir, ref, tmp_path):
@@ -103,7 +89,7 @@ def test_generate_transformed_matches_official(parity_dir, ref, tmp_path):
                    "--rotate", "10", "--outdir", str(tmp_path), "--raw", "--device", "cpu"])
     assert rc == 0
     for seed in range(4):
-        assert _max_err(np.load(tmp_path / f"seed{seed:04d}.npy"), ref["img_transformed_psi10"][seed]) <= TOL
+        assert max_err(np.load(tmp_path / f"seed{seed:04d}.npy"), ref["img_transformed_psi10"][seed]) <= TOL
 
 
 def test_transform_refused_for_stylegan2(parity_dir, tmp_path, capsys):
