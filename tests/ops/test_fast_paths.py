@@ -109,6 +109,30 @@ def test_switch_and_context_manager():
     assert ops.set_fast_paths(True) is False
 
 
+def test_context_manager_is_per_thread():
+    """A `fast_paths(False)` block (as an fp16-off-CUDA network's forward holds) leaves other threads alone."""
+    import threading
+
+    ops.set_fast_paths(True)
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def hold_reference_paths():
+        with ops.fast_paths(False):
+            inside.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=hold_reference_paths)
+    worker.start()
+    assert inside.wait(5)
+    seen.append(ops.fast_paths_enabled())
+    with ops.fast_paths(False):
+        release.set()
+        worker.join(5)
+        seen.append(ops.fast_paths_enabled())  # the other thread's exit must not switch this thread back
+    seen.append(ops.fast_paths_enabled())
+    assert seen == [True, False, True]
+
+
 # ----------------------------------------------------------------------------- bias_act
 
 

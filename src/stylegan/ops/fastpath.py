@@ -25,36 +25,45 @@ environment variable ``STYLEGAN_FAST_OPS=0`` (read at import).
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 import torch
 import torch.autograd.forward_ad  # noqa: F401  (makes torch.autograd.forward_ad importable as an attribute)
 
-_enabled: bool = os.environ.get("STYLEGAN_FAST_OPS", "1").strip().lower() not in ("0", "false", "no", "off")
+_default: bool = os.environ.get("STYLEGAN_FAST_OPS", "1").strip().lower() not in ("0", "false", "no", "off")
+_override = threading.local()  # per-thread value set by the `fast_paths` context manager
 
 
 def fast_paths_enabled() -> bool:
-    """True when ops may take their fast paths (the default)."""
-    return _enabled
+    """True when ops may take their fast paths: the calling thread's `fast_paths` override, else the
+    process default (on unless STYLEGAN_FAST_OPS=0)."""
+    return getattr(_override, "enabled", _default)
 
 
 def set_fast_paths(enabled: bool) -> bool:
-    """Enable (True) or disable (False, reference paths only) the fast paths; returns the previous value."""
-    global _enabled
-    previous = _enabled
-    _enabled = bool(enabled)
+    """Set the process default: fast paths (True) or reference paths only (False); returns the previous
+    default. A `fast_paths` block active in a thread still takes precedence there."""
+    global _default
+    previous = _default
+    _default = bool(enabled)
     return previous
 
 
 @contextmanager
 def fast_paths(enabled: bool = True) -> Iterator[None]:
-    """Context manager: `with fast_paths(False): ...` runs the reference paths."""
-    previous = set_fast_paths(enabled)
+    """Context manager: `with fast_paths(False): ...` runs the reference paths in this thread only, so
+    concurrent forward passes in other threads keep their own setting."""
+    previous = getattr(_override, "enabled", None)
+    _override.enabled = bool(enabled)
     try:
         yield
     finally:
-        set_fast_paths(previous)
+        if previous is None:
+            del _override.enabled
+        else:
+            _override.enabled = previous
 
 
 def prefer_cpu_kernels(x) -> bool:
