@@ -18,6 +18,7 @@ from ..models.registry import build_network, network_spec
 from ..models.stylegan2 import Discriminator, Generator
 from . import official
 from .checkpoint import read_checkpoint, save_checkpoint
+from .mismatch import describe_mismatch
 from .safe_pickle import PersistentObject, TFNetwork, safe_load
 
 NETWORK_NAMES = ("G", "D", "G_ema")
@@ -116,21 +117,15 @@ def _with_state(net: torch.nn.Module, state: dict[str, torch.Tensor], what: str)
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {_few(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {_few(unexpected)}")
-        if wrong:
-            parts.append("shape mismatch " + _few([f"{k} {list(state[k].shape)} vs {list(own[k].shape)}" for k in wrong]))
-        raise NetworkLoadError(f"{what}: weights do not fit the architecture: {'; '.join(parts)}")
+    problems = describe_mismatch([
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("shape mismatch", [f"{k} {list(state[k].shape)} vs {list(own[k].shape)}" for k in wrong]),
+    ], n=4)
+    if problems:
+        raise NetworkLoadError(f"{what}: weights do not fit the architecture: {problems}")
     net.load_state_dict(state, strict=True)
     return net
-
-
-def _few(items: list[str], n: int = 4) -> str:
-    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
 # ----------------------------------------------------------------------------- official (NVlabs)

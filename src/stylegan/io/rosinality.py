@@ -47,6 +47,7 @@ from ..models.stylegan2 import (
     SynthesisConfig,
     channels_at,
 )
+from .mismatch import describe_mismatch, few
 
 CONFIG_KEY = "stylegan_config"
 CONFIG_FORMAT = 1
@@ -150,10 +151,6 @@ def _lookup(table: list[Row], key: str, size: int) -> tuple[str | None, Layout] 
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _few(items: list[str], n: int = 6) -> str:
-    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
 def _plain(x: Any, where: str) -> Any:
@@ -319,16 +316,9 @@ def _to_ours(theirs: dict[str, Any], template: dict[str, torch.Tensor], table: l
             out[key] = ref.detach().clone()
         else:
             out[key] = layout.to_ours(value.detach()).to(ref.dtype).contiguous().clone()
-    unexpected = sorted(set(theirs) - used)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {_few(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {_few(unexpected)}")
-        if wrong:
-            parts.append(f"wrong shape {_few(wrong)}")
-        raise ValueError(f"{what}: tensors do not fit the architecture: {'; '.join(parts)}")
+    problems = describe_mismatch([("missing", missing), ("unexpected", sorted(set(theirs) - used)), ("wrong shape", wrong)])
+    if problems:
+        raise ValueError(f"{what}: tensors do not fit the architecture: {problems}")
     return out
 
 
@@ -338,8 +328,8 @@ def _to_theirs(ours: dict[str, torch.Tensor], template: dict[str, torch.Tensor],
     wrong = sorted(k for k in set(ours) & set(template) if ours[k].shape != template[k].shape)
     if missing or unexpected or wrong:
         raise ValueError(
-            f"{what}: state dict does not fit its config: missing {_few(missing) or 'none'}; "
-            f"unexpected {_few(unexpected) or 'none'}; wrong shape {_few(wrong) or 'none'}"
+            f"{what}: state dict does not fit its config: missing {few(missing) or 'none'}; "
+            f"unexpected {few(unexpected) or 'none'}; wrong shape {few(wrong) or 'none'}"
         )
     out: dict[str, torch.Tensor] = {}
     for key, value in ours.items():

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from .mismatch import describe_mismatch
 from .official import discriminator_config_from_official, generator_config_from_official
 
 # stylegan2-ada-pytorch's module: legacy.py builds `training.networks` objects (its defaults: no fp16,
@@ -133,10 +134,6 @@ def _lookup(table: list[Row], key: str) -> tuple[str | None, str | None] | None:
         if m:
             return (None if template is None else template.format(**_fields(m.groupdict()))), transform
     return None
-
-
-def _few(items: list[str], n: int = 6) -> str:
-    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
 # ----------------------------------------------------------------------------- kwargs
@@ -309,15 +306,9 @@ def _fill(
             continue
         out[key] = torch.tensor(value, dtype=ref.dtype)
     unused = sorted(n for n in set(params) - used if not any(re.fullmatch(p, n) for p in ignored))
-    if missing or unused or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {_few(missing)}")
-        if unused:
-            parts.append(f"unknown {_few(unused)}")
-        if wrong:
-            parts.append(f"wrong shape {_few(wrong)}")
-        raise ValueError(f"{where}: TensorFlow variables do not fit the architecture: {'; '.join(parts)}")
+    problems = describe_mismatch([("missing", missing), ("unknown", unused), ("wrong shape", wrong)])
+    if problems:
+        raise ValueError(f"{where}: TensorFlow variables do not fit the architecture: {problems}")
     return out
 
 
