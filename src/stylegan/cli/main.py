@@ -6,20 +6,21 @@ import argparse
 import sys
 
 from ..io.load import NetworkLoadError
-from . import convert, dataset, generate, info, init, metrics
+from . import convert, dataset, generate, info, init, metrics, train
 from .common import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description="The StyleGAN family in pure PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (init, generate, info, convert, dataset, metrics):
+    for module in (init, generate, info, convert, dataset, metrics, train):
         module.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[2:] if argv is None else argv[1:])
     try:
         args.func(args)
     except (CliError, NetworkLoadError) as e:

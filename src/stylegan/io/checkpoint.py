@@ -39,9 +39,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.close(dir_fd)
 
 
-def save_checkpoint(path: str | os.PathLike, networks: dict[str, tuple[dict[str, Any], dict[str, torch.Tensor]]], extra: dict[str, Any] | None = None) -> None:
-    """Save `{name: (spec, state_dict)}`; `spec` is JSON data describing how to rebuild the network."""
-    tensors: dict[str, torch.Tensor] = {}
+AUX_PREFIX = "_aux."  # tensors that belong to no network (training state: optimizer moments, ...)
+
+
+def save_checkpoint(path: str | os.PathLike, networks: dict[str, tuple[dict[str, Any], dict[str, torch.Tensor]]], extra: dict[str, Any] | None = None,
+                    aux: dict[str, torch.Tensor] | None = None) -> None:
+    """Save `{name: (spec, state_dict)}`; `spec` is JSON data describing how to rebuild the network.
+    `aux` tensors are stored under `_aux.NAME` and read back with `read_aux_tensors`."""
+    tensors: dict[str, torch.Tensor] = {f"{AUX_PREFIX}{key}": value.detach().to("cpu").contiguous().clone() for key, value in (aux or {}).items()}
     for name, (_, state) in networks.items():
         for key, value in state.items():
             tensors[f"{name}.{key}"] = value.detach().to("cpu").contiguous().clone()
@@ -72,9 +77,20 @@ def _read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, tuple[dict[str,
         specs = json.loads(meta["networks"])
         states: dict[str, dict[str, torch.Tensor]] = {name: {} for name in specs}
         for key in f.keys():
+            if key.startswith(AUX_PREFIX):
+                continue
             name, _, rest = key.partition(".")
             if name not in states:
                 raise ValueError(f"tensor {key!r} belongs to no network in the checkpoint")
             states[name][rest] = f.get_tensor(key)
         extra = json.loads(meta.get("extra", "{}"))
     return {name: (specs[name], states[name]) for name in specs}, extra
+
+
+def read_aux_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The `aux` tensors of a native checkpoint (empty for one saved without)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {key.removeprefix(AUX_PREFIX): f.get_tensor(key) for key in f.keys() if key.startswith(AUX_PREFIX)}
+    except SafetensorError as e:
+        raise ValueError(f"corrupt safetensors file: {e}") from None

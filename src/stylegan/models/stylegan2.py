@@ -385,7 +385,9 @@ class SynthesisNetwork(torch.nn.Module):
             self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
             setattr(self, f"b{res}", block)
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False, fused_modconv: bool | str | None = None) -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False, fused_modconv: bool | str | None = None,
+                update_emas: bool = False) -> torch.Tensor:
+        """`update_emas` is accepted for the StyleGAN3 calling convention; this network keeps no EMAs."""
         _assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
         ws = ws.to(torch.float32)
         x = img = None

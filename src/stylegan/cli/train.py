@@ -1,0 +1,208 @@
+"""Train a StyleGAN2 / StyleGAN3 generator on a dataset (NVlabs train.py's flags and presets).
+
+examples:
+  stylegan train --cfg demo --data builtin:fashion-mnist --cond --outdir runs        # 2-core CPU demo, ~12 min
+  stylegan train --cfg paper256 --data ffhq-256.zip --mirror --gpus 8 --outdir runs
+  stylegan train --cfg stylegan3-t --data afhq-512.zip --batch 32 --gamma 8.2 --mirror --gpus 8 --outdir runs
+  stylegan train --resume runs/00003-demo-fashion-mnist-gpus1-batch32-gamma0.05      # continue a run
+  stylegan train --cfg stylegan2 --data faces.zip --resume ffhq.pkl --freezed 10 --kimg 500   # fine-tune
+  torchrun --nproc-per-node 4 -m stylegan train ...                                  # multi-GPU / multi-node
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..data.common import DatasetError
+from ..data.dataset import ImageDataset
+from ..data.tool import ConvertConfig, convert_dataset
+from ..io.checkpoint import atomic_write_bytes
+from ..io.load import load_network
+from ..training import distributed
+from ..training.options import CONFIGS, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, network_specs, resolve, with_overrides
+from .common import CliError
+
+DEFAULTS_NOTE = "default: from --cfg"
+
+
+def _bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (1/0, true/false), got {text!r}")
+
+
+def _metrics(text: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    return [] if names == ["none"] else names
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a generator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("required (unless --resume RUN_DIR)")
+    g.add_argument("--data", help="dataset .zip or folder (see `stylegan dataset`), or builtin:fashion-mnist")
+    g.add_argument("--outdir", type=Path, default=None, help="where run folders go (default: training-runs)")
+    g.add_argument("--cfg", choices=CONFIGS, default=None, help="preset (default: auto)")
+    h = p.add_argument_group("hyper-parameters (default: from --cfg)")
+    h.add_argument("--gpus", type=int, default=None, help="processes to launch through torchrun on this machine (default 1)")
+    h.add_argument("--batch", type=int, default=None, help="total minibatch size")
+    h.add_argument("--batch-gpu", type=int, default=None, help="images per process per accumulation round")
+    h.add_argument("--gamma", type=float, default=None, help="R1 regularisation weight")
+    h.add_argument("--kimg", type=float, default=None, help="training length in thousands of images")
+    h.add_argument("--tick", type=float, default=None, help="kimg between progress lines")
+    h.add_argument("--snap", type=int, default=None, help="ticks between snapshots (images, checkpoint, metrics)")
+    h.add_argument("--mirror", type=_bool, nargs="?", const=True, default=None, help="add x-flipped copies of the images")
+    h.add_argument("--cond", type=_bool, nargs="?", const=True, default=None, help="condition on the dataset's labels")
+    h.add_argument("--aug", choices=("ada", "noaug", "fixed"), default=None, help="augmentation mode (default ada; demo: noaug)")
+    h.add_argument("--augpipe", default=None, help="augmentation pipeline (default bgc)")
+    h.add_argument("--p", type=float, default=None, help="augmentation probability for --aug fixed (default 0.2)")
+    h.add_argument("--target", type=float, default=None, help="ADA target for sign(D(real)) (default 0.6)")
+    h.add_argument("--glr", type=float, default=None, help="G learning rate")
+    h.add_argument("--dlr", type=float, default=None, help="D learning rate")
+    h.add_argument("--map-depth", type=int, default=None, help="mapping network depth")
+    h.add_argument("--cbase", type=int, default=None, help="channel base (capacity)")
+    h.add_argument("--cmax", type=int, default=None, help="maximum channels per layer")
+    h.add_argument("--mbstd-group", type=int, default=None, help="minibatch-std group size")
+    h.add_argument("--fp32", type=_bool, nargs="?", const=True, default=None, help="no mixed precision on CUDA")
+    m = p.add_argument_group("run")
+    m.add_argument("--resume", default=None, help="a run folder to continue, or a network file (.pkl/.safetensors/...) to fine-tune")
+    m.add_argument("--freezed", type=int, default=None, help="freeze the first N layers of D when fine-tuning (default 0)")
+    m.add_argument("--metrics", type=_metrics, default=None, help="comma-separated metrics at every snapshot, or none")
+    m.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    m.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default 3; demo 1)")
+    m.add_argument("--desc", default=None, help="text added to the run folder's name")
+    m.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto; torchrun gives each process its GPU)")
+    m.add_argument("--no-progress", action="store_true", help="no progress bars")
+    m.add_argument("-n", "--dry-run", action="store_true", help="print the resolved options and exit")
+    p.set_defaults(func=run)
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    skip = {"func", "command", "device", "no_progress", "dry_run", "outdir", "argv"}
+    return {k: v for k, v in vars(args).items() if k not in skip}
+
+
+def cache_dir() -> Path:
+    """Where converted built-in datasets are kept: $STYLEGAN_CACHE, else $XDG_CACHE_HOME/stylegan, else ~/.cache/stylegan."""
+    if os.environ.get("STYLEGAN_CACHE"):
+        return Path(os.environ["STYLEGAN_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stylegan"
+
+
+def resolve_data(spec: str, rank: int, env: distributed.DistEnv) -> str:
+    """A dataset path; `builtin:NAME` is converted once into the cache (by rank 0) and reused."""
+    if not spec.startswith("builtin:"):
+        return spec
+    dest = cache_dir() / "datasets" / f"{spec.removeprefix('builtin:')}.zip"
+    if rank == 0 and not dest.exists():
+        print(f"converting {spec} into {dest} (once)")
+        convert_dataset(ConvertConfig(source=spec, dest=dest), log=lambda s: None)
+    env.broadcast_object(None)  # wait for rank 0
+    return str(dest)
+
+
+def _new_run_dir(outdir: Path, opts: TrainingOptions) -> Path:
+    outdir.mkdir(parents=True, exist_ok=True)
+    ids = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"(\d+)-", p.name))]
+    desc = f"{opts.cfg}-{opts.dataset['name']}-gpus{opts.gpus}-batch{opts.batch}-gamma{opts.loss.r1_gamma:g}"
+    if opts.desc:
+        desc += f"-{opts.desc}"
+    run_dir = outdir / f"{max(ids, default=-1) + 1:05d}-{desc}"
+    run_dir.mkdir()
+    return run_dir
+
+
+def run(args: argparse.Namespace) -> None:
+    flags = _flags(args)
+    gpus = flags.get("gpus") or 1
+    if gpus > 1 and "WORLD_SIZE" not in os.environ and not args.dry_run:
+        code = distributed.launch_torchrun(["train", *(args.argv or sys.argv[2:])], gpus)
+        if code != 0:
+            raise CliError(f"torchrun exited with status {code}")
+        return
+    env = distributed.init_from_env(args.device)
+    if env.world_size > 1 and flags.get("gpus") not in (None, env.world_size):
+        raise CliError(f"--gpus {flags['gpus']} but torchrun started {env.world_size} processes")
+    flags["gpus"] = env.world_size if env.world_size > 1 else flags.get("gpus")
+    try:
+        _train(args, flags, env)
+    except (OptionsError, DatasetError) as e:
+        raise CliError(str(e)) from None
+    finally:
+        distributed.shutdown()
+
+
+def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.DistEnv) -> None:
+    from ..training.loop import Trainer, latest_snapshot, truncate_stats
+
+    resume = flags.get("resume")
+    continuing = resume is not None and Path(resume).is_dir() and (Path(resume) / "training_options.json").is_file()
+    source = None
+    if continuing:
+        run_dir = Path(resume)
+        fixed = [k for k, v in flags.items() if v is not None and k not in (*RESUMABLE_FLAGS, "resume")]
+        if fixed:
+            names = ", ".join("--" + k.replace("_", "-") for k in fixed)
+            raise CliError(f"--resume {run_dir}: {names} cannot change when a run continues (only "
+                           f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_FLAGS)} can); to train with other "
+                           f"settings, start a new run with --resume {run_dir}/<snapshot> to fine-tune")
+        opts = with_overrides(TrainingOptions.from_dict(json.loads((run_dir / "training_options.json").read_text())), flags)
+        snapshot = latest_snapshot(run_dir)
+        if snapshot is None:
+            raise CliError(f"--resume {run_dir}: the run folder holds no network-snapshot-*.safetensors to continue from")
+    else:
+        if resume is not None and Path(resume).is_dir() and not (Path(resume) / "config.json").is_file():
+            raise CliError(f"--resume {resume}: a folder without training_options.json (not a run folder) or config.json (not an official network folder)")
+        if not flags.get("data"):
+            raise CliError("--data is required (a dataset .zip or folder, or builtin:fashion-mnist)")
+        flags["data"] = resolve_data(flags["data"], env.rank, env)
+        info = ImageDataset(flags["data"], use_labels=True).describe()
+        if resume is not None:
+            source = load_network(resume)
+            if source.G is None and source.G_ema is None:
+                raise CliError(f"--resume {resume}: holds no generator to fine-tune")
+            if source.D is None:
+                raise CliError(f"--resume {resume}: holds no discriminator; fine-tuning needs G and D (a training snapshot or official pickle)")
+        specs = network_specs(source.G or source.G_ema, source.D) if source is not None else None
+        if specs is not None and not flags.get("cfg"):
+            flags["cfg"] = "stylegan3-t" if specs["G"]["family"] == "stylegan3" else "stylegan2"
+        opts = resolve(flags, info, specs)
+        if info.has_labels and not opts.cond and env.rank == 0:
+            print(f"note: {opts.data} has {info.label_dim} labels; training an unconditional model (pass --cond to use them)")
+        if args.dry_run:
+            print("\n".join(describe(opts)))
+            print(json.dumps(opts.to_dict(), indent=2))
+            return
+        run_dir = None
+        if env.rank == 0:
+            run_dir = _new_run_dir(args.outdir or Path("training-runs"), opts)
+            atomic_write_bytes(run_dir / "training_options.json", (json.dumps(opts.to_dict(), indent=2) + "\n").encode())
+        run_dir = Path(env.broadcast_object(str(run_dir) if run_dir else None))
+    if args.dry_run:
+        print("\n".join(describe(opts)))
+        return
+
+    trainer = Trainer(opts, run_dir, env, progress=not args.no_progress)
+    if continuing:
+        trainer.load_snapshot(snapshot)
+        if env.rank == 0:
+            truncate_stats(run_dir, trainer.state.cur_tick)
+        trainer.log(f"continuing {run_dir} from {snapshot.name} at {trainer.state.cur_nimg / 1000:g} kimg")
+    else:
+        if source is not None:
+            trainer.load_networks_from(source.networks())
+        trainer.log(f"run folder: {run_dir}")
+    for line in describe(opts):
+        trainer.log(line)
+    result = trainer.run()
+    if env.rank == 0 and not result.interrupted:
+        trainer.write_summary()
+        trainer.log(f"done: {result.cur_nimg / 1000:g} kimg; snapshot {result.last_snapshot}; samples.png, truncation.png, losses.png in {run_dir}")

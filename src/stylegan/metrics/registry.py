@@ -1,0 +1,136 @@
+"""The metric registry: named metrics computed from `MetricOptions`, and their `metric-<name>.jsonl` records.
+
+A metric is a function `MetricOptions -> {result name: value}` registered with `@register_metric` under its
+function name. With `num_gpus > 1` every rank calls it inside an initialised `torch.distributed` process
+group; each rank does its share of the work (`rank_share`) and the statistics are summed across ranks
+(`all_reduce_sum`), so every rank returns the same numbers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class MetricOptions:
+    """What a metric needs: the generator, the real data, and how to split the work."""
+
+    G: torch.nn.Module  # generator (G_ema), called G(z, c, noise_mode="const")
+    dataset: str | None  # dataset zip or folder (stylegan.data.dataset.ImageDataset); None for G-only metrics
+    mirror: bool = False
+    num_gen: int | None = None  # overrides the metric's number of generated images
+    device: torch.device | str = "cpu"
+    batch_size: int = 64
+    seed: int = 0
+    rank: int = 0
+    num_gpus: int = 1
+    progress: bool = False
+
+
+@dataclass
+class MetricResult:
+    """One evaluation of a metric, as recorded in `metric-<name>.jsonl`."""
+
+    metric: str
+    results: dict[str, float]
+    total_time: float
+    total_time_str: str
+    num_gpus: int
+    snapshot_pkl: str | None = None
+    timestamp: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        """The record as one JSON line in the official key order."""
+        return json.dumps({
+            "results": self.results, "metric": self.metric, "total_time": self.total_time,
+            "total_time_str": self.total_time_str, "num_gpus": self.num_gpus,
+            "snapshot_pkl": self.snapshot_pkl, "timestamp": self.timestamp,
+        })
+
+
+MetricFn = Callable[[MetricOptions], dict[str, float]]
+METRICS: dict[str, MetricFn] = {}
+
+
+def register_metric(fn: MetricFn) -> MetricFn:
+    """Decorator: register `fn` under its name."""
+    METRICS[fn.__name__] = fn
+    return fn
+
+
+def _ensure_registered() -> None:
+    # The metric modules import this one, so they are imported here, on first use, not at import time.
+    importlib.import_module(f"{__package__}.pixel_fd")
+
+
+def is_valid_metric(name: str) -> bool:
+    """Whether `name` is a registered metric."""
+    _ensure_registered()
+    return name in METRICS
+
+
+def list_valid_metrics() -> list[str]:
+    """Names of all registered metrics, sorted."""
+    _ensure_registered()
+    return sorted(METRICS)
+
+
+def compute(name: str, opts: MetricOptions) -> MetricResult:
+    """Evaluate metric `name` and time it; ValueError for an unknown name."""
+    if not is_valid_metric(name):
+        raise ValueError(f"unknown metric {name!r}; valid metrics: {', '.join(list_valid_metrics())}")
+    start = time.time()
+    results = {key: float(value) for key, value in METRICS[name](opts).items()}
+    total = time.time() - start
+    return MetricResult(metric=name, results=results, total_time=total, total_time_str=format_time(total),
+                        num_gpus=opts.num_gpus)
+
+
+def report_metric(result: MetricResult, run_dir: str | os.PathLike | None, snapshot_pkl: str | None = None) -> None:
+    """Append `result` to `run_dir/metric-<name>.jsonl` (nothing without a run_dir; call it on rank 0 only).
+
+    `snapshot_pkl`, when given, replaces the result's and is stored relative to `run_dir`, as the official code does.
+    """
+    if run_dir is None:
+        return
+    if snapshot_pkl is not None:
+        result = replace(result, snapshot_pkl=os.path.relpath(snapshot_pkl, run_dir))
+    path = Path(run_dir) / f"metric-{result.metric}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(result.to_json() + "\n")
+
+
+def format_time(seconds: float) -> str:
+    """Official duration style: "12s", "3m 04s", "1h 02m 03s", "2d 03h 04m"."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 60 * 60:
+        return f"{s // 60}m {s % 60:02}s"
+    if s < 24 * 60 * 60:
+        return f"{s // 3600}h {s // 60 % 60:02}m {s % 60:02}s"
+    return f"{s // 86400}d {s // 3600 % 24:02}h {s // 60 % 60:02}m"
+
+
+# ----------------------------------------------------------------------------- multi-GPU helpers for metrics
+
+def rank_share(n: int, opts: MetricOptions) -> range:
+    """The indices of `n` work items this rank handles (every `num_gpus`-th, starting at `rank`)."""
+    return range(opts.rank, n, opts.num_gpus)
+
+
+def all_reduce_sum(x: torch.Tensor, opts: MetricOptions) -> torch.Tensor:
+    """`x` summed over all ranks (`x` itself on a single GPU); `x` must live on `opts.device`."""
+    if opts.num_gpus > 1:
+        x = x.clone()
+        torch.distributed.all_reduce(x, op=torch.distributed.ReduceOp.SUM)
+    return x

@@ -1,0 +1,1 @@
+"""Training: losses and regularisers, ADA, the training loop, options and presets."""

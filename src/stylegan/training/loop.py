@@ -1,0 +1,580 @@
+"""The training loop of StyleGAN2/3 as NVIDIA's `training_loop.py` runs it: G and D phases with lazy
+regularisation, G_ema, ADA, ticks, image grids, snapshots and metrics — plus exact resume.
+
+Randomness is counter-based: every minibatch draws its latents and labels from a generator seeded by
+(seed, images seen so far), and every chunk of it reseeds torch's global generator from (seed, images seen,
+phase, chunk index within the global minibatch) before running. So a run continued from a snapshot repeats
+the uninterrupted run's numbers, and a chunk computes the same thing whether it is an accumulation round
+or another process's share.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import resource
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data.dataset import ImageDataset
+from ..data.sampler import InfiniteSampler
+from ..io.checkpoint import atomic_write_bytes, read_aux_tensors, read_checkpoint, save_checkpoint
+from ..models.registry import build_network, network_spec
+from .augment import augment_pipe
+from .distributed import DistEnv
+from .loss import StyleGAN2Loss, ema_beta, lazy_regularization
+from .options import TrainingOptions
+from .report import class_grid, plot_curves, save_image_grid, truncation_sweep
+from .tensorboard import ScalarWriter
+
+SNAPSHOT_RE = re.compile(r"network-snapshot-(\d{6}(?:\.\d{3})?)\.safetensors")
+
+
+def snapshot_name(cur_nimg: int) -> str:
+    """network-snapshot-KKKKKK.safetensors (kimg, NVIDIA's naming), with .FFF when not a whole kimg."""
+    kimg = f"{cur_nimg // 1000:06d}" if cur_nimg % 1000 == 0 else f"{cur_nimg / 1000:010.3f}"
+    return f"network-snapshot-{kimg}.safetensors"
+
+
+def derive_seed(*parts: int) -> int:
+    """A well-mixed 31-bit seed from integers (numpy's SeedSequence)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+class StatsCollector:
+    """Running count / sum / sum of squares per statistic name, mergeable across processes."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.dtype = torch.float32 if device.type == "mps" else torch.float64
+        self._acc: dict[str, torch.Tensor] = {}
+
+    def report(self, name: str, values: torch.Tensor) -> None:
+        v = values.detach().flatten().to(self.dtype)
+        row = torch.stack([torch.tensor(float(v.numel()), dtype=self.dtype, device=v.device), v.sum(), v.square().sum()])
+        if name in self._acc:
+            self._acc[name] += row.to(self.device)
+        else:
+            self._acc[name] = row.to(self.device)
+
+    def state(self) -> dict[str, list[float]]:
+        return {k: [float(x) for x in v.tolist()] for k, v in self._acc.items()}
+
+    def load(self, state: dict[str, list[float]]) -> None:
+        self._acc = {k: torch.tensor(v, dtype=self.dtype, device=self.device) for k, v in state.items()}
+
+    def means(self, env: DistEnv) -> dict[str, float]:
+        """Means over all processes since the last call (every process must call it); then reset."""
+        names = sorted(self._acc)
+        out: dict[str, float] = {}
+        if names:
+            table = env.sum_(torch.stack([self._acc[n] for n in names]))
+            for name, (n, s, _) in zip(names, table.tolist()):
+                out[name] = s / n if n > 0 else float("nan")
+        self._acc = {}
+        return out
+
+
+@dataclass
+class Phase:
+    name: str
+    module: torch.nn.Module
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    interval: int
+
+
+@dataclass
+class LoopState:
+    """Where a run stands; saved in every snapshot."""
+
+    cur_nimg: int = 0
+    batch_idx: int = 0
+    cur_tick: int = 0  # the tick in progress
+    tick_start_nimg: int = 0
+    total_time: float = 0.0  # seconds of training before this process started
+    nonfinite_grads: int = 0  # in the tick in progress
+    stats: dict[str, list[float]] = field(default_factory=dict)
+    ada_stats: dict[str, list[float]] = field(default_factory=dict)
+
+
+class _RankBatches:
+    """This process's share of each global minibatch, drawn from one shuffled index stream that starts
+    `skip` indices in (the images already seen)."""
+
+    def __init__(self, sampler: InfiniteSampler, batch: int, rank: int, world: int, skip: int) -> None:
+        self.sampler, self.batch, self.rank, self.world, self.skip = sampler, batch, rank, world, skip
+
+    def __iter__(self) -> Iterator[list[int]]:
+        it = iter(self.sampler)
+        for _ in range(self.skip):
+            next(it)
+        per = self.batch // self.world
+        while True:
+            idx = [next(it) for _ in range(self.batch)]
+            yield idx[self.rank * per:(self.rank + 1) * per]
+
+
+class _StopRequest:
+    """First SIGINT/SIGTERM asks the loop to save and stop at the next minibatch; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopRequest":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping: saving a snapshot at the end of this minibatch (press Ctrl-C again to abort without saving)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    cur_nimg: int
+    interrupted: bool
+    last_snapshot: Path | None
+
+
+def latest_snapshot(run_dir: Path) -> Path | None:
+    found = sorted((float(m.group(1)), p) for p in run_dir.glob("network-snapshot-*.safetensors") if (m := SNAPSHOT_RE.fullmatch(p.name)))
+    return found[-1][1] if found else None
+
+
+def _trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def _grid_size(res: int) -> tuple[int, int]:
+    return int(np.clip(1920 // res, 4, 16)), int(np.clip(1080 // res, 4, 16))
+
+
+def _grid_indices(dataset: ImageDataset, labels: torch.Tensor | None, gw: int, gh: int, seed: int) -> list[int]:
+    """gw x gh dataset indices; with labels, each row shows one class (classes cycle over the rows)."""
+    rnd = np.random.RandomState(seed)
+    if labels is None or labels.shape[1] == 0:
+        return rnd.choice(len(dataset), size=gw * gh, replace=len(dataset) < gw * gh).tolist()
+    classes = labels.argmax(dim=1).numpy()
+    present = np.unique(classes)
+    out: list[int] = []
+    for row in range(gh):
+        pool = np.flatnonzero(classes == present[row % len(present)])
+        out += rnd.choice(pool, size=gw, replace=len(pool) < gw).tolist()
+    return out
+
+
+class Trainer:
+    """One process of a training run."""
+
+    def __init__(self, opts: TrainingOptions, run_dir: Path, env: DistEnv, *, progress: bool = True,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.opts, self.run_dir, self.env = opts, run_dir, env
+        self.device = env.device
+        self.progress = progress and env.rank == 0
+        self._log = log or (lambda text: print(text, flush=True))
+        torch.manual_seed(opts.seed)
+        self.dataset = ImageDataset(opts.data, xflip=opts.mirror, use_labels=opts.cond, seed=opts.seed)
+        self.labels = torch.stack([self.dataset.get_label(i) for i in range(len(self.dataset))]) if opts.cond else None
+
+        self.G = build_network(opts.G).train().to(self.device)
+        self.D = build_network(opts.D).train().to(self.device)
+        # Construction leaves D's frozen layers (--freezed) with requires_grad=False: remember what trains.
+        self.G_params, self.D_params = _trainable(self.G), _trainable(self.D)
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(False)
+        self.G_ema = copy.deepcopy(self.G).eval()
+        self.augment = None
+        if opts.aug != "noaug":
+            self.augment = augment_pipe(opts.augpipe).train().requires_grad_(False).to(self.device)
+            self.augment.p.copy_(torch.as_tensor(opts.augment_p))
+        self.collector = StatsCollector(self.device)
+        self.ada_collector = StatsCollector(self.device)
+        self.loss = StyleGAN2Loss(self.G, self.D, opts.loss, self.augment, report=self._report, mean_across=env.mean)
+        self.phases = self._make_phases()
+        self.state = LoopState()
+
+    # ------------------------------------------------------------------ setup
+
+    def _make_phases(self) -> list[Phase]:
+        o = self.opts
+        phases = []
+        for name, module, params, lr, interval in (("G", self.G, self.G_params, o.glr, o.G_reg_interval),
+                                                   ("D", self.D, self.D_params, o.dlr, o.D_reg_interval)):
+            lr, betas = lazy_regularization(lr, o.betas, interval)
+            opt = torch.optim.Adam(params, lr=lr, betas=betas, eps=o.eps)
+            if interval is None:
+                phases.append(Phase(name + "both", module, params, opt, 1))
+            else:
+                phases += [Phase(name + "main", module, params, opt, 1), Phase(name + "reg", module, params, opt, interval)]
+        return phases
+
+    def _report(self, name: str, values: torch.Tensor) -> None:
+        self.collector.report(name, values)
+        if name == "Loss/signs/real":
+            self.ada_collector.report(name, values)
+
+    def log(self, text: str) -> None:
+        if self.env.rank == 0:
+            self._log(text)
+            with open(self.run_dir / "log.txt", "a") as f:
+                f.write(text + "\n")
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_snapshot(self, path: Path) -> None:
+        """Networks, optimizer moments, counters, augment p, path-length mean and open statistics (rank 0)."""
+        opt_meta: dict[str, Any] = {}
+        aux: dict[str, torch.Tensor] = {"pl_mean": self.loss.pl_mean}
+        if self.augment is not None:
+            aux["augment_p"] = self.augment.p
+        for phase in self.phases:
+            net = phase.name[0]
+            if net in opt_meta:
+                continue
+            sd = phase.opt.state_dict()
+            opt_meta[net] = sd["param_groups"]
+            for idx, st in sd["state"].items():
+                for key, value in st.items():
+                    aux[f"opt_{net}.{idx}.{key}"] = torch.as_tensor(value)
+        st = self.state
+        st.stats, st.ada_stats = self.collector.state(), self.ada_collector.state()
+        extra = {"training": {**st.__dict__, "optimizers": opt_meta}, "training_options": self.opts.to_dict()}
+        nets = {name: (network_spec(m), m.state_dict()) for name, m in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema))}
+        save_checkpoint(path, nets, extra, aux)
+
+    def load_snapshot(self, path: Path) -> None:
+        """Continue exactly from a snapshot written by `save_snapshot`."""
+        nets, extra = read_checkpoint(path)
+        if "training" not in extra:
+            raise ValueError(f"{path}: holds no training state (not a training snapshot); use it with --resume as a "
+                             "network to fine-tune instead")
+        for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            module.load_state_dict(nets[name][1])
+        aux = read_aux_tensors(path)
+        self.loss.pl_mean = aux["pl_mean"].to(self.device)
+        if self.augment is not None and "augment_p" in aux:
+            self.augment.p.copy_(aux["augment_p"])
+        training = dict(extra["training"])
+        opt_meta = training.pop("optimizers")
+        done: set[str] = set()
+        for phase in self.phases:
+            net = phase.name[0]
+            if net in done:
+                continue
+            done.add(net)
+            state: dict[int, dict[str, torch.Tensor]] = {}
+            for key, value in aux.items():
+                parts = key.split(".")
+                if parts[0] == f"opt_{net}":
+                    state.setdefault(int(parts[1]), {})[parts[2]] = value
+            groups = opt_meta[net]
+            for g in groups:  # a continued run may have other settings for the same parameters
+                g["lr"], g["betas"] = phase.opt.param_groups[0]["lr"], phase.opt.param_groups[0]["betas"]
+            phase.opt.load_state_dict({"state": state, "param_groups": groups})
+        self.state = LoopState(**training)
+        self.collector.load(self.state.stats)
+        self.ada_collector.load(self.state.ada_stats)
+
+    def load_networks_from(self, source: dict[str, torch.nn.Module]) -> None:
+        """Transfer learning: copy the weights of `source` ({"G", "D", "G_ema"}; G_ema falls back to G)."""
+        for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            src = source.get(name) or (source.get("G") if name == "G_ema" else None) or source.get("G_ema")
+            if src is None:
+                continue
+            module.load_state_dict({k: v.to(self.device) for k, v in src.state_dict().items()})
+
+    # ------------------------------------------------------------------ the loop
+
+    def _minibatch_inputs(self, cur_nimg: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents and labels of every phase of this minibatch, the same on every process."""
+        o = self.opts
+        g = torch.Generator().manual_seed(derive_seed(o.seed, cur_nimg, 0x5A))
+        n = len(self.phases) * o.batch
+        z = torch.randn([n, self.G.z_dim], generator=g)
+        if self.labels is None:
+            c = torch.zeros([n, 0])
+        else:
+            c = self.labels[torch.randint(len(self.labels), [n], generator=g)]
+        return z, c
+
+    def _chunks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """This process's rounds of one phase's global batch `x`."""
+        per = self.opts.batch // self.env.world_size
+        return list(x[self.env.rank * per:(self.env.rank + 1) * per].to(self.device).split(self.opts.batch_gpu))
+
+    def _step(self, real_img: torch.Tensor, real_c: torch.Tensor) -> None:
+        o, st = self.opts, self.state
+        all_z, all_c = self._minibatch_inputs(st.cur_nimg)
+        reals = list(real_img.split(o.batch_gpu))
+        real_cs = list(real_c.split(o.batch_gpu))
+        rounds = len(reals)
+        for k, phase in enumerate(self.phases):
+            if st.batch_idx % phase.interval != 0:
+                continue
+            zs = self._chunks(all_z[k * o.batch:(k + 1) * o.batch])
+            cs = self._chunks(all_c[k * o.batch:(k + 1) * o.batch])
+            for p in phase.params:
+                p.requires_grad_(True)
+            phase.opt.zero_grad(set_to_none=True)
+            for r in range(rounds):
+                torch.manual_seed(derive_seed(o.seed, st.cur_nimg, k, self.env.rank * rounds + r))
+                self.loss.accumulate_gradients(phase.name, reals[r], real_cs[r], zs[r], cs[r],
+                                               gain=phase.interval / rounds, cur_nimg=st.cur_nimg)
+            for p in phase.params:
+                p.requires_grad_(False)
+            if phase.name in ("Greg", "Gboth"):
+                self.loss.update_pl_mean()
+            params = [p for p in phase.params if p.grad is not None]
+            if params:
+                flat = torch.cat([p.grad.flatten() for p in params])
+                flat = self.env.sum_(flat) / self.env.world_size
+                bad = int((~torch.isfinite(flat)).sum())
+                if bad:
+                    st.nonfinite_grads += bad
+                    flat = torch.nan_to_num(flat, nan=0.0, posinf=0.0, neginf=0.0)
+                for p, grad in zip(params, flat.split([p.numel() for p in params])):
+                    p.grad = grad.reshape(p.shape)
+            phase.opt.step()
+
+        if self.env.world_size > 1:  # W average and magnitude EMAs: keep the processes in agreement
+            for b in self.G.buffers():
+                if b.is_floating_point():
+                    b.copy_(self.env.mean(b))
+        beta = ema_beta(o.batch, o.ema_kimg, o.ema_rampup, st.cur_nimg)
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                p_ema.copy_(p.lerp(p_ema, beta))
+            for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                b_ema.copy_(b)
+        st.cur_nimg += o.batch
+        st.batch_idx += 1
+        if o.aug == "ada" and st.batch_idx % o.ada_interval == 0:  # StyleGAN2-ADA §2.3: p follows sign(D(real)) to r_t
+            r_t = self.ada_collector.means(self.env).get("Loss/signs/real")
+            if r_t is not None and math.isfinite(r_t):
+                adjust = np.sign(r_t - o.ada_target) * (o.batch * o.ada_interval) / (o.ada_kimg * 1000)
+                self.augment.p.copy_((self.augment.p + adjust).clamp(min=0))
+
+    def _grids(self) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        gw, gh = _grid_size(self.dataset.resolution)
+        idx = _grid_indices(self.dataset, self.labels, gw, gh, self.opts.seed)
+        images = torch.stack([self.dataset[i][0] for i in idx]).to(torch.float32) / 127.5 - 1
+        g = torch.Generator().manual_seed(derive_seed(self.opts.seed, 0x6D))
+        z = torch.randn([len(idx), self.G.z_dim], generator=g)
+        c = self.labels[idx] if self.labels is not None else torch.zeros([len(idx), 0])
+        save_image_grid(images, self.run_dir / "reals.png", (gw, gh))
+        return z, c, (gw, gh)
+
+    @torch.no_grad()
+    def _fakes(self, z: torch.Tensor, c: torch.Tensor, grid: tuple[int, int], path: Path) -> None:
+        imgs = [self.G_ema(zz.to(self.device), cc.to(self.device), noise_mode="const").cpu()
+                for zz, cc in zip(z.split(self.opts.batch_gpu), c.split(self.opts.batch_gpu))]
+        save_image_grid(torch.cat(imgs), path, grid)
+
+    def _metrics(self, snapshot: Path) -> dict[str, float]:
+        from ..metrics.registry import MetricOptions, compute, report_metric
+        results: dict[str, float] = {}
+        for name in self.opts.metrics:
+            res = compute(name, MetricOptions(G=self.G_ema, dataset=self.opts.data, mirror=self.opts.mirror, device=self.device,
+                                              batch_size=self.opts.batch_gpu, seed=self.opts.seed, rank=self.env.rank,
+                                              num_gpus=self.env.world_size, progress=self.progress))
+            if self.env.rank == 0:
+                report_metric(res, self.run_dir, snapshot_pkl=str(snapshot))
+                self.log(f"metric {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in res.results.items()) + f" ({res.total_time_str})")
+            results.update(res.results)
+        return results
+
+    def run(self) -> TrainResult:
+        o, st, env = self.opts, self.state, self.env
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=_RankBatches(InfiniteSampler(self.dataset, rank=0, num_replicas=1, seed=o.seed),
+                                                     o.batch, env.rank, env.world_size, st.cur_nimg),
+            num_workers=o.workers, pin_memory=self.device.type == "cuda", prefetch_factor=2 if o.workers > 0 else None,
+            persistent_workers=False,
+        )
+        fresh = st.cur_nimg == 0
+        grid_z = grid_c = grid = None
+        if env.rank == 0:
+            grid_z, grid_c, grid = self._grids()
+            if fresh:
+                self._fakes(grid_z, grid_c, grid, self.run_dir / "fakes_init.png")
+        writer = ScalarWriter(self.run_dir) if env.rank == 0 else None
+        self._start_time = start_time = time.time() - st.total_time
+        tick_start_time = time.time()
+        maintenance = 0.0
+        last_snapshot: Path | None = None
+        bar = None
+        interrupted = False
+        data_iter = iter(loader)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        with _StopRequest() as stop:
+            while True:
+                if self.progress and bar is None:
+                    total = o.batch if st.cur_tick == 0 and fresh else o.tick * 1000
+                    bar = tqdm(total=int(total), unit="img", desc=f"tick {st.cur_tick}", leave=False, dynamic_ncols=True)
+                    bar.update(min(st.cur_nimg - st.tick_start_nimg, int(total)))
+                real_img, real_c = next(data_iter)
+                real_img = real_img.to(self.device).to(torch.float32) / 127.5 - 1
+                self._step(real_img, real_c.to(self.device))
+                if bar is not None:
+                    bar.update(o.batch)
+                done = st.cur_nimg >= o.kimg * 1000
+                if env.any(stop.requested):
+                    interrupted = True
+                    break
+                if not done and not (st.cur_tick == 0 and fresh) and st.cur_nimg < st.tick_start_nimg + o.tick * 1000:
+                    continue
+
+                # ---- tick
+                fresh = False
+                tick_end_time = time.time()
+                stats = self.collector.means(env)
+                tick_kimg = (st.cur_nimg - st.tick_start_nimg) / 1000
+                sec_tick = tick_end_time - tick_start_time
+                line = {
+                    "tick": st.cur_tick, "kimg": st.cur_nimg / 1000, "timestamp": tick_end_time,
+                    "Timing/total_sec": tick_end_time - start_time, "Timing/sec_per_tick": sec_tick,
+                    "Timing/sec_per_kimg": sec_tick / max(tick_kimg, 1e-8), "Timing/maintenance_sec": maintenance,
+                    "Resources/peak_cpu_mem_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                    "Resources/peak_gpu_mem_gb": (torch.cuda.max_memory_allocated(self.device) / 2**30 if self.device.type == "cuda" else 0.0),
+                    "Progress/augment": float(self.augment.p) if self.augment is not None else 0.0,
+                    "Progress/lr_G": self.phases[0].opt.param_groups[0]["lr"],
+                    "Progress/lr_D": self.phases[-1].opt.param_groups[0]["lr"],
+                    "Progress/nonfinite_grads": st.nonfinite_grads,
+                    "Loss/pl_mean": float(self.loss.pl_mean),
+                    **stats,
+                }
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                if env.rank == 0:
+                    self._write_tick(line, writer, stats)
+                maint_start = time.time()
+                if self.device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(self.device)
+                if done or st.cur_tick % o.snap == 0:
+                    if env.rank == 0:
+                        self._fakes(grid_z, grid_c, grid, self.run_dir / f"fakes{st.cur_nimg // 1000:06d}.png")
+                    last_snapshot = self._snapshot(next_tick=True)
+                    for name, value in (self._metrics(last_snapshot) if o.metrics else {}).items():
+                        if writer is not None:
+                            writer.add_scalar(f"Metrics/{name}", value, int(st.cur_nimg / 1e3))
+                else:
+                    self._advance_tick()
+                if writer is not None:
+                    writer.flush()
+                maintenance = time.time() - maint_start
+                tick_start_time = time.time()
+                if done:
+                    break
+            if interrupted:
+                last_snapshot = self._snapshot(next_tick=False)
+                self.log(f"interrupted at {st.cur_nimg / 1000:.3f} kimg; saved {last_snapshot.name}; "
+                         f"continue with: stylegan train --resume {self.run_dir}")
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+        return TrainResult(self.run_dir, st.cur_nimg, interrupted, last_snapshot)
+
+    def write_summary(self) -> None:
+        """After training: samples.png (a row per class), truncation.png (a psi sweep), losses.png (curves)."""
+        class_grid(self.G_ema, self.run_dir / "samples.png", per_class=10, seed=self.opts.seed, device=self.device,
+                   class_names=self.dataset.class_names if self.G_ema.c_dim else None)
+        truncation_sweep(self.G_ema, self.run_dir / "truncation.png", seed=self.opts.seed, device=self.device)
+        lines = [json.loads(ln) for ln in (self.run_dir / "stats.jsonl").read_text().splitlines() if ln.strip()]
+        keys = [k for k in ("Loss/G/loss", "Loss/D/loss", "Loss/scores/real", "Loss/scores/fake", "Loss/r1_penalty", "Loss/pl_penalty",
+                            "Progress/augment") if any(k in ln for ln in lines)]
+        plot_curves(lines, self.run_dir / "losses.png", keys, title=self.run_dir.name)
+
+    def _advance_tick(self) -> None:
+        self.state.cur_tick += 1
+        self.state.tick_start_nimg = self.state.cur_nimg
+        self.state.nonfinite_grads = 0
+
+    def _snapshot(self, next_tick: bool) -> Path:
+        if next_tick:
+            self._advance_tick()
+        path = self.run_dir / snapshot_name(self.state.cur_nimg)
+        self.state.total_time = time.time() - self._start_time
+        if self.env.rank == 0:
+            self.save_snapshot(path)
+            self._prune_snapshots()
+        return path
+
+    def _prune_snapshots(self) -> None:
+        snaps = sorted((float(m.group(1)), p) for p in self.run_dir.glob("network-snapshot-*.safetensors") if (m := SNAPSHOT_RE.fullmatch(p.name)))
+        for _, p in snaps[:-self.opts.keep_snapshots]:
+            p.unlink(missing_ok=True)
+
+    def _write_tick(self, line: dict[str, Any], writer: ScalarWriter | None, stats: dict[str, float]) -> None:
+        o = self.opts
+        with open(self.run_dir / "stats.jsonl", "a") as f:
+            f.write(json.dumps(line) + "\n")
+        step = int(line["kimg"])
+        if writer is not None:
+            for key, value in line.items():
+                if key not in ("tick", "kimg", "timestamp") and isinstance(value, (int, float)) and math.isfinite(value):
+                    writer.add_scalar(key, float(value), step, wall_time=line["timestamp"])
+        remaining = max(o.kimg - line["kimg"], 0) * line["Timing/sec_per_kimg"]
+        parts = [f"tick {line['tick']:<4d}", f"kimg {line['kimg']:<9.3f}", f"time {_fmt(line['Timing/total_sec']):<10s}",
+                 f"sec/tick {line['Timing/sec_per_tick']:<6.1f}", f"sec/kimg {line['Timing/sec_per_kimg']:<6.2f}",
+                 f"maintenance {line['Timing/maintenance_sec']:<5.1f}", f"cpumem {line['Resources/peak_cpu_mem_gb']:.2f}"]
+        if self.device.type == "cuda":
+            parts.append(f"gpumem {line['Resources/peak_gpu_mem_gb']:.2f}")
+        if self.augment is not None:
+            parts.append(f"augment {line['Progress/augment']:.3f}")
+        for key, label in (("Loss/G/loss", "G"), ("Loss/D/loss", "D"), ("Loss/r1_penalty", "r1"), ("Loss/pl_penalty", "pl")):
+            if key in stats:
+                parts.append(f"{label} {stats[key]:.3f}")
+        parts.append(f"eta {_fmt(remaining)}")
+        self.log("  ".join(parts))
+        bad = [k for k, v in stats.items() if k.startswith("Loss/") and not math.isfinite(v)]
+        if bad or line["Progress/nonfinite_grads"]:
+            self.log(f"warning: tick {line['tick']} (kimg {line['kimg']:.1f}): non-finite {', '.join(bad) or 'values'}; "
+                     f"{line['Progress/nonfinite_grads']} non-finite gradient entries were zeroed")
+
+
+def _fmt(seconds: float) -> str:
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s // 60 % 60:02d}m"
+    return f"{s // 86400}d {s // 3600 % 24:02d}h"
+
+
+def truncate_stats(run_dir: Path, before_tick: int) -> None:
+    """Drop stats.jsonl lines of ticks >= `before_tick` (logged after the snapshot a run continues from)."""
+    path = run_dir / "stats.jsonl"
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("tick", -1) < before_tick]
+    atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())

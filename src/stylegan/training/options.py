@@ -1,0 +1,279 @@
+"""Training options: the `--cfg` presets with NVIDIA's hyper-parameters, and their resolution against a
+dataset into one `TrainingOptions` (what `training_options.json` records and `--dry-run` prints)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..data.dataset import DatasetInfo
+from ..models import stylegan2, stylegan3
+from ..models.config import config_from_dict, config_to_dict
+from ..models.registry import network_spec
+from .augment import AUGMENT_PRESETS
+from .loss import LossConfig
+
+
+class OptionsError(ValueError):
+    """Training options that cannot work together; the message names the setting."""
+
+
+# StyleGAN2-ADA's configuration table (train.py `cfg_specs`): reference GPU count, total kimg, minibatch,
+# minibatch-std group, channel multiplier (x 32768), learning rate, R1 gamma, G_ema half-life (kimg),
+# G_ema ramp-up, mapping depth. `auto` derives the -1 entries from the resolution and GPU count.
+ADA_TABLE: dict[str, dict[str, Any]] = {
+    "auto":      dict(ref_gpus=-1, kimg=25000,  mb=-1, mbstd=-1, fmaps=-1,  lrate=-1,     gamma=-1,   ema=-1,  ramp=0.05, map=2),
+    "stylegan2": dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=10,   ema=10,  ramp=None, map=8),
+    "paper256":  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=0.5, lrate=0.0025, gamma=1,    ema=20,  ramp=None, map=8),
+    "paper512":  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8),
+    "paper1024": dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8),
+    "cifar":     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
+}
+CONFIGS = (*ADA_TABLE, "stylegan3-t", "stylegan3-r", "demo")
+AUG_MODES = ("ada", "noaug", "fixed")
+# Flags that may change when a run continues (`--resume RUN_DIR`); everything else is fixed by the run.
+RESUMABLE_FLAGS = ("kimg", "tick", "snap", "batch", "batch_gpu", "gpus", "workers", "metrics")
+
+
+@dataclass
+class TrainingOptions:
+    """Everything a training run needs besides the data itself; JSON round trip via `to_dict`/`from_dict`."""
+
+    data: str
+    dataset: dict[str, Any]  # DatasetInfo.to_dict() of the training set
+    cfg: str
+    G: dict[str, Any]  # network spec (models.registry) of G
+    D: dict[str, Any]
+    gpus: int = 1
+    batch: int = 32
+    batch_gpu: int = 32
+    kimg: float = 25000
+    tick: float = 4
+    snap: int = 50
+    seed: int = 0
+    workers: int = 3
+    cond: bool = False
+    mirror: bool = False
+    aug: str = "ada"
+    augpipe: str = "bgc"
+    augment_p: float = 0.0  # initial p (--p for --aug fixed)
+    ada_target: float = 0.6
+    ada_interval: int = 4
+    ada_kimg: float = 500
+    metrics: list[str] = field(default_factory=list)
+    glr: float = 0.002
+    dlr: float = 0.002
+    betas: tuple[float, float] = (0.0, 0.99)
+    eps: float = 1e-8
+    G_reg_interval: int | None = 4
+    D_reg_interval: int | None = 16
+    ema_kimg: float = 10.0
+    ema_rampup: float | None = 0.05
+    loss: LossConfig = field(default_factory=LossConfig)
+    resume: str | None = None  # network file fine-tuned from (transfer learning)
+    freezed: int = 0
+    keep_snapshots: int = 5
+    desc: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainingOptions":
+        opts = config_from_dict(cls, data, "training options")
+        opts.betas = tuple(opts.betas)
+        return opts
+
+
+def describe(opts: TrainingOptions) -> list[str]:
+    """A short human summary of the resolved options."""
+    g = opts.G["config"]
+    syn = g["synthesis"]
+    ds = opts.dataset
+    return [
+        f"data:      {opts.data} ({ds['num_images']:,} images{' x2 mirrored' if opts.mirror else ''}, {ds['resolution']}x{ds['resolution']}, "
+        f"{ds['channels']} channel(s), {'conditional on ' + str(ds['label_dim']) + ' labels' if opts.cond else 'unconditional'})",
+        f"config:    {opts.cfg} ({opts.G['family']} G, channel base {syn['channel_base']}, max {syn['channel_max']}, mapping depth {g['mapping']['num_layers']})",
+        f"batch:     {opts.batch} total, {opts.batch_gpu} per GPU per round, {opts.gpus} process(es)",
+        f"optimiser: Adam G lr {opts.glr:g}, D lr {opts.dlr:g}, betas {opts.betas}, lazy reg G every {opts.G_reg_interval}, D every {opts.D_reg_interval}",
+        f"loss:      R1 gamma {opts.loss.r1_gamma:g}, path length weight {opts.loss.pl_weight:g}, style mixing {opts.loss.style_mixing_prob:g}, "
+        f"D blur sigma {opts.loss.blur_init_sigma:g} over {opts.loss.blur_fade_kimg:g} kimg",
+        f"G_ema:     half-life {opts.ema_kimg:g} kimg, ramp-up {opts.ema_rampup}",
+        f"augment:   {opts.aug}" + (f" ({opts.augpipe}, p {opts.augment_p:g}" + (f", target {opts.ada_target:g}, ada_kimg {opts.ada_kimg:g})" if opts.aug == "ada" else ")")
+                                   if opts.aug != "noaug" else ""),
+        f"length:    {opts.kimg:g} kimg, tick {opts.tick:g} kimg, snapshot every {opts.snap} ticks, metrics {','.join(opts.metrics) or 'none'}",
+    ]
+
+
+def _ada_row(cfg: str, res: int, gpus: int) -> dict[str, Any]:
+    spec = dict(ADA_TABLE[cfg])
+    if cfg == "auto":  # StyleGAN2-ADA's heuristics
+        spec["ref_gpus"] = gpus
+        spec["mb"] = max(min(gpus * min(4096 // res, 32), 64), gpus)
+        spec["mbstd"] = min(spec["mb"] // gpus, 4)
+        spec["fmaps"] = 1 if res >= 512 else 0.5
+        spec["lrate"] = 0.002 if res >= 1024 else 0.0025
+        spec["gamma"] = 0.0002 * res**2 / spec["mb"]
+        spec["ema"] = spec["mb"] * 10 / 32
+    return spec
+
+
+def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str, Any] | None = None) -> TrainingOptions:
+    """Turn CLI flags (None = not given) and the dataset into options.
+
+    `source_networks` ({"G": spec, "D": spec} read from a `--resume` network file) fixes the architecture:
+    the run fine-tunes that network, so the preset's network settings do not apply.
+    """
+    cfg = flags.get("cfg") or "auto"
+    if cfg not in CONFIGS:
+        raise OptionsError(f"--cfg {cfg}: unknown; choose from {', '.join(CONFIGS)}")
+
+    def get(name: str, default: Any) -> Any:
+        return default if flags.get(name) is None else flags[name]
+
+    gpus = get("gpus", 1)
+    res, channels = info.resolution, info.channels
+    cond = bool(get("cond", False))
+    if cond and not info.has_labels:
+        raise OptionsError(f"--cond: {info.path} has no labels (no dataset.json with a 'labels' list)")
+    c_dim = info.label_dim if cond else 0
+
+    loss = LossConfig()
+    opts: dict[str, Any] = dict(ema_rampup=0.05, G_reg_interval=4)
+    if cfg in ADA_TABLE:
+        spec = _ada_row(cfg, res, gpus)
+        cbase, cmax, mbstd, map_depth = int(spec["fmaps"] * 32768), 512, spec["mbstd"], spec["map"]
+        batch, glr, dlr, gamma, kimg = spec["mb"], spec["lrate"], spec["lrate"], spec["gamma"], spec["kimg"]
+        opts.update(ema_kimg=spec["ema"], ema_rampup=spec["ramp"])
+        batch_gpu_default = batch // spec["ref_gpus"] if spec["ref_gpus"] > 0 else batch // gpus
+        zw, G_arch, D_arch = 512, "skip", "resnet"
+        loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
+        if cfg == "cifar":
+            loss.style_mixing_prob = loss.pl_weight = 0.0
+            D_arch = "orig"
+            opts["G_reg_interval"] = None
+    elif cfg == "demo":  # a 2-core CPU: small networks, 32x32, no augmentation
+        cbase, cmax, mbstd, map_depth, zw = 2048, 64, 4, 2, 64
+        batch, glr, dlr, gamma, kimg = 32, 0.0025, 0.0025, 0.05, 30
+        batch_gpu_default = batch // gpus
+        opts.update(ema_kimg=2.0)
+        G_arch, D_arch = "skip", "resnet"
+        loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
+    else:  # NVlabs/stylegan3 train.py
+        cbase, cmax, mbstd, map_depth, zw = 32768, 512, 4, 2, 512
+        batch, glr, dlr, gamma, kimg = 32, 0.0025, 0.002, None, 25000
+        batch_gpu_default = None
+        G_arch, D_arch = None, "resnet"
+        opts["G_reg_interval"] = None
+
+    batch = get("batch", batch)
+    batch_gpu = get("batch_gpu", batch_gpu_default if batch_gpu_default is not None and flags.get("batch") is None else batch // gpus)
+    cbase, cmax = get("cbase", cbase), get("cmax", cmax)
+    map_depth, mbstd = get("map_depth", map_depth), get("mbstd_group", mbstd)
+    gamma = get("gamma", gamma)
+    if gamma is None:  # StyleGAN2-ADA's heuristic where NVlabs/stylegan3 requires --gamma
+        gamma = 0.0002 * res**2 / batch
+    loss.r1_gamma = float(gamma)
+    if cfg.startswith("stylegan3"):
+        opts["ema_kimg"] = batch * 10 / 32
+        if cfg == "stylegan3-r":
+            loss.blur_init_sigma, loss.blur_fade_kimg = 10.0, batch * 200 / 32
+    fp32 = bool(get("fp32", False))
+    fp16_res, clamp = (0, None) if fp32 else (4, 256)
+
+    _check_batch(batch, batch_gpu, gpus, mbstd)
+    if source_networks is not None:
+        G_spec, D_spec = _transfer_specs(source_networks, info, c_dim, get("freezed", 0), flags.get("resume"))
+    else:
+        if cfg.startswith("stylegan3"):
+            g = stylegan3.stylegan3_config(cfg, res, z_dim=zw, w_dim=zw, c_dim=c_dim, img_channels=channels, channel_base=cbase, channel_max=cmax)
+            g.mapping.num_layers = map_depth
+            g.synthesis.num_fp16_res, g.synthesis.conv_clamp = fp16_res, clamp
+            g.synthesis.magnitude_ema_beta = 0.5 ** (batch / (20 * 1e3))
+            G_spec = {"family": "stylegan3", "kind": "generator", "config": g.to_dict()}
+        else:
+            g = stylegan2.GeneratorConfig(
+                z_dim=zw, c_dim=c_dim, w_dim=zw, img_resolution=res, img_channels=channels,
+                mapping=stylegan2.MappingConfig(num_layers=map_depth),
+                synthesis=stylegan2.SynthesisConfig(channel_base=cbase, channel_max=cmax, num_fp16_res=fp16_res, conv_clamp=clamp,
+                                                    architecture=G_arch, fused_modconv_default="inference_only"),
+            )
+            G_spec = {"family": "stylegan2", "kind": "generator", "config": g.to_dict()}
+        d = stylegan2.DiscriminatorConfig(c_dim=c_dim, img_resolution=res, img_channels=channels, architecture=D_arch,
+                                          channel_base=cbase, channel_max=cmax, num_fp16_res=fp16_res, conv_clamp=clamp,
+                                          mbstd_group_size=mbstd, freeze_layers=get("freezed", 0))
+        D_spec = {"family": "stylegan2", "kind": "discriminator", "config": d.to_dict()}
+
+    aug = get("aug", "noaug" if cfg == "demo" else "ada")
+    if aug not in AUG_MODES:
+        raise OptionsError(f"--aug {aug}: choose from {', '.join(AUG_MODES)}")
+    augpipe = get("augpipe", "bgc")
+    if augpipe not in AUGMENT_PRESETS:
+        raise OptionsError(f"--augpipe {augpipe}: choose from {', '.join(AUGMENT_PRESETS)}")
+    if flags.get("p") is not None and aug != "fixed":
+        raise OptionsError("--p applies only with --aug fixed")
+    resume = flags.get("resume")
+    if resume is not None:  # NVlabs: a fine-tuning run adapts faster and starts without ramp-ups
+        opts.update(ada_kimg=100, ema_rampup=None)
+        loss.blur_init_sigma = 0.0
+    tick = get("tick", 1 if cfg == "demo" else 4)
+    snap = get("snap", 5 if cfg == "demo" else 50)
+    if tick <= 0 or snap < 1:
+        raise OptionsError("--tick must be > 0 and --snap >= 1")
+    return TrainingOptions(
+        data=str(flags["data"]), dataset=info.to_dict(), cfg=cfg, G=G_spec, D=D_spec, gpus=gpus, batch=batch, batch_gpu=batch_gpu,
+        kimg=get("kimg", kimg), tick=tick, snap=snap, seed=get("seed", 0), workers=get("workers", 3 if cfg != "demo" else 1),
+        cond=cond, mirror=bool(get("mirror", False)), aug=aug, augpipe=augpipe,
+        augment_p=float(get("p", 0.2)) if aug == "fixed" else 0.0, ada_target=float(get("target", 0.6)),
+        metrics=list(get("metrics", [])), glr=float(get("glr", glr)), dlr=float(get("dlr", dlr)), loss=loss,
+        resume=None if resume is None else str(resume), freezed=get("freezed", 0), desc=get("desc", "") or "", **opts,
+    )
+
+
+def _check_batch(batch: int, batch_gpu: int, gpus: int, mbstd: int | None) -> None:
+    if gpus < 1:
+        raise OptionsError("--gpus must be at least 1")
+    if batch < 1 or batch_gpu < 1:
+        raise OptionsError("--batch and --batch-gpu must be at least 1")
+    if batch % gpus != 0:
+        raise OptionsError(f"--batch {batch} must be a multiple of --gpus {gpus}")
+    if batch % (gpus * batch_gpu) != 0:
+        raise OptionsError(f"--batch {batch} must be a multiple of --gpus x --batch-gpu = {gpus * batch_gpu}")
+    if mbstd is not None and batch_gpu < mbstd:
+        raise OptionsError(f"--batch-gpu {batch_gpu} is smaller than the minibatch-std group size {mbstd} (--mbstd-group)")
+    if mbstd is not None and batch_gpu % mbstd != 0:
+        raise OptionsError(f"--batch-gpu {batch_gpu} must be a multiple of the minibatch-std group size {mbstd} (--mbstd-group)")
+
+
+def _transfer_specs(nets: dict[str, Any], info: DatasetInfo, c_dim: int, freezed: int, resume: str) -> tuple[dict, dict]:
+    """G/D specs of the network being fine-tuned, checked against the dataset; fp16 only on CUDA."""
+    G_spec, D_spec = nets["G"], nets["D"]
+    g, d = G_spec["config"], D_spec["config"]
+    for what, have, want in (("resolution", g["img_resolution"], info.resolution), ("image channels", g["img_channels"], info.channels),
+                             ("label dimension (--cond)", g["c_dim"], c_dim)):
+        if have != want:
+            raise OptionsError(f"--resume {resume}: the network's {what} is {have} but the dataset's is {want}; "
+                               "fine-tuning needs them equal (convert the dataset with `stylegan dataset --resolution`, or match --cond)")
+    g = dict(g, synthesis=dict(g["synthesis"], fp16_cuda_only=True))
+    if G_spec["family"] == "stylegan2":
+        g["synthesis"]["fused_modconv_default"] = "inference_only"
+    d = dict(d, fp16_cuda_only=True, freeze_layers=freezed)
+    return dict(G_spec, config=g), dict(D_spec, config=d)
+
+
+def network_specs(G: Any, D: Any) -> dict[str, Any]:
+    """{"G": spec, "D": spec} of loaded networks (for `resolve`'s `source_networks`)."""
+    return {"G": network_spec(G), "D": network_spec(D)}
+
+
+def with_overrides(opts: TrainingOptions, flags: dict[str, Any]) -> TrainingOptions:
+    """Options of a continued run: RESUMABLE_FLAGS given on the command line replace the stored ones."""
+    changes = {k: flags[k] for k in RESUMABLE_FLAGS if flags.get(k) is not None}
+    if "batch" in changes and "batch_gpu" not in changes:
+        changes["batch_gpu"] = min(opts.batch_gpu, changes["batch"] // changes.get("gpus", opts.gpus))
+    if "gpus" in changes and "batch_gpu" not in changes:
+        changes["batch_gpu"] = min(opts.batch_gpu, changes.get("batch", opts.batch) // changes["gpus"])
+    new = dataclasses.replace(opts, **changes)
+    _check_batch(new.batch, new.batch_gpu, new.gpus, new.D["config"].get("mbstd_group_size"))
+    return new

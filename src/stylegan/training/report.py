@@ -1,0 +1,245 @@
+"""Images and plots for training runs: sample grids, truncation sweeps and curves of training statistics.
+
+Everything is drawn with Pillow and written as PNG atomically, so a viewer never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from ..io.checkpoint import atomic_write_bytes
+
+_GEN_BATCH = 16
+
+
+def images_to_uint8(images: torch.Tensor, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:
+    """[N, C, H, W] floats spanning `drange` -> [N, H, W, C] uint8, rounded and clipped."""
+    if images.ndim != 4:
+        raise ValueError(f"expected images of shape [N, C, H, W], got {list(images.shape)}")
+    lo, hi = drange
+    x = (images.detach().to(torch.float32).cpu() - lo) * (255 / (hi - lo))
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def grid_layout(n: int, aspect: float = 16 / 9) -> tuple[int, int]:
+    """(cols, rows) for `n` square images, the grid's shape near `aspect` (width / height) with few empty cells."""
+    if n < 1:
+        raise ValueError(f"need at least one image, got {n}")
+    cols = min(n, math.ceil(math.sqrt(n * aspect)))
+    rows = math.ceil(n / cols)
+    return math.ceil(n / rows), rows
+
+
+def _grid_image(images: torch.Tensor, grid: tuple[int, int], drange: tuple[float, float]) -> Image.Image:
+    cols, rows = grid
+    n, c, h, w = images.shape
+    if c not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels, got {c}")
+    if n > cols * rows:
+        raise ValueError(f"{n} images do not fit a {cols}x{rows} grid")
+    cells = np.zeros([cols * rows, h, w, c], np.uint8)  # unused cells stay black
+    cells[:n] = images_to_uint8(images, drange)
+    arr = cells.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
+    return Image.fromarray(arr[:, :, 0] if c == 1 else arr, "L" if c == 1 else "RGB")
+
+
+def _save_png(img: Image.Image, path: str | os.PathLike) -> None:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_image_grid(images: torch.Tensor, path: str | os.PathLike, grid: tuple[int, int],
+                    drange: tuple[float, float] = (-1, 1)) -> None:
+    """Tile [N, C, H, W] images row by row into a `grid` = (cols, rows) PNG (grayscale or RGB)."""
+    _save_png(_grid_image(images, grid, drange), path)
+
+
+# ----------------------------------------------------------------------------- curves
+
+_PLOT_W, _PANEL_H = 720, 200
+_LEFT, _RIGHT, _HEAD, _FOOT = 72, 16, 22, 22
+_LINE, _GRID, _AXIS, _TEXT = (31, 119, 180), (225, 225, 225), (90, 90, 90), (0, 0, 0)
+
+
+def _scalar(value: Any) -> float | None:
+    """A finite number from a stats entry: a plain number or a `{"mean": ...}` statistic."""
+    if isinstance(value, dict):
+        value = value.get("mean")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _span(values: Sequence[float]) -> tuple[float, float]:
+    lo, hi = min(values), max(values)
+    if lo == hi:
+        pad = abs(lo) * 0.05 or 1.0
+        return lo - pad, hi + pad
+    return lo, hi
+
+
+def _ticks(lo: float, hi: float, target: int = 6) -> list[float]:
+    """Round-numbered tick positions (multiples of 1, 2 or 5 times a power of ten) inside [lo, hi]."""
+    step = 10 ** math.floor(math.log10((hi - lo) / target))
+    step *= next(m for m in (1, 2, 5, 10) if (hi - lo) / (step * m) <= target)
+    eps = 1e-9 * step
+    return [k * step for k in range(math.ceil((lo - eps) / step), math.floor((hi + eps) / step) + 1)]
+
+
+def _draw_panel(draw: ImageDraw.ImageDraw, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, top: int, key: str,
+                points: list[tuple[float, float]]) -> None:
+    x0, x1 = _LEFT, _PLOT_W - _RIGHT
+    y0, y1 = top + _HEAD, top + _PANEL_H - _FOOT
+    draw.text((x0, top + 5), key, fill=_TEXT, font=font)
+    if not points:
+        draw.rectangle([x0, y0, x1, y1], outline=_AXIS)
+        draw.text(((x0 + x1) // 2 - 20, (y0 + y1) // 2), "no data", fill=_AXIS, font=font)
+        return
+    ys = [p[1] for p in points]
+    summary = f"min {_fmt(min(ys))}   max {_fmt(max(ys))}   last {_fmt(ys[-1])}"
+    draw.text((x1 - draw.textlength(summary, font=font), top + 5), summary, fill=_TEXT, font=font)
+    xlo, xhi = _span([p[0] for p in points])
+    ylo, yhi = _span(ys)
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return x0 + (x - xlo) / (xhi - xlo) * (x1 - x0), y1 - (y - ylo) / (yhi - ylo) * (y1 - y0)
+
+    for x in _ticks(xlo, xhi):
+        gx = px(x, ylo)[0]
+        draw.line([gx, y0, gx, y1], fill=_GRID)
+        draw.text((gx - draw.textlength(_fmt(x), font=font) / 2, y1 + 5), _fmt(x), fill=_TEXT, font=font)
+    for y in _ticks(ylo, yhi):
+        gy = px(xlo, y)[1]
+        draw.line([x0, gy, x1, gy], fill=_GRID)
+        draw.text((x0 - 6 - draw.textlength(_fmt(y), font=font), gy - 6), _fmt(y), fill=_TEXT, font=font)
+    draw.rectangle([x0, y0, x1, y1], outline=_AXIS)
+    coords = [px(x, y) for x, y in points]
+    if len(coords) > 1:
+        draw.line(coords, fill=_LINE, width=2)
+    for cx, cy in coords if len(coords) <= 50 else coords[-1:]:
+        draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=_LINE)
+
+
+def plot_curves(stats: list[dict], path: str | os.PathLike, keys: list[str], x_key: str = "kimg",
+                title: str = "") -> None:
+    """Plot `keys` of per-tick `stats` dicts against `x_key`, one panel per key, as a PNG.
+
+    Values are numbers or `{"mean": ...}` statistics (the stats.jsonl shape); ticks where the key or `x_key`
+    is missing or not finite are skipped. Raises ValueError when no key has anything to plot.
+    """
+    series: dict[str, list[tuple[float, float]]] = {key: [] for key in keys}
+    for tick in stats:
+        x = _scalar(tick.get(x_key))
+        if x is None:
+            continue
+        for key in keys:
+            y = _scalar(tick.get(key))
+            if y is not None:
+                series[key].append((x, y))
+    if not any(series.values()):
+        raise ValueError(f"nothing to plot: no finite values of {', '.join(keys) or 'no keys'} against {x_key!r}")
+    font = ImageFont.load_default()
+    title_h = 24 if title else 0
+    img = Image.new("RGB", (_PLOT_W, title_h + _PANEL_H * len(keys) + 14), "white")
+    draw = ImageDraw.Draw(img)
+    if title:
+        draw.text(((_PLOT_W - draw.textlength(title, font=font)) / 2, 6), title, fill=_TEXT, font=font)
+    for i, key in enumerate(keys):
+        _draw_panel(draw, font, title_h + i * _PANEL_H, key, series[key])
+    draw.text((_PLOT_W - _RIGHT - draw.textlength(x_key, font=font), img.height - 16), x_key, fill=_AXIS, font=font)
+    _save_png(img, path)
+
+
+# ----------------------------------------------------------------------------- generator samples
+
+def _generate(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, psi: float, device: torch.device | str) -> torch.Tensor:
+    out = [G(zb.to(device), cb.to(device), truncation_psi=psi, noise_mode="const").cpu()
+           for zb, cb in zip(z.split(_GEN_BATCH), c.split(_GEN_BATCH))]
+    return torch.cat(out)
+
+
+def _labelled(img: Image.Image, labels: list[str], cell: int, *, left: bool) -> Image.Image:
+    """`img` with a white margin left of (or above) it holding one label per row (or column) of `cell` pixels."""
+    font = ImageFont.load_default()
+    probe = ImageDraw.Draw(img)
+    pad = 6
+    if left:
+        margin = int(max(probe.textlength(s, font=font) for s in labels)) + 2 * pad
+        out = Image.new(img.mode, (img.width + margin, img.height), "white")
+        out.paste(img, (margin, 0))
+    else:
+        margin = 20
+        out = Image.new(img.mode, (img.width, img.height + margin), "white")
+        out.paste(img, (0, margin))
+    draw = ImageDraw.Draw(out)
+    black = 0 if img.mode == "L" else (0, 0, 0)
+    for i, s in enumerate(labels):
+        if left:
+            draw.text((pad, i * cell + cell / 2), s, fill=black, font=font, anchor="lm")
+        else:
+            draw.text((i * cell + cell / 2, margin / 2), s, fill=black, font=font, anchor="mm")
+    return out
+
+
+@torch.no_grad()
+def class_grid(G: torch.nn.Module, path: str | os.PathLike, *, per_class: int = 8, seed: int = 0,
+               truncation_psi: float = 1.0, device: torch.device | str = "cpu",
+               class_names: list[str] | None = None) -> None:
+    """A PNG of samples: one row of `per_class` images per class for a conditional G, else a square block.
+
+    Latents come from a `torch.Generator` seeded with `seed`, so the grid is the same on every call.
+    `class_names` (conditional G only, one per class) are written in a white margin left of the rows.
+    """
+    rows = G.c_dim if G.c_dim > 0 else per_class
+    if class_names is not None and (G.c_dim == 0 or len(class_names) != G.c_dim):
+        raise ValueError(f"class_names needs one name per class of a conditional generator "
+                         f"(c_dim={G.c_dim}, got {len(class_names)} names)")
+    n = rows * per_class
+    z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(seed))
+    c = torch.zeros([n, G.c_dim])
+    if G.c_dim > 0:
+        c[torch.arange(n), torch.arange(G.c_dim).repeat_interleave(per_class)] = 1
+    img = _grid_image(_generate(G, z, c, truncation_psi, device), (per_class, rows), (-1, 1))
+    if class_names is not None:
+        img = _labelled(img, class_names, G.img_resolution, left=True)
+    _save_png(img, path)
+
+
+@torch.no_grad()
+def truncation_sweep(G: torch.nn.Module, path: str | os.PathLike, *,
+                     psis: Sequence[float] = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0), num_seeds: int = 6, seed: int = 0,
+                     device: torch.device | str = "cpu", class_idx: int | None = None) -> None:
+    """A PNG with one row per latent and one column per truncation psi (labelled on top).
+
+    A conditional G uses class `class_idx` for every row, or a seeded random class per row when it is None.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn([num_seeds, G.z_dim], generator=gen)
+    c = torch.zeros([num_seeds, G.c_dim])
+    if G.c_dim > 0:
+        if class_idx is not None and not 0 <= class_idx < G.c_dim:
+            raise ValueError(f"class_idx={class_idx} out of range for c_dim={G.c_dim}")
+        idx = torch.randint(G.c_dim, [num_seeds], generator=gen) if class_idx is None else class_idx
+        c[torch.arange(num_seeds), idx] = 1
+    elif class_idx is not None:
+        raise ValueError("class_idx needs a conditional generator")
+    columns = torch.stack([_generate(G, z, c, psi, device) for psi in psis], dim=1)  # [seeds, psis, C, H, W]
+    img = _grid_image(columns.flatten(0, 1), (len(psis), num_seeds), (-1, 1))
+    labels = [f"psi={p:g}" for p in psis]
+    if max(ImageDraw.Draw(img).textlength(s, font=ImageFont.load_default()) for s in labels) > G.img_resolution - 4:
+        labels = [f"{p:g}" for p in psis]  # narrow cells: numbers only
+    _save_png(_labelled(img, labels, G.img_resolution, left=False), path)
