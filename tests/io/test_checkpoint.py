@@ -89,3 +89,17 @@ def test_weights_that_do_not_fit_name_the_tensors(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(NetworkLoadError, match="no such file"):
         load_network(tmp_path / "nope.pkl")
+
+
+def test_native_file_whose_header_length_starts_with_a_pickle_byte(tmp_path):
+    # The 8-byte header length of a safetensors file can begin with 0x80, the first byte of a pickle.
+    g_cfg, _ = preset("sg2-32")
+    G = Generator(g_cfg)
+    path = tmp_path / "net.safetensors"
+    for pad in range(256):
+        Network(G_ema=G, extra={"pad": "x" * pad}).save(path)
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length starting with 0x80")
+    assert load_network(path).G_ema is not None

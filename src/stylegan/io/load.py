@@ -90,10 +90,12 @@ def _load_any(p: Path) -> Network:
         head = f.read(16)
     if head[:2] == b"PK":
         return _load_torch_file(p)
+    # safetensors: an 8-byte little-endian header length, then the JSON header. Checked before the pickle
+    # test because that length's first byte can be 0x80 too.
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") + 8 <= p.stat().st_size:
+        return _load_native(p)
     if head[:1] == b"\x80":
         return _load_pickle(p)
-    if len(head) >= 9 and head[8:9] == b"{":
-        return _load_native(p)
     raise NetworkLoadError("unrecognised file format (expected .safetensors, .pkl, .pt or a folder)")
 
 
