@@ -12,9 +12,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/stylegan init --preset sg2-32 --seed 0 --out out/demo/network.safetensors
-	$(VENV)/bin/stylegan info out/demo/network.safetensors
-	$(VENV)/bin/stylegan generate --network out/demo/network.safetensors --seeds 0-15 --trunc 0.7 --grid 4x4 --outdir out/demo
+	$(VENV)/bin/stylegan train --cfg demo --data builtin:fashion-mnist --cond --outdir out/demo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
@@ -25,4 +23,7 @@ bench: $(VENV)/.installed
 bench-data: $(VENV)/.installed
 	$(PY) benchmarks/bench_data.py
 
-.PHONY: install demo test bench bench-data
+bench-training: $(VENV)/.installed
+	$(PY) benchmarks/bench_training.py
+
+.PHONY: install demo test bench bench-data bench-training

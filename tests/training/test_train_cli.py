@@ -135,8 +135,8 @@ def test_two_processes_through_torchrun_follow_the_single_process_trajectory(dat
     single = subprocess.run([sys.executable, "-m", "stylegan", "train", *map(str, common), "--outdir", str(tmp_path / "one")],
                             env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stdout + single.stderr
-    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "stylegan",
-                             "train", *map(str, common), "--outdir", str(tmp_path / "two")],
+    # --gpus 2 launches torchrun (gloo on CPU) with two copies of this command
+    double = subprocess.run([sys.executable, "-m", "stylegan", "train", *map(str, common), "--gpus", "2", "--outdir", str(tmp_path / "two")],
                             env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert double.returncode == 0, double.stdout + double.stderr
     one, two = only_run(tmp_path / "one"), only_run(tmp_path / "two")

@@ -217,6 +217,7 @@ class Trainer:
         self.loss = StyleGAN2Loss(self.G, self.D, opts.loss, self.augment, report=self._report, mean_across=env.mean)
         self.phases = self._make_phases()
         self.state = LoopState()
+        self._last_summary = ""  # sec/kimg, losses and ETA of the last tick, shown beside the progress bar
 
     # ------------------------------------------------------------------ setup
 
@@ -436,7 +437,8 @@ class Trainer:
             while True:
                 if self.progress and bar is None:
                     total = o.batch if st.cur_tick == 0 and fresh else o.tick * 1000
-                    bar = tqdm(total=int(total), unit="img", desc=f"tick {st.cur_tick}", leave=False, dynamic_ncols=True)
+                    bar = tqdm(total=int(total), unit="img", desc=f"tick {st.cur_tick} kimg {st.cur_nimg / 1000:.1f}", leave=False,
+                               dynamic_ncols=True, postfix=self._last_summary or None)
                     bar.update(min(st.cur_nimg - st.tick_start_nimg, int(total)))
                 real_img, real_c = next(data_iter)
                 real_img = real_img.to(self.device).to(torch.float32) / 127.5 - 1
@@ -554,6 +556,7 @@ class Trainer:
                 parts.append(f"{label} {stats[key]:.3f}")
         parts.append(f"eta {_fmt(remaining)}")
         self.log("  ".join(parts))
+        self._last_summary = "  ".join(p for p in parts[4:] if not p.startswith(("maintenance", "cpumem", "gpumem")))
         bad = [k for k, v in stats.items() if k.startswith("Loss/") and not math.isfinite(v)]
         if bad or line["Progress/nonfinite_grads"]:
             self.log(f"warning: tick {line['tick']} (kimg {line['kimg']:.1f}): non-finite {', '.join(bad) or 'values'}; "
