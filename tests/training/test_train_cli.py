@@ -230,3 +230,16 @@ def test_metrics_are_computed_at_snapshots(data64, tmp_path):
     assert set(lines[0]) >= {"results", "metric", "total_time", "total_time_str", "num_gpus", "snapshot_pkl", "timestamp"}
     assert lines[-1]["snapshot_pkl"] == "network-snapshot-000000.064.safetensors"
     assert calls[0] == str(data64)
+
+
+@pytest.mark.parametrize("cfg", ["stylegan3-t", "stylegan3-r"])
+def test_stylegan3_configs_train(data64, tmp_path, cfg):
+    assert run_cli("--cfg", cfg, "--data", data64, "--cond", "--cbase", 512, "--cmax", 16, "--batch", 8, "--gamma", 1, "--kimg", 0.008,
+                   "--workers", 0, "--no-progress", "--outdir", tmp_path) == 0
+    run = only_run(tmp_path)
+    lines = stats(run)
+    assert "Loss/G/loss" in lines[-1] and "Loss/pl_penalty" not in lines[-1]
+    nets, extra = read_checkpoint(next(run.glob("network-snapshot-*.safetensors")))
+    assert nets["G"][0]["family"] == "stylegan3" and extra["training_options"]["loss"]["blur_init_sigma"] == (10 if cfg == "stylegan3-r" else 0)
+    ema = [v for k, v in nets["G"][1].items() if k.endswith("magnitude_ema")]
+    assert ema and any(float(v) != 1.0 for v in ema)  # the magnitude EMAs were updated in the D phases
