@@ -72,3 +72,19 @@ def test_metrics_on_fixture(parity_dir):
         compute_equivariance_metrics(load_network(parity_dir / "sg2_32").G_ema, num_samples=1)
     with pytest.raises(ValueError, match="at least one"):
         compute_equivariance_metrics(G, eqt_int=False, eqt_frac=False, eqr=False)
+
+
+def test_stylegan3_t_is_far_more_translation_equivariant_than_stylegan2_of_the_same_size():
+    from stylegan.models import stylegan2, stylegan3
+
+    torch.manual_seed(0)
+    G3 = stylegan3.Generator(stylegan3.stylegan3_config("stylegan3-t", 32, z_dim=64, w_dim=64, channel_base=2048, channel_max=64))
+    G2 = stylegan2.Generator(stylegan2.GeneratorConfig(
+        z_dim=64, w_dim=64, img_resolution=32, mapping=stylegan2.MappingConfig(num_layers=2),
+        synthesis=stylegan2.SynthesisConfig(channel_base=2048, channel_max=64)))
+    eq3 = compute_equivariance_metrics(G3, num_samples=4, batch_size=4, eqr=False)
+    eq2 = compute_equivariance_metrics(G2, num_samples=4, batch_size=4, eqr=False)
+    assert all(math.isfinite(v) for v in (*eq3.values(), *eq2.values()))
+    assert eq3["eqt_int"] > eq2["eqt_int"] + 30 and eq3["eqt_frac"] > eq2["eqt_frac"] + 30  # ~70 dB vs ~12 dB
+    with pytest.raises(ValueError, match="EQ-R needs a StyleGAN3"):
+        compute_equivariance_metrics(G2, num_samples=1, eqt_int=False, eqt_frac=False, eqr=True)

@@ -163,6 +163,10 @@ def compute_equivariance_metrics(
 
     Translations are drawn uniformly within ±`translate_max` image sizes, rotations within
     ±`rotate_max`·180°. Conditional generators get uniformly random one-hot labels.
+
+    StyleGAN3 generators translate their Fourier-feature input through its transform. StyleGAN2 has no
+    such input; for it EQ-T and EQ-T_frac translate its 4x4 constant input by the same fraction of the
+    image (Lanczos-3, zero outside), the closest analogue (EQ-R is refused).
     """
     if not (eqt_int or eqt_frac or eqr):
         raise ValueError("select at least one of eqt_int, eqt_frac, eqr")
@@ -171,9 +175,24 @@ def compute_equivariance_metrics(
     device = torch.device(device) if device is not None else next(G.parameters()).device
     G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
     M = getattr(getattr(getattr(G, "synthesis", None), "input", None), "transform", None)
-    if M is None:
-        raise ValueError("equivariance metrics need a generator with a Fourier-feature input transform (StyleGAN3)")
+    const = getattr(getattr(getattr(G, "synthesis", None), "b4", None), "const", None)
+    if M is None and const is None:
+        raise ValueError("equivariance metrics need a StyleGAN3 generator (input transform) or a StyleGAN2 one (constant input)")
+    if M is None and eqr:
+        raise ValueError("EQ-R needs a StyleGAN3 generator; StyleGAN2 has EQ-T and EQ-T_frac (its constant input translated)")
     identity = torch.eye(3, device=device)
+    const0 = None if const is None else const.detach().clone()
+
+    def translate_input(t: torch.Tensor) -> None:
+        """Translate the input signal by t image sizes: StyleGAN3's transform, or StyleGAN2's 4x4 constant
+        shifted with the same Lanczos-3 operator (zero outside), so the output should move by t."""
+        if M is not None:
+            M.copy_(identity)
+            M[:2, 2] = -t
+        else:
+            const.copy_(apply_fractional_translation(const0[None], t[0], t[1])[0][0])
+
+    zero = torch.zeros(2, device=device)
     gen = torch.Generator().manual_seed(seed)
     names = [n for n, on in (("eqt_int", eqt_int), ("eqt_frac", eqt_frac), ("eqr", eqr)) if on]
     sq_err = dict.fromkeys(names, 0.0)
@@ -190,21 +209,19 @@ def compute_equivariance_metrics(
         if G.c_dim > 0:
             c = F.one_hot(torch.randint(G.c_dim, [n], generator=gen), G.c_dim).to(device=device, dtype=torch.float32)
         ws = G.mapping(z, c)
-        M.copy_(identity)
+        translate_input(zero)
         orig = G.synthesis(ws, noise_mode="const")
 
         if eqt_int:
             t = (torch.rand(2, generator=gen) * 2 - 1) * translate_max
             t = ((t * G.img_resolution).round() / G.img_resolution).to(device)
-            M.copy_(identity)
-            M[:2, 2] = -t
+            translate_input(t)
             img = G.synthesis(ws, noise_mode="const")
             ref, mask = apply_integer_translation(orig, t[0], t[1])
             accumulate("eqt_int", (ref - img).square() * mask, mask)
         if eqt_frac:
             t = ((torch.rand(2, generator=gen) * 2 - 1) * translate_max).to(device)
-            M.copy_(identity)
-            M[:2, 2] = -t
+            translate_input(t)
             img = G.synthesis(ws, noise_mode="const")
             ref, mask = apply_fractional_translation(orig, t[0], t[1])
             accumulate("eqt_frac", (ref - img).square() * mask, mask)
