@@ -243,3 +243,9 @@ def test_stylegan3_configs_train(data64, tmp_path, cfg):
     assert nets["G"][0]["family"] == "stylegan3" and extra["training_options"]["loss"]["blur_init_sigma"] == (10 if cfg == "stylegan3-r" else 0)
     ema = [v for k, v in nets["G"][1].items() if k.endswith("magnitude_ema")]
     assert ema and any(float(v) != 1.0 for v in ema)  # the magnitude EMAs were updated in the D phases
+
+
+def test_unknown_metric_is_refused_before_any_work(data64, tmp_path, capsys):
+    assert run_cli(*TINY, "--data", data64, "--metrics", "fid99k_sharp", "--outdir", tmp_path / "r") == 2
+    err = capsys.readouterr().err
+    assert "fid99k_sharp" in err and "available:" in err and not (tmp_path / "r").exists()

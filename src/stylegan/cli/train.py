@@ -28,9 +28,6 @@ from ..training import distributed
 from ..training.options import CONFIGS, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, network_specs, resolve, with_overrides
 from .common import CliError
 
-DEFAULTS_NOTE = "default: from --cfg"
-
-
 def _bool(text: str) -> bool:
     t = text.strip().lower()
     if t in ("1", "true", "yes", "on"):
@@ -47,9 +44,8 @@ def _metrics(text: str) -> list[str]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a generator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_argument_group("required (unless --resume RUN_DIR)")
-    g.add_argument("--data", help="dataset .zip or folder (see `stylegan dataset`), or builtin:fashion-mnist")
-    g.add_argument("--outdir", type=Path, default=None, help="where run folders go (default: training-runs)")
+    g = p.add_argument_group("data and preset")
+    g.add_argument("--data", help="dataset .zip or folder (see `stylegan dataset`), or builtin:fashion-mnist; required unless --resume RUN_DIR")
     g.add_argument("--cfg", choices=CONFIGS, default=None, help="preset (default: auto)")
     h = p.add_argument_group("hyper-parameters (default: from --cfg)")
     h.add_argument("--gpus", type=int, default=None, help="processes to launch through torchrun on this machine (default 1)")
@@ -73,6 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--mbstd-group", type=int, default=None, help="minibatch-std group size")
     h.add_argument("--fp32", type=_bool, nargs="?", const=True, default=None, help="no mixed precision on CUDA")
     m = p.add_argument_group("run")
+    m.add_argument("--outdir", type=Path, default=None, help="where run folders go (default: training-runs)")
     m.add_argument("--resume", default=None, help="a run folder to continue, or a network file (.pkl/.safetensors/...) to fine-tune")
     m.add_argument("--freezed", type=int, default=None, help="freeze the first N layers of D when fine-tuning (default 0)")
     m.add_argument("--metrics", type=_metrics, default=None, help="comma-separated metrics at every snapshot, or none")
@@ -141,8 +138,12 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.DistEnv) -> None:
+    from ..metrics.registry import is_valid_metric, list_valid_metrics
     from ..training.loop import Trainer, latest_snapshot, truncate_stats
 
+    unknown = [m for m in flags.get("metrics") or [] if not is_valid_metric(m)]
+    if unknown:
+        raise CliError(f"--metrics: unknown {', '.join(unknown)}; available: {', '.join(list_valid_metrics())}")
     resume = flags.get("resume")
     continuing = resume is not None and Path(resume).is_dir() and (Path(resume) / "training_options.json").is_file()
     source = None
