@@ -30,6 +30,7 @@ from tqdm import tqdm
 from ..data.dataset import ImageDataset
 from ..data.sampler import InfiniteSampler
 from ..io.checkpoint import atomic_write_bytes, read_aux_tensors, read_checkpoint, save_checkpoint
+from ..metrics.registry import MetricOptions, compute, format_time, report_metric
 from ..models.registry import build_network, network_spec
 from .augment import augment_pipe
 from .distributed import DistEnv
@@ -397,7 +398,6 @@ class Trainer:
         save_image_grid(torch.cat(imgs), path, grid)
 
     def _metrics(self, snapshot: Path) -> dict[str, float]:
-        from ..metrics.registry import MetricOptions, compute, report_metric
         results: dict[str, float] = {}
         for name in self.opts.metrics:
             res = compute(name, MetricOptions(G=self.G_ema, dataset=self.opts.data, mirror=self.opts.mirror, device=self.device,
@@ -544,7 +544,7 @@ class Trainer:
                 if key not in ("tick", "kimg", "timestamp") and isinstance(value, (int, float)) and math.isfinite(value):
                     writer.add_scalar(key, float(value), step, wall_time=line["timestamp"])
         remaining = max(o.kimg - line["kimg"], 0) * line["Timing/sec_per_kimg"]
-        parts = [f"tick {line['tick']:<4d}", f"kimg {line['kimg']:<9.3f}", f"time {_fmt(line['Timing/total_sec']):<10s}",
+        parts = [f"tick {line['tick']:<4d}", f"kimg {line['kimg']:<9.3f}", f"time {format_time(line['Timing/total_sec']):<10s}",
                  f"sec/tick {line['Timing/sec_per_tick']:<6.1f}", f"sec/kimg {line['Timing/sec_per_kimg']:<6.2f}",
                  f"maintenance {line['Timing/maintenance_sec']:<5.1f}", f"cpumem {line['Resources/peak_cpu_mem_gb']:.2f}"]
         if self.device.type == "cuda":
@@ -554,24 +554,13 @@ class Trainer:
         for key, label in (("Loss/G/loss", "G"), ("Loss/D/loss", "D"), ("Loss/r1_penalty", "r1"), ("Loss/pl_penalty", "pl")):
             if key in stats:
                 parts.append(f"{label} {stats[key]:.3f}")
-        parts.append(f"eta {_fmt(remaining)}")
+        parts.append(f"eta {format_time(remaining)}")
         self.log("  ".join(parts))
         self._last_summary = "  ".join(p for p in parts[4:] if not p.startswith(("maintenance", "cpumem", "gpumem")))
         bad = [k for k, v in stats.items() if k.startswith("Loss/") and not math.isfinite(v)]
         if bad or line["Progress/nonfinite_grads"]:
             self.log(f"warning: tick {line['tick']} (kimg {line['kimg']:.1f}): non-finite {', '.join(bad) or 'values'}; "
                      f"{line['Progress/nonfinite_grads']} non-finite gradient entries were zeroed")
-
-
-def _fmt(seconds: float) -> str:
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s // 60 % 60:02d}m"
-    return f"{s // 86400}d {s // 3600 % 24:02d}h"
 
 
 def truncate_stats(run_dir: Path, before_tick: int) -> None:
