@@ -83,7 +83,7 @@ def test_compute_pfd(dataset_dir, g_cond, tmp_path):
 def test_registry_and_report(tmp_path):
     assert is_valid_metric("pfd5k_full") and "pfd5k_full" in list_valid_metrics()
     with pytest.raises(ValueError, match="pfd5k_full"):
-        compute("fid50k_full", MetricOptions(G=torch.nn.Identity(), dataset=None))
+        compute("fid99k_full", MetricOptions(G=torch.nn.Identity(), dataset=None))
 
     @register_metric
     def test_constant(opts):

@@ -131,7 +131,11 @@ def test_continuing_with_another_batch_size_and_length(data64, tmp_path):
 
 
 def test_two_processes_through_torchrun_follow_the_single_process_trajectory(data64, tmp_path):
-    common = [*TINY, "--data", data64, "--cond", "--batch", 8, "--batch-gpu", 4, "--kimg", 0.096, "--tick", 0.032, "--snap", 10]
+    # Float rounding differs between the two set-ups at the 1e-7 level; GAN training amplifies it, the more
+    # the higher the learning rate (at the demo's 0.005 the path-length terms drift apart by ~1e-3 by the
+    # 9th minibatch), so this comparison runs at 0.002.
+    common = [*TINY, "--data", data64, "--cond", "--batch", 8, "--batch-gpu", 4, "--kimg", 0.096, "--tick", 0.032, "--snap", 10,
+              "--glr", 0.002, "--dlr", 0.002]
     single = subprocess.run([sys.executable, "-m", "stylegan", "train", *map(str, common), "--outdir", str(tmp_path / "one")],
                             env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stdout + single.stderr

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 
 import torch
+
+from ..data.tool import ConvertConfig, convert_dataset
+from ..io.cache import cache_dir
+from ..training.distributed import DistEnv
 
 
 class CliError(Exception):
@@ -41,3 +46,25 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
         raise CliError("--device mps: Apple MPS is not available")
     return dev
+
+
+def parse_bool(text: str) -> bool:
+    """'1/true/yes/on' or '0/false/no/off' (an argparse `type`, as NVIDIA's `--mirror=1`)."""
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (1/0, true/false), got {text!r}")
+
+
+def resolve_data(spec: str, env: DistEnv) -> str:
+    """A dataset path; `builtin:NAME` is converted once into the cache (by rank 0) and reused."""
+    if not spec.startswith("builtin:"):
+        return spec
+    dest = cache_dir() / "datasets" / f"{spec.removeprefix('builtin:')}.zip"
+    if env.rank == 0 and not dest.exists():
+        print(f"converting {spec} into {dest} (once)", file=sys.stderr)
+        convert_dataset(ConvertConfig(source=spec, dest=dest), log=lambda s: None)
+    env.broadcast_object(None)  # the others wait for rank 0
+    return str(dest)

@@ -21,21 +21,11 @@ from typing import Any
 
 from ..data.common import DatasetError
 from ..data.dataset import ImageDataset
-from ..data.tool import ConvertConfig, convert_dataset
 from ..io.checkpoint import atomic_write_bytes
 from ..io.load import load_network
 from ..training import distributed
 from ..training.options import CONFIGS, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, network_specs, resolve, with_overrides
-from .common import CliError
-
-def _bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("1", "true", "yes", "on"):
-        return True
-    if t in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (1/0, true/false), got {text!r}")
-
+from .common import CliError, parse_bool, resolve_data
 
 def _metrics(text: str) -> list[str]:
     names = [m.strip() for m in text.split(",") if m.strip()]
@@ -55,8 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--kimg", type=float, default=None, help="training length in thousands of images")
     h.add_argument("--tick", type=float, default=None, help="kimg between progress lines")
     h.add_argument("--snap", type=int, default=None, help="ticks between snapshots (images, checkpoint, metrics)")
-    h.add_argument("--mirror", type=_bool, nargs="?", const=True, default=None, help="add x-flipped copies of the images")
-    h.add_argument("--cond", type=_bool, nargs="?", const=True, default=None, help="condition on the dataset's labels")
+    h.add_argument("--mirror", type=parse_bool, nargs="?", const=True, default=None, help="add x-flipped copies of the images")
+    h.add_argument("--cond", type=parse_bool, nargs="?", const=True, default=None, help="condition on the dataset's labels")
     h.add_argument("--aug", choices=("ada", "noaug", "fixed"), default=None, help="augmentation mode (default ada; demo: noaug)")
     h.add_argument("--augpipe", default=None, help="augmentation pipeline (default bgc)")
     h.add_argument("--p", type=float, default=None, help="augmentation probability for --aug fixed (default 0.2)")
@@ -67,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--cbase", type=int, default=None, help="channel base (capacity)")
     h.add_argument("--cmax", type=int, default=None, help="maximum channels per layer")
     h.add_argument("--mbstd-group", type=int, default=None, help="minibatch-std group size")
-    h.add_argument("--fp32", type=_bool, nargs="?", const=True, default=None, help="no mixed precision on CUDA")
+    h.add_argument("--fp32", type=parse_bool, nargs="?", const=True, default=None, help="no mixed precision on CUDA")
     m = p.add_argument_group("run")
     m.add_argument("--outdir", type=Path, default=None, help="where run folders go (default: training-runs)")
     m.add_argument("--resume", default=None, help="a run folder to continue, or a network file (.pkl/.safetensors/...) to fine-tune")
@@ -85,25 +75,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     skip = {"func", "command", "device", "no_progress", "dry_run", "outdir", "argv"}
     return {k: v for k, v in vars(args).items() if k not in skip}
-
-
-def cache_dir() -> Path:
-    """Where converted built-in datasets are kept: $STYLEGAN_CACHE, else $XDG_CACHE_HOME/stylegan, else ~/.cache/stylegan."""
-    if os.environ.get("STYLEGAN_CACHE"):
-        return Path(os.environ["STYLEGAN_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "stylegan"
-
-
-def resolve_data(spec: str, rank: int, env: distributed.DistEnv) -> str:
-    """A dataset path; `builtin:NAME` is converted once into the cache (by rank 0) and reused."""
-    if not spec.startswith("builtin:"):
-        return spec
-    dest = cache_dir() / "datasets" / f"{spec.removeprefix('builtin:')}.zip"
-    if rank == 0 and not dest.exists():
-        print(f"converting {spec} into {dest} (once)")
-        convert_dataset(ConvertConfig(source=spec, dest=dest), log=lambda s: None)
-    env.broadcast_object(None)  # wait for rank 0
-    return str(dest)
 
 
 def _new_run_dir(outdir: Path, opts: TrainingOptions) -> Path:
@@ -164,7 +135,7 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
             raise CliError(f"--resume {resume}: a folder without training_options.json (not a run folder) or config.json (not an official network folder)")
         if not flags.get("data"):
             raise CliError("--data is required (a dataset .zip or folder, or builtin:fashion-mnist)")
-        flags["data"] = resolve_data(flags["data"], env.rank, env)
+        flags["data"] = resolve_data(flags["data"], env)
         info = ImageDataset(flags["data"], use_labels=True).describe()
         if resume is not None:
             source = load_network(resume)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ import torch
 class MetricOptions:
     """What a metric needs: the generator, the real data, and how to split the work."""
 
-    G: torch.nn.Module  # generator (G_ema), called G(z, c, noise_mode="const")
+    G: torch.nn.Module | None  # generator (G_ema); None when `images` stands in for it
     dataset: str | None  # dataset zip or folder (stylegan.data.dataset.ImageDataset); None for G-only metrics
     mirror: bool = False
     num_gen: int | None = None  # overrides the metric's number of generated images
@@ -33,6 +34,9 @@ class MetricOptions:
     rank: int = 0
     num_gpus: int = 1
     progress: bool = False
+    detector: str | None = None  # feature-network weights file; None: the default source (metrics.detectors)
+    images: str | None = None  # a zip or folder of generated images to evaluate instead of G (FID, KID)
+    cache: bool = True  # keep real-data feature statistics on disk (metrics.detectors.cache_dir()/gan-metrics)
 
 
 @dataclass
@@ -58,17 +62,34 @@ class MetricResult:
 
 MetricFn = Callable[[MetricOptions], dict[str, float]]
 METRICS: dict[str, MetricFn] = {}
+COUNTED: set[str] = set()  # metrics whose name states the generated-image count
+METRIC_MODULES = ("pixel_fd", "fid", "perceptual")
 
 
-def register_metric(fn: MetricFn) -> MetricFn:
-    """Decorator: register `fn` under its name."""
-    METRICS[fn.__name__] = fn
-    return fn
+def register_metric(fn: MetricFn | None = None, *, counted: bool = False) -> Callable[[MetricFn], MetricFn] | MetricFn:
+    """Decorator: register `fn` under its name. `@register_metric(counted=True)` marks a name that states the
+    generated-image count ("fid50k_full"): with `num_gen` set, the metric is reported as `counted_name(...)`."""
+    def register(f: MetricFn) -> MetricFn:
+        METRICS[f.__name__] = f
+        if counted:
+            COUNTED.add(f.__name__)
+        return f
+    return register(fn) if fn is not None else register
+
+
+def counted_name(name: str, num_gen: int | None) -> str:
+    """The name a counted metric is reported under: the count after the leading letters becomes `num_gen`
+    ("fid50k_full", 1000 -> "fid1k_full"; 64 -> "fid64_full"; "pr50k3_full", 2000 -> "pr2k3_full")."""
+    if num_gen is None:
+        return name
+    tag = f"{num_gen // 1000}k" if num_gen % 1000 == 0 else str(num_gen)
+    return re.sub(r"^([a-z]+)\d+k", lambda m: m.group(1) + tag, name, count=1)
 
 
 def _ensure_registered() -> None:
     # The metric modules import this one, so they are imported here, on first use, not at import time.
-    importlib.import_module(f"{__package__}.pixel_fd")
+    for module in METRIC_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
 
 
 def is_valid_metric(name: str) -> bool:
@@ -90,7 +111,8 @@ def compute(name: str, opts: MetricOptions) -> MetricResult:
     start = time.time()
     results = {key: float(value) for key, value in METRICS[name](opts).items()}
     total = time.time() - start
-    return MetricResult(metric=name, results=results, total_time=total, total_time_str=format_time(total),
+    reported = counted_name(name, opts.num_gen) if name in COUNTED else name
+    return MetricResult(metric=reported, results=results, total_time=total, total_time_str=format_time(total),
                         num_gpus=opts.num_gpus)
 
 

@@ -511,7 +511,7 @@ class Trainer:
         truncation_sweep(self.G_ema, self.run_dir / "truncation.png", seed=self.opts.seed, device=self.device)
         lines = [json.loads(ln) for ln in (self.run_dir / "stats.jsonl").read_text().splitlines() if ln.strip()]
         keys = [k for k in ("Loss/G/loss", "Loss/D/loss", "Loss/scores/real", "Loss/scores/fake", "Loss/r1_penalty", "Loss/pl_penalty",
-                            "Progress/augment") if any(k in ln for ln in lines)]
+                            "Progress/augment") if any(k in ln for ln in lines) and (k != "Progress/augment" or self.augment is not None)]
         plot_curves(lines, self.run_dir / "losses.png", keys, title=self.run_dir.name)
 
     def _advance_tick(self) -> None:
