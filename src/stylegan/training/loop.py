@@ -162,9 +162,15 @@ class TrainResult:
     last_snapshot: Path | None
 
 
-def latest_snapshot(run_dir: Path) -> Path | None:
+def snapshots(run_dir: Path) -> list[Path]:
+    """The run's snapshots, oldest first."""
     found = sorted((float(m.group(1)), p) for p in run_dir.glob("network-snapshot-*.safetensors") if (m := SNAPSHOT_RE.fullmatch(p.name)))
-    return found[-1][1] if found else None
+    return [p for _, p in found]
+
+
+def latest_snapshot(run_dir: Path) -> Path | None:
+    found = snapshots(run_dir)
+    return found[-1] if found else None
 
 
 def _trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -223,12 +229,14 @@ class Trainer:
     # ------------------------------------------------------------------ setup
 
     def _make_phases(self) -> list[Phase]:
+        """NVIDIA's phases; the main and regularisation phases of a network share its Adam (`self.optimizers`)."""
         o = self.opts
         phases = []
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
         for name, module, params, lr, interval in (("G", self.G, self.G_params, o.glr, o.G_reg_interval),
                                                    ("D", self.D, self.D_params, o.dlr, o.D_reg_interval)):
             lr, betas = lazy_regularization(lr, o.betas, interval)
-            opt = torch.optim.Adam(params, lr=lr, betas=betas, eps=o.eps)
+            opt = self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=betas, eps=o.eps)
             if interval is None:
                 phases.append(Phase(name + "both", module, params, opt, 1))
             else:
@@ -254,11 +262,8 @@ class Trainer:
         aux: dict[str, torch.Tensor] = {"pl_mean": self.loss.pl_mean}
         if self.augment is not None:
             aux["augment_p"] = self.augment.p
-        for phase in self.phases:
-            net = phase.name[0]
-            if net in opt_meta:
-                continue
-            sd = phase.opt.state_dict()
+        for net, opt in self.optimizers.items():
+            sd = opt.state_dict()
             opt_meta[net] = sd["param_groups"]
             for idx, st in sd["state"].items():
                 for key, value in st.items():
@@ -283,12 +288,7 @@ class Trainer:
             self.augment.p.copy_(aux["augment_p"])
         training = dict(extra["training"])
         opt_meta = training.pop("optimizers")
-        done: set[str] = set()
-        for phase in self.phases:
-            net = phase.name[0]
-            if net in done:
-                continue
-            done.add(net)
+        for net, opt in self.optimizers.items():
             state: dict[int, dict[str, torch.Tensor]] = {}
             for key, value in aux.items():
                 parts = key.split(".")
@@ -296,8 +296,8 @@ class Trainer:
                     state.setdefault(int(parts[1]), {})[parts[2]] = value
             groups = opt_meta[net]
             for g in groups:  # a continued run may have other settings for the same parameters
-                g["lr"], g["betas"] = phase.opt.param_groups[0]["lr"], phase.opt.param_groups[0]["betas"]
-            phase.opt.load_state_dict({"state": state, "param_groups": groups})
+                g["lr"], g["betas"] = opt.param_groups[0]["lr"], opt.param_groups[0]["betas"]
+            opt.load_state_dict({"state": state, "param_groups": groups})
         self.state = LoopState(**training)
         self.collector.load(self.state.stats)
         self.ada_collector.load(self.state.ada_stats)
@@ -465,8 +465,8 @@ class Trainer:
                     "Resources/peak_cpu_mem_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
                     "Resources/peak_gpu_mem_gb": (torch.cuda.max_memory_allocated(self.device) / 2**30 if self.device.type == "cuda" else 0.0),
                     "Progress/augment": float(self.augment.p) if self.augment is not None else 0.0,
-                    "Progress/lr_G": self.phases[0].opt.param_groups[0]["lr"],
-                    "Progress/lr_D": self.phases[-1].opt.param_groups[0]["lr"],
+                    "Progress/lr_G": self.optimizers["G"].param_groups[0]["lr"],
+                    "Progress/lr_D": self.optimizers["D"].param_groups[0]["lr"],
                     "Progress/nonfinite_grads": st.nonfinite_grads,
                     "Loss/pl_mean": float(self.loss.pl_mean),
                     **stats,
@@ -530,8 +530,7 @@ class Trainer:
         return path
 
     def _prune_snapshots(self) -> None:
-        snaps = sorted((float(m.group(1)), p) for p in self.run_dir.glob("network-snapshot-*.safetensors") if (m := SNAPSHOT_RE.fullmatch(p.name)))
-        for _, p in snaps[:-self.opts.keep_snapshots]:
+        for p in snapshots(self.run_dir)[:-self.opts.keep_snapshots]:
             p.unlink(missing_ok=True)
 
     def _write_tick(self, line: dict[str, Any], writer: ScalarWriter | None, stats: dict[str, float]) -> None:
