@@ -37,6 +37,7 @@ PR_NUM_GEN = 50_000
 PR_BATCH = 10_000  # rows and columns of the distance blocks, as official
 PPL_NUM_SAMPLES = 50_000
 PPL_EPSILON = 1e-4
+PPL_BATCH = 2  # NVIDIA draws new noise buffers for every pair of samples; a larger batch would share them
 
 
 # ----------------------------------------------------------------------------- precision and recall
@@ -227,7 +228,7 @@ def ppl2_wend(opts: MetricOptions) -> dict[str, float]:
         if dataset.label_dim != G.c_dim:
             dataset.close()
             raise ValueError(f"ppl2_wend: the generator takes {G.c_dim}-dim labels but the dataset has {dataset.label_dim}")
-    bs = opts.batch_size
+    bs = PPL_BATCH
     batches = (num + bs - 1) // bs
     dist = torch.zeros(batches * bs, dtype=torch.float32, device=opts.device)
     share = rank_share(batches, opts)
