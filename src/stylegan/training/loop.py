@@ -510,8 +510,9 @@ class Trainer:
                    class_names=self.dataset.class_names if self.G_ema.c_dim else None)
         truncation_sweep(self.G_ema, self.run_dir / "truncation.png", seed=self.opts.seed, device=self.device)
         lines = [json.loads(ln) for ln in (self.run_dir / "stats.jsonl").read_text().splitlines() if ln.strip()]
-        keys = [k for k in ("Loss/G/loss", "Loss/D/loss", "Loss/scores/real", "Loss/scores/fake", "Loss/r1_penalty", "Loss/pl_penalty",
-                            "Progress/augment") if any(k in ln for ln in lines) and (k != "Progress/augment" or self.augment is not None)]
+        keys = ["Loss/G/loss", "Loss/D/loss", "Loss/scores/real", "Loss/scores/fake", "Loss/r1_penalty", "Loss/pl_penalty"]
+        keys += ["Progress/augment"] if self.augment is not None else []
+        keys = [k for k in keys if any(k in ln for ln in lines)]
         plot_curves(lines, self.run_dir / "losses.png", keys, title=self.run_dir.name)
 
     def _advance_tick(self) -> None:

@@ -140,13 +140,14 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     c_dim = info.label_dim if cond else 0
 
     loss = LossConfig()
+    ada_batch_gpu = None
     opts: dict[str, Any] = dict(ema_rampup=0.05, G_reg_interval=4)
     if cfg in ADA_TABLE:
         spec = _ada_row(cfg, res, gpus)
         cbase, cmax, mbstd, map_depth = int(spec["fmaps"] * 32768), 512, spec["mbstd"], spec["map"]
         batch, glr, dlr, gamma, kimg = spec["mb"], spec["lrate"], spec["lrate"], spec["gamma"], spec["kimg"]
         opts.update(ema_kimg=spec["ema"], ema_rampup=spec["ramp"])
-        batch_gpu_default = batch // spec["ref_gpus"] if spec["ref_gpus"] > 0 else batch // gpus
+        ada_batch_gpu = batch // spec["ref_gpus"]  # the table's per-GPU batch (its reference GPU count)
         zw, G_arch, D_arch = 512, "skip", "resnet"
         loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
         if cfg == "cifar":
@@ -156,19 +157,17 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     elif cfg == "demo":  # a 2-core CPU: small networks, 32x32, no augmentation
         cbase, cmax, mbstd, map_depth, zw = 2048, 64, 4, 2, 64
         batch, glr, dlr, gamma, kimg = 32, 0.005, 0.005, 0.05, 40  # lr 0.005: clean shapes by 10 kimg, 0.0025 still striped
-        batch_gpu_default = batch // gpus
         opts.update(ema_kimg=2.0)
         G_arch, D_arch = "skip", "resnet"
         loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
     else:  # NVlabs/stylegan3 train.py
         cbase, cmax, mbstd, map_depth, zw = 32768, 512, 4, 2, 512
         batch, glr, dlr, gamma, kimg = 32, 0.0025, 0.002, None, 25000
-        batch_gpu_default = None
         G_arch, D_arch = None, "resnet"
         opts["G_reg_interval"] = None
 
     batch = get("batch", batch)
-    batch_gpu = get("batch_gpu", batch_gpu_default if batch_gpu_default is not None and flags.get("batch") is None else batch // gpus)
+    batch_gpu = get("batch_gpu", ada_batch_gpu if ada_batch_gpu is not None and flags.get("batch") is None else batch // gpus)
     cbase, cmax = get("cbase", cbase), get("cmax", cmax)
     map_depth, mbstd = get("map_depth", map_depth), get("mbstd_group", mbstd)
     gamma = get("gamma", gamma)
