@@ -37,6 +37,13 @@ def describe(net: torch.nn.Module) -> dict[str, Any]:
                    channel_base=s["channel_base"], channel_max=s["channel_max"], num_layers=s["num_layers"],
                    conv_kernel=s["conv_kernel"], use_radial_filters=s["use_radial_filters"],
                    num_fp16_res=s["num_fp16_res"], conv_clamp=s["conv_clamp"])
+    elif spec["family"] == "stylegan1":
+        out.update(architecture=cfg["style"], channel_base=cfg["channel_base"], channel_max=cfg["channel_max"],
+                   lod=float(net.synthesis.lod if spec["kind"] == "generator" else net.lod))
+        if spec["kind"] == "generator":
+            out.update(z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], num_ws=net.num_ws, mapping_layers=cfg["mapping_layers"])
+        else:
+            out.update(mbstd_group_size=cfg["mbstd_group_size"])
     elif spec["kind"] == "generator":
         s = cfg["synthesis"]
         out.update(architecture=s["architecture"], z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], num_ws=net.num_ws,

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..models import stylegan3
+from ..models import stylegan1, stylegan3
 from ..models.registry import build_network, network_spec
 from ..models.stylegan2 import Discriminator, Generator
 from . import official
@@ -61,7 +61,7 @@ class Network:
 
 def load_network(path: str | os.PathLike, device: torch.device | str = "cpu") -> Network:
     """Load G_ema / G / D from a native checkpoint (.safetensors), an official network pickle
-    (stylegan2-ada-pytorch, stylegan3, or NVlabs/stylegan2 TensorFlow), a folder with the official
+    (stylegan2-ada-pytorch, stylegan3, or NVlabs/stylegan / stylegan2 TensorFlow), a folder with the official
     `config.json` + `weights.safetensors`, or a rosinality/stylegan2-pytorch torch file.
     Networks come back in eval mode with gradients disabled."""
     p = Path(path)
@@ -218,7 +218,16 @@ def _jsonable(x: Any) -> Any:
 
 
 def _load_tf(data: tuple[TFNetwork, TFNetwork, TFNetwork]) -> Network:
+    from . import tf_stylegan1
     from .tf_stylegan2 import from_tf_networks
+
+    if tf_stylegan1.is_stylegan1(data[0], data[1]):  # NVlabs/stylegan (2019): G_style / D_basic
+        g_cfg, d_cfg, states = tf_stylegan1.from_tf_networks(*data)
+        out = Network(source_format="tf-stylegan1-pickle")
+        out.G = _with_state(stylegan1.Generator(g_cfg), states["G"], "G")
+        out.G_ema = _with_state(stylegan1.Generator(g_cfg), states["G_ema"], "G_ema")
+        out.D = _with_state(stylegan1.Discriminator(d_cfg), states["D"], "D")
+        return out
 
     g_cfg, d_cfg, states = from_tf_networks(*data)
     out = Network(source_format="tf-pickle")

@@ -6,13 +6,15 @@ from typing import Any
 
 import torch
 
-from . import stylegan2, stylegan3
+from . import stylegan1, stylegan2, stylegan3
 
 # (family, kind) -> (config class, network class)
 NETWORKS: dict[tuple[str, str], tuple[type, type[torch.nn.Module]]] = {
     ("stylegan2", "generator"): (stylegan2.GeneratorConfig, stylegan2.Generator),
     ("stylegan2", "discriminator"): (stylegan2.DiscriminatorConfig, stylegan2.Discriminator),
     ("stylegan3", "generator"): (stylegan3.GeneratorConfig, stylegan3.Generator),
+    ("stylegan1", "generator"): (stylegan1.GeneratorConfig, stylegan1.Generator),
+    ("stylegan1", "discriminator"): (stylegan1.DiscriminatorConfig, stylegan1.Discriminator),
 }
 
 
