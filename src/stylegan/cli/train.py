@@ -24,12 +24,23 @@ from ..data.dataset import ImageDataset
 from ..io.checkpoint import atomic_write_bytes
 from ..io.load import load_network
 from ..training import distributed
-from ..training.options import CONFIGS, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, network_specs, resolve, with_overrides
+from ..training.options import (CONFIGS, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs, resolve,
+                                with_overrides)
 from .common import CliError, parse_bool, resolve_data
 
 def _metrics(text: str) -> list[str]:
     names = [m.strip() for m in text.split(",") if m.strip()]
     return [] if names == ["none"] else names
+
+
+def _pair(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        if len(parts) == 2:
+            return float(parts[0]), float(parts[1])
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected TRAIN,FADE kimg, got {text!r}")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,10 +64,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--target", type=float, default=None, help="ADA target for sign(D(real)) (default 0.6)")
     h.add_argument("--glr", type=float, default=None, help="G learning rate")
     h.add_argument("--dlr", type=float, default=None, help="D learning rate")
+    h.add_argument("--ema-kimg", type=float, default=None, help="G_ema half-life in kimg (default: from --cfg)")
     h.add_argument("--map-depth", type=int, default=None, help="mapping network depth")
     h.add_argument("--cbase", type=int, default=None, help="channel base (capacity)")
     h.add_argument("--cmax", type=int, default=None, help="maximum channels per layer")
     h.add_argument("--mbstd-group", type=int, default=None, help="minibatch-std group size")
+    h.add_argument("--g-reg-interval", type=int, default=None,
+                   help="lazy path-length regularisation every N minibatches (code: 4, the StyleGAN2 paper: 8; 0 = every minibatch)")
+    h.add_argument("--d-reg-interval", type=int, default=None, help="lazy R1 every N minibatches (default 16; 0 = every minibatch)")
+    h.add_argument("--grow-start", type=int, default=None, help="progressive growing (paper-a..d): first resolution (default 8)")
+    h.add_argument("--grow-kimg", type=_pair, default=None, metavar="TRAIN,FADE",
+                   help="progressive growing: kimg per level and per fade-in (default 600,600)")
     h.add_argument("--fp32", type=parse_bool, nargs="?", const=True, default=None, help="no mixed precision on CUDA")
     m = p.add_argument_group("run")
     m.add_argument("--outdir", type=Path, default=None, help="where run folders go (default: training-runs)")
@@ -69,11 +87,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto; torchrun gives each process its GPU)")
     m.add_argument("--no-progress", action="store_true", help="no progress bars")
     m.add_argument("-n", "--dry-run", action="store_true", help="print the resolved options and exit")
+    m.add_argument("--diff", default=None, metavar="CFG",
+                   help="with --dry-run: print only the settings in which --cfg CFG (same data and flags) differs from --cfg")
     p.set_defaults(func=run)
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    skip = {"func", "command", "device", "no_progress", "dry_run", "outdir", "argv"}
+    skip = {"func", "command", "device", "no_progress", "dry_run", "diff", "outdir", "argv"}
     return {k: v for k, v in vars(args).items() if k not in skip}
 
 
@@ -145,10 +165,17 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
                 raise CliError(f"--resume {resume}: holds no discriminator; fine-tuning needs G and D (a training snapshot or official pickle)")
         specs = network_specs(source.G or source.G_ema, source.D) if source is not None else None
         if specs is not None and not flags.get("cfg"):
-            flags["cfg"] = "stylegan3-t" if specs["G"]["family"] == "stylegan3" else "stylegan2"
+            flags["cfg"] = {"stylegan3": "stylegan3-t", "stylegan1": "paper-a"}.get(specs["G"]["family"], "stylegan2")
         opts = resolve(flags, info, specs)
         if info.has_labels and not opts.cond and env.rank == 0:
             print(f"note: {opts.data} has {info.label_dim} labels; training an unconditional model (pass --cond to use them)")
+        if args.dry_run and args.diff:
+            if args.diff not in CONFIGS:
+                raise CliError(f"--diff {args.diff}: unknown config; choose from {', '.join(CONFIGS)}")
+            other = resolve({**flags, "cfg": args.diff}, info, specs)
+            print(f"--cfg {opts.cfg} -> --cfg {other.cfg}:")
+            print("\n".join("  " + line for line in diff_options(opts, other)) or "  (no difference)")
+            return
         if args.dry_run:
             print("\n".join(describe(opts)))
             print(json.dumps(opts.to_dict(), indent=2))

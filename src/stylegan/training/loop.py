@@ -34,6 +34,7 @@ from ..metrics.registry import MetricOptions, compute, format_time, report_metri
 from ..models.registry import build_network, network_spec
 from .augment import augment_pipe
 from .distributed import DistEnv
+from .growing import Schedule, fade_reals, level_changed, schedule
 from .loss import StyleGAN2Loss, ema_beta, lazy_regularization
 from .options import TrainingOptions
 from .report import class_grid, plot_curves, save_image_grid, truncation_sweep
@@ -106,24 +107,28 @@ class LoopState:
     tick_start_nimg: int = 0
     total_time: float = 0.0  # seconds of training before this process started
     nonfinite_grads: int = 0  # in the tick in progress
+    lod: float | None = None  # progressive growing: the level of detail of the last minibatch
     stats: dict[str, list[float]] = field(default_factory=dict)
     ada_stats: dict[str, list[float]] = field(default_factory=dict)
 
 
 class _RankBatches:
     """This process's share of each global minibatch, drawn from one shuffled index stream that starts
-    `skip` indices in (the images already seen)."""
+    `skip` indices in (the images already seen); `batch_at(nimg)` is the global minibatch size there."""
 
-    def __init__(self, sampler: InfiniteSampler, batch: int, rank: int, world: int, skip: int) -> None:
-        self.sampler, self.batch, self.rank, self.world, self.skip = sampler, batch, rank, world, skip
+    def __init__(self, sampler: InfiniteSampler, batch_at: Callable[[int], int], rank: int, world: int, skip: int) -> None:
+        self.sampler, self.batch_at, self.rank, self.world, self.skip = sampler, batch_at, rank, world, skip
 
     def __iter__(self) -> Iterator[list[int]]:
         it = iter(self.sampler)
         for _ in range(self.skip):
             next(it)
-        per = self.batch // self.world
+        nimg = self.skip
         while True:
-            idx = [next(it) for _ in range(self.batch)]
+            batch = self.batch_at(nimg)
+            per = batch // self.world
+            idx = [next(it) for _ in range(batch)]
+            nimg += batch
             yield idx[self.rank * per:(self.rank + 1) * per]
 
 
@@ -312,11 +317,31 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def _minibatch_inputs(self, cur_nimg: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def schedule(self, cur_nimg: int) -> Schedule:
+        """Minibatch size, learning rates and level of detail at `cur_nimg` (fixed unless growing)."""
+        o = self.opts
+        return schedule(cur_nimg, self.dataset.resolution, o.growing, o.batch, o.batch_gpu, o.glr, o.dlr)
+
+    def _apply_schedule(self, sched: Schedule) -> None:
+        """Learning rates (with the lazy-regularisation factor) and, when growing, the networks' lod."""
+        o, st = self.opts, self.state
+        for name, lr, interval in (("G", sched.glr, o.G_reg_interval), ("D", sched.dlr, o.D_reg_interval)):
+            for group in self.optimizers[name].param_groups:
+                group["lr"] = lazy_regularization(lr, o.betas, interval)[0]
+        if o.growing is None:
+            return
+        if st.lod is not None and o.growing.reset_optimizers and level_changed(st.lod, sched.lod):
+            for opt in self.optimizers.values():
+                opt.state.clear()
+        st.lod = sched.lod
+        for module in (self.G.synthesis, self.G_ema.synthesis, self.D):
+            module.lod.fill_(sched.lod)
+
+    def _minibatch_inputs(self, cur_nimg: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents and labels of every phase of this minibatch, the same on every process."""
         o = self.opts
         g = torch.Generator().manual_seed(derive_seed(o.seed, cur_nimg, 0x5A))
-        n = len(self.phases) * o.batch
+        n = len(self.phases) * batch
         z = torch.randn([n, self.G.z_dim], generator=g)
         if self.labels is None:
             c = torch.zeros([n, 0])
@@ -324,22 +349,28 @@ class Trainer:
             c = self.labels[torch.randint(len(self.labels), [n], generator=g)]
         return z, c
 
-    def _chunks(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def _chunks(self, x: torch.Tensor, batch_gpu: int) -> list[torch.Tensor]:
         """This process's rounds of one phase's global batch `x`."""
-        per = self.opts.batch // self.env.world_size
-        return list(x[self.env.rank * per:(self.env.rank + 1) * per].to(self.device).split(self.opts.batch_gpu))
+        per = len(x) // self.env.world_size
+        return list(x[self.env.rank * per:(self.env.rank + 1) * per].to(self.device).split(batch_gpu))
 
     def _step(self, real_img: torch.Tensor, real_c: torch.Tensor) -> None:
         o, st = self.opts, self.state
-        all_z, all_c = self._minibatch_inputs(st.cur_nimg)
-        reals = list(real_img.split(o.batch_gpu))
-        real_cs = list(real_c.split(o.batch_gpu))
+        sched = self.schedule(st.cur_nimg)
+        assert len(real_img) * self.env.world_size == sched.batch, f"got {len(real_img)} images for a minibatch of {sched.batch}"
+        self._apply_schedule(sched)
+        if o.growing is not None:
+            real_img = fade_reals(real_img, sched.lod)
+        batch = sched.batch
+        all_z, all_c = self._minibatch_inputs(st.cur_nimg, batch)
+        reals = list(real_img.split(sched.batch_gpu))
+        real_cs = list(real_c.split(sched.batch_gpu))
         rounds = len(reals)
         for k, phase in enumerate(self.phases):
             if st.batch_idx % phase.interval != 0:
                 continue
-            zs = self._chunks(all_z[k * o.batch:(k + 1) * o.batch])
-            cs = self._chunks(all_c[k * o.batch:(k + 1) * o.batch])
+            zs = self._chunks(all_z[k * batch:(k + 1) * batch], sched.batch_gpu)
+            cs = self._chunks(all_c[k * batch:(k + 1) * batch], sched.batch_gpu)
             for p in phase.params:
                 p.requires_grad_(True)
             phase.opt.zero_grad(set_to_none=True)
@@ -367,18 +398,18 @@ class Trainer:
             for b in self.G.buffers():
                 if b.is_floating_point():
                     b.copy_(self.env.mean(b))
-        beta = ema_beta(o.batch, o.ema_kimg, o.ema_rampup, st.cur_nimg)
+        beta = ema_beta(batch, o.ema_kimg, o.ema_rampup, st.cur_nimg)
         with torch.no_grad():
             for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
                 p_ema.copy_(p.lerp(p_ema, beta))
             for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
                 b_ema.copy_(b)
-        st.cur_nimg += o.batch
+        st.cur_nimg += batch
         st.batch_idx += 1
         if o.aug == "ada" and st.batch_idx % o.ada_interval == 0:  # StyleGAN2-ADA §2.3: p follows sign(D(real)) to r_t
             r_t = self.ada_collector.means(self.env).get("Loss/signs/real")
             if r_t is not None and math.isfinite(r_t):
-                adjust = np.sign(r_t - o.ada_target) * (o.batch * o.ada_interval) / (o.ada_kimg * 1000)
+                adjust = np.sign(r_t - o.ada_target) * (batch * o.ada_interval) / (o.ada_kimg * 1000)
                 self.augment.p.copy_((self.augment.p + adjust).clamp(min=0))
 
     def _grids(self) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
@@ -413,7 +444,7 @@ class Trainer:
         o, st, env = self.opts, self.state, self.env
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=_RankBatches(InfiniteSampler(self.dataset, rank=0, num_replicas=1, seed=o.seed),
-                                                     o.batch, env.rank, env.world_size, st.cur_nimg),
+                                                     lambda nimg: self.schedule(nimg).batch, env.rank, env.world_size, st.cur_nimg),
             num_workers=o.workers, pin_memory=self.device.type == "cuda", prefetch_factor=2 if o.workers > 0 else None,
             persistent_workers=False,
         )
@@ -436,15 +467,16 @@ class Trainer:
         with _StopRequest() as stop:
             while True:
                 if self.progress and bar is None:
-                    total = o.batch if st.cur_tick == 0 and fresh else o.tick * 1000
+                    total = self.schedule(st.cur_nimg).batch if st.cur_tick == 0 and fresh else o.tick * 1000
                     bar = tqdm(total=int(total), unit="img", desc=f"tick {st.cur_tick} kimg {st.cur_nimg / 1000:.1f}", leave=False,
                                dynamic_ncols=True, postfix=self._last_summary or None)
                     bar.update(min(st.cur_nimg - st.tick_start_nimg, int(total)))
                 real_img, real_c = next(data_iter)
                 real_img = real_img.to(self.device).to(torch.float32) / 127.5 - 1
+                nimg = st.cur_nimg
                 self._step(real_img, real_c.to(self.device))
                 if bar is not None:
-                    bar.update(o.batch)
+                    bar.update(st.cur_nimg - nimg)
                 done = st.cur_nimg >= o.kimg * 1000
                 if env.any(stop.requested):
                     interrupted = True
@@ -468,6 +500,7 @@ class Trainer:
                     "Progress/lr_G": self.optimizers["G"].param_groups[0]["lr"],
                     "Progress/lr_D": self.optimizers["D"].param_groups[0]["lr"],
                     "Progress/nonfinite_grads": st.nonfinite_grads,
+                    "Progress/lod": st.lod or 0.0,
                     "Loss/pl_mean": float(self.loss.pl_mean),
                     **stats,
                 }
@@ -551,6 +584,8 @@ class Trainer:
             parts.append(f"gpumem {line['Resources/peak_gpu_mem_gb']:.2f}")
         if self.augment is not None:
             parts.append(f"augment {line['Progress/augment']:.3f}")
+        if o.growing is not None:
+            parts.append(f"lod {line['Progress/lod']:.2f}")
         for key, label in (("Loss/G/loss", "G"), ("Loss/D/loss", "D"), ("Loss/r1_penalty", "r1"), ("Loss/pl_penalty", "pl")):
             if key in stats:
                 parts.append(f"{label} {stats[key]:.3f}")

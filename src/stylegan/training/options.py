@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.dataset import DatasetInfo
-from ..models import stylegan2, stylegan3
+from ..models import stylegan1, stylegan2, stylegan3
 from ..models.config import config_from_dict, config_to_dict
 from ..models.registry import network_spec
 from .augment import AUGMENT_PRESETS
+from .growing import GrowingConfig
 from .loss import LossConfig
 
 
@@ -30,10 +31,24 @@ ADA_TABLE: dict[str, dict[str, Any]] = {
     "paper1024": dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8),
     "cifar":     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
 }
-CONFIGS = (*ADA_TABLE, "stylegan3-t", "stylegan3-r", "demo")
+# The StyleGAN2 paper's Table 1 (NVlabs/stylegan2 run_training.py --config-id config-a ... config-f): each
+# configuration is its predecessor plus one step.
+PAPER_CONFIGS: dict[str, str] = {
+    "paper-a": "StyleGAN (2019): AdaIN, progressive growing, R1 every minibatch",
+    "paper-b": "A + weight demodulation (revised normalisation, noise and bias outside the style block)",
+    "paper-c": "B + lazy regularisation (R1 every 16 minibatches)",
+    "paper-d": "C + path length regularisation",
+    "paper-e": "D + no growing: skip G, residual D",
+    "paper-f": "E + large networks (twice the channels)",
+}
+CONFIGS = (*ADA_TABLE, "stylegan3-t", "stylegan3-r", "demo", *PAPER_CONFIGS)
 AUG_MODES = ("ada", "noaug", "fixed")
 # Flags that may change when a run continues (`--resume RUN_DIR`); everything else is fixed by the run.
 RESUMABLE_FLAGS = ("kimg", "tick", "snap", "batch", "batch_gpu", "gpus", "workers", "metrics")
+# Progressive growing of configs A-D (run_training.py): start at 8x8, 600 kimg per level and per fade,
+# per-resolution minibatch (for 8 GPUs) and learning rates.
+PAPER_GROWING = dict(start_res=8, training_kimg=600.0, transition_kimg=600.0, batch={8: 256, 16: 128, 32: 64, 64: 32},
+                     glr={128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}, dlr={128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003})
 
 
 @dataclass
@@ -71,6 +86,7 @@ class TrainingOptions:
     ema_kimg: float = 10.0
     ema_rampup: float | None = 0.05
     loss: LossConfig = field(default_factory=LossConfig)
+    growing: GrowingConfig | None = None  # progressive growing (StyleGAN 2019, StyleGAN2 configs A-D)
     resume: str | None = None  # network file fine-tuned from (transfer learning)
     freezed: int = 0
     keep_snapshots: int = 5
@@ -89,12 +105,15 @@ class TrainingOptions:
 def describe(opts: TrainingOptions) -> list[str]:
     """A short human summary of the resolved options."""
     g = opts.G["config"]
-    syn = g["synthesis"]
+    syn = g.get("synthesis", g)  # stylegan1 configs are flat
+    depth = g["mapping"]["num_layers"] if "mapping" in g else g["mapping_layers"]
     ds = opts.dataset
+    gr = opts.growing
     return [
         f"data:      {opts.data} ({ds['num_images']:,} images{' x2 mirrored' if opts.mirror else ''}, {ds['resolution']}x{ds['resolution']}, "
         f"{ds['channels']} channel(s), {'conditional on ' + str(ds['label_dim']) + ' labels' if opts.cond else 'unconditional'})",
-        f"config:    {opts.cfg} ({opts.G['family']} G, channel base {syn['channel_base']}, max {syn['channel_max']}, mapping depth {g['mapping']['num_layers']})",
+        f"config:    {opts.cfg} ({opts.G['family']} G{' ' + g['style'] if 'style' in g else ''}, {opts.D['family']} D, "
+        f"channel base {syn['channel_base']}, max {syn['channel_max']}, mapping depth {depth})",
         f"batch:     {opts.batch} total, {opts.batch_gpu} per GPU per round, {opts.gpus} process(es)",
         f"optimiser: Adam G lr {opts.glr:g}, D lr {opts.dlr:g}, betas {opts.betas}, lazy reg G every {opts.G_reg_interval}, D every {opts.D_reg_interval}",
         f"loss:      R1 gamma {opts.loss.r1_gamma:g}, path length weight {opts.loss.pl_weight:g}, style mixing {opts.loss.style_mixing_prob:g}, "
@@ -103,7 +122,8 @@ def describe(opts: TrainingOptions) -> list[str]:
         f"augment:   {opts.aug}" + (f" ({opts.augpipe}, p {opts.augment_p:g}" + (f", target {opts.ada_target:g}, ada_kimg {opts.ada_kimg:g})" if opts.aug == "ada" else ")")
                                    if opts.aug != "noaug" else ""),
         f"length:    {opts.kimg:g} kimg, tick {opts.tick:g} kimg, snapshot every {opts.snap} ticks, metrics {','.join(opts.metrics) or 'none'}",
-    ]
+    ] + ([f"growing:   from {gr.start_res}x{gr.start_res}, {gr.training_kimg:g} kimg per level + {gr.transition_kimg:g} kimg fade; "
+          f"batch {gr.batch or 'fixed'}, G lr {gr.glr or 'fixed'}, D lr {gr.dlr or 'fixed'}"] if gr is not None else [])
 
 
 def _ada_row(cfg: str, res: int, gpus: int) -> dict[str, Any]:
@@ -160,6 +180,22 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
         opts.update(ema_kimg=2.0)
         G_arch, D_arch = "skip", "resnet"
         loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
+    elif cfg in PAPER_CONFIGS:  # NVlabs/stylegan2 run_training.py, configs A-F
+        large, growing = cfg == "paper-f", cfg in ("paper-a", "paper-b", "paper-c", "paper-d")
+        cbase = 32768 if large else 16384  # TF fmap_base 16 << 10 (F) or 8 << 10 (A-E), in channel_base units
+        cmax, mbstd, map_depth, zw = 512, 4, 8, 512
+        batch, glr, dlr, gamma, kimg = 32, 0.002, 0.002, 10.0, 25000
+        G_arch, D_arch = "skip", "resnet"
+        opts.update(ema_kimg=10.0, ema_rampup=None, G_reg_interval=4, D_reg_interval=16)
+        loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
+        if cfg in ("paper-a", "paper-b", "paper-c"):  # no path length regularisation
+            loss.pl_weight = 0.0
+            opts["G_reg_interval"] = None
+        if cfg in ("paper-a", "paper-b"):  # no lazy regularisation
+            opts["D_reg_interval"] = None
+        if growing:
+            glr = dlr = 0.001
+            opts["growing"] = GrowingConfig(**PAPER_GROWING)
     else:  # NVlabs/stylegan3 train.py
         cbase, cmax, mbstd, map_depth, zw = 32768, 512, 4, 2, 512
         batch, glr, dlr, gamma, kimg = 32, 0.0025, 0.002, None, 25000
@@ -168,20 +204,33 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
 
     batch = get("batch", batch)
     batch_gpu = get("batch_gpu", ada_batch_gpu if ada_batch_gpu is not None and flags.get("batch") is None else batch // gpus)
+    growing: GrowingConfig | None = opts.pop("growing", None)
+    if flags.get("resume") is not None:  # fine-tuning a grown network
+        growing = None
+    if growing is not None:
+        growing = _growing_overrides(growing, flags, res, gpus)
+    for name in ("G_reg_interval", "D_reg_interval"):
+        if flags.get(name) is not None:  # 0 = no lazy regularisation (regularise in every minibatch)
+            opts[name] = flags[name] or None
     cbase, cmax = get("cbase", cbase), get("cmax", cmax)
     map_depth, mbstd = get("map_depth", map_depth), get("mbstd_group", mbstd)
+    fp32 = bool(get("fp32", False))
+    fp16_res, clamp = (0, None) if fp32 else (4, 256)
     gamma = get("gamma", gamma)
     if gamma is None:  # StyleGAN2-ADA's heuristic where NVlabs/stylegan3 requires --gamma
         gamma = 0.0002 * res**2 / batch
     loss.r1_gamma = float(gamma)
+    if cfg in PAPER_CONFIGS:
+        fp16_res, clamp = 0, None  # the paper's TF code trained in float32
     if cfg.startswith("stylegan3"):
         opts["ema_kimg"] = batch * 10 / 32
         if cfg == "stylegan3-r":
             loss.blur_init_sigma, loss.blur_fade_kimg = 10.0, batch * 200 / 32
-    fp32 = bool(get("fp32", False))
-    fp16_res, clamp = (0, None) if fp32 else (4, 256)
 
     _check_batch(batch, batch_gpu, gpus, mbstd)
+    if growing is not None:
+        for r, b in growing.batch.items():
+            _check_batch(b, growing.batch_gpu.get(r, batch_gpu), gpus, mbstd)
     if source_networks is not None:
         G_spec, D_spec = _transfer_specs(source_networks, info, c_dim, get("freezed", 0), flags.get("resume"))
     else:
@@ -191,6 +240,11 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
             g.synthesis.num_fp16_res, g.synthesis.conv_clamp = fp16_res, clamp
             g.synthesis.magnitude_ema_beta = 0.5 ** (batch / (20 * 1e3))
             G_spec = {"family": "stylegan3", "kind": "generator", "config": g.to_dict()}
+        elif cfg in ("paper-a", "paper-b", "paper-c", "paper-d"):
+            g1 = stylegan1.GeneratorConfig(z_dim=zw, c_dim=c_dim, w_dim=zw, img_resolution=res, img_channels=channels,
+                                           style="adain" if cfg == "paper-a" else "demod", channel_base=cbase // 2,
+                                           channel_max=cmax, mapping_layers=map_depth)
+            G_spec = {"family": "stylegan1", "kind": "generator", "config": g1.to_dict()}
         else:
             g = stylegan2.GeneratorConfig(
                 z_dim=zw, c_dim=c_dim, w_dim=zw, img_resolution=res, img_channels=channels,
@@ -203,8 +257,13 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
                                           channel_base=cbase, channel_max=cmax, num_fp16_res=fp16_res, conv_clamp=clamp,
                                           mbstd_group_size=mbstd, freeze_layers=get("freezed", 0))
         D_spec = {"family": "stylegan2", "kind": "discriminator", "config": d.to_dict()}
+        if G_spec["family"] == "stylegan1":
+            d1 = stylegan1.DiscriminatorConfig(c_dim=c_dim, img_resolution=res, img_channels=channels,
+                                               style="basic" if cfg == "paper-a" else "revised", channel_base=cbase // 2,
+                                               channel_max=cmax, mbstd_group_size=mbstd)
+            D_spec = {"family": "stylegan1", "kind": "discriminator", "config": d1.to_dict()}
 
-    aug = get("aug", "noaug" if cfg == "demo" else "ada")
+    aug = get("aug", "noaug" if cfg == "demo" or cfg in PAPER_CONFIGS else "ada")
     if aug not in AUG_MODES:
         raise OptionsError(f"--aug {aug}: choose from {', '.join(AUG_MODES)}")
     augpipe = get("augpipe", "bgc")
@@ -216,6 +275,10 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     if resume is not None:  # NVlabs: a fine-tuning run adapts faster and starts without ramp-ups
         opts.update(ada_kimg=100, ema_rampup=None)
         loss.blur_init_sigma = 0.0
+    if flags.get("ema_kimg") is not None:
+        if flags["ema_kimg"] <= 0:
+            raise OptionsError(f"--ema-kimg {flags['ema_kimg']}: must be > 0")
+        opts["ema_kimg"] = float(flags["ema_kimg"])
     tick = get("tick", 1 if cfg == "demo" else 4)
     snap = get("snap", 5 if cfg == "demo" else 50)
     if tick <= 0 or snap < 1:
@@ -226,10 +289,67 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
         cond=cond, mirror=bool(get("mirror", False)), aug=aug, augpipe=augpipe,
         augment_p=float(get("p", 0.2)) if aug == "fixed" else 0.0, ada_target=float(get("target", 0.6)),
         metrics=list(get("metrics", [])), glr=float(get("glr", glr)), dlr=float(get("dlr", dlr)), loss=loss,
-        resume=None if resume is None else str(resume), freezed=get("freezed", 0), desc=get("desc", "") or "", **opts,
+        resume=None if resume is None else str(resume), freezed=get("freezed", 0), desc=get("desc", "") or "", growing=growing, **opts,
     )
 
 
+def _growing_overrides(growing: GrowingConfig, flags: dict[str, Any], res: int, gpus: int) -> GrowingConfig:
+    """--batch / --batch-gpu / --glr / --dlr replace the per-resolution tables; --grow-start and --grow-kimg
+    the level schedule."""
+    g = dataclasses.replace(growing)
+    if flags.get("batch") is not None:
+        g.batch = {}
+    if flags.get("batch_gpu") is not None or flags.get("batch") is not None:
+        g.batch_gpu = {}
+    else:  # one round per process at each resolution
+        g.batch_gpu = {r: b // gpus for r, b in g.batch.items()}
+    if flags.get("glr") is not None:
+        g.glr = {}
+    if flags.get("dlr") is not None:
+        g.dlr = {}
+    if flags.get("grow_start") is not None:
+        g.start_res = flags["grow_start"]
+    if flags.get("grow_kimg") is not None:
+        g.training_kimg, g.transition_kimg = flags["grow_kimg"]
+    if g.start_res < 4 or g.start_res & (g.start_res - 1) or g.start_res > res:
+        raise OptionsError(f"--grow-start {g.start_res}: must be a power of two between 4 and the resolution {res}")
+    if g.training_kimg < 0 or g.transition_kimg < 0:
+        raise OptionsError("--grow-kimg: both lengths must be >= 0")
+    return g
+
+
+def diff_options(a: TrainingOptions, b: TrainingOptions) -> list[str]:
+    """`key: a -> b` for every resolved setting that differs (nested keys joined with dots); networks of
+    different families and growing on/off are one line each."""
+    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(d, dict) and d:
+            out: dict[str, Any] = {}
+            for k, v in d.items():
+                out.update(flat(v, f"{prefix}{k}."))
+            return out
+        return {prefix[:-1]: d}
+
+    da, db = a.to_dict(), b.to_dict()
+    lines = []
+    for key in ("G", "D", "growing"):
+        x, y = da[key], db[key]
+        if x is None or y is None or x["family"] != y.get("family") if key != "growing" else (x is None) != (y is None):
+            lines.append(f"{key}: {_short(key, x)} -> {_short(key, y)}")
+            del da[key], db[key]
+    fa, fb = flat(da), flat(db)
+    lines += [f"{k}: {fa.get(k, '(absent)')} -> {fb.get(k, '(absent)')}" for k in sorted(set(fa) | set(fb))
+              if fa.get(k, "(absent)") != fb.get(k, "(absent)")]
+    return sorted(lines)
+
+
+def _short(key: str, spec: dict[str, Any] | None) -> str:
+    if spec is None:
+        return "none"
+    if key == "growing":
+        return f"from {spec['start_res']}x{spec['start_res']}, {spec['training_kimg']:g}+{spec['transition_kimg']:g} kimg per level"
+    cfg = spec["config"]
+    kind = cfg.get("style") or cfg.get("architecture") or cfg.get("synthesis", {}).get("architecture") or ""
+    return f"{spec['family']} {spec['kind']} ({kind})" if kind else f"{spec['family']} {spec['kind']}"
 def _check_batch(batch: int, batch_gpu: int, gpus: int, mbstd: int | None) -> None:
     if gpus < 1:
         raise OptionsError("--gpus must be at least 1")
@@ -254,6 +374,10 @@ def _transfer_specs(nets: dict[str, Any], info: DatasetInfo, c_dim: int, freezed
         if have != want:
             raise OptionsError(f"--resume {resume}: the network's {what} is {have} but the dataset's is {want}; "
                                "fine-tuning needs them equal (convert the dataset with `stylegan dataset --resolution`, or match --cond)")
+    if G_spec["family"] == "stylegan1":  # float32 networks; D has no frozen-layer support
+        if freezed:
+            raise OptionsError(f"--freezed {freezed}: not supported for StyleGAN (2019) discriminators")
+        return G_spec, D_spec
     g = dict(g, synthesis=dict(g["synthesis"], fp16_cuda_only=True))
     if G_spec["family"] == "stylegan2":
         g["synthesis"]["fused_modconv_default"] = "inference_only"
