@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 PARITY_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "parity"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def parity_dir() -> Path:
     if not PARITY_DIR.is_dir():
         pytest.skip(f"parity fixtures not found at {PARITY_DIR}")

@@ -1,4 +1,4 @@
-"""Generate images for a list of seeds, drawing latents as NVIDIA's gen_images.py does."""
+"""Generate images for a list of seeds, drawing latents as NVIDIA's gen_images.py does, or render projected ws."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ..editing.latents import LatentFileError, load_projected_w
+from ..editing.projection import load_projected_noise
 from ..io.load import load_network
 from ..models.stylegan3 import set_transform
 from ..ops import NOISE_MODES
@@ -20,7 +22,9 @@ from .common import CliError, parse_int_list, resolve_device
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate images from seeds", description=__doc__)
     p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
-    p.add_argument("--seeds", required=True, type=parse_int_list, help="seeds, e.g. 0-7,12")
+    p.add_argument("--seeds", type=parse_int_list, default=None, help="seeds, e.g. 0-7,12")
+    p.add_argument("--projected-w", type=Path, default=None, metavar="FILE",
+                   help="render the ws of a projected_w.npz (with its optimised noise maps) as projNN.png, instead of seeds")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1 = none)")
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws")
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class label of a conditional network")
@@ -69,17 +73,31 @@ def to_pil(arr: np.ndarray) -> Image.Image:
 
 
 def run(args: argparse.Namespace) -> None:
-    grid = None
-    if args.grid is not None:
-        m = re.fullmatch(r"(\d+)x(\d+)", args.grid)
-        if not m or int(m.group(1)) * int(m.group(2)) != len(args.seeds):
-            raise CliError(f"--grid {args.grid}: expected RxC with R*C = number of seeds ({len(args.seeds)})")
-        grid = int(m.group(1)), int(m.group(2))
+    if (args.seeds is None) == (args.projected_w is None):
+        raise CliError("pass either --seeds or --projected-w (one of the two)")
+    if args.projected_w is not None and (args.trunc != 1 or args.trunc_cutoff is not None or args.class_idx is not None):
+        raise CliError("--projected-w: ws are rendered as stored; --trunc, --trunc-cutoff and --class do not apply")
     if args.batch < 1:
         raise CliError("--batch must be >= 1")
     device = resolve_device(args.device)
     G = load_network(args.network, device=device).generator
-    c = _label(G.c_dim, args.class_idx, device)
+    if args.projected_w is not None:
+        try:
+            ws = load_projected_w(args.projected_w, G)
+            noise = load_projected_noise(args.projected_w, G) if len(ws) == 1 else {}
+        except LatentFileError as e:
+            raise CliError(f"--projected-w {e}") from None
+        names = [f"proj{i:02d}" for i in range(len(ws))]
+    else:
+        names = [f"seed{s:04d}" for s in args.seeds]
+    grid = None
+    if args.grid is not None:
+        m = re.fullmatch(r"(\d+)x(\d+)", args.grid)
+        if not m or int(m.group(1)) * int(m.group(2)) != len(names):
+            what = "seeds" if args.projected_w is None else f"ws in {args.projected_w}"
+            raise CliError(f"--grid {args.grid}: expected RxC with R*C = number of {what} ({len(names)})")
+        grid = int(m.group(1)), int(m.group(2))
+    c = None if args.projected_w is not None else class_label(G.c_dim, args.class_idx, device)
     if args.translate is not None or args.rotate is not None:
         try:
             set_transform(G, args.translate or (0.0, 0.0), args.rotate or 0.0)
@@ -89,7 +107,43 @@ def run(args: argparse.Namespace) -> None:
     if args.trunc_cutoff is not None and not 0 <= args.trunc_cutoff <= G.num_ws:
         raise CliError(f"--trunc-cutoff {args.trunc_cutoff}: must be between 0 and num_ws={G.num_ws}")
     args.outdir.mkdir(parents=True, exist_ok=True)
+    if args.projected_w is not None:
+        tiles = _render_projected(G, ws.to(device), noise, args)
+    else:
+        tiles = _render_seeds(G, c, device, args)
+    if grid is not None:
+        rows, cols = grid
+        h, w, ch = tiles[0].shape
+        canvas = np.stack(tiles).reshape(rows, cols, h, w, ch).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, ch)
+        to_pil(canvas).save(args.outdir / "grid.png")
+    print(f"wrote {len(names)} image(s) to {args.outdir}")
 
+
+def _save(one: torch.Tensor, name: str, args: argparse.Namespace) -> np.ndarray:
+    arr = to_uint8(one)
+    to_pil(arr).save(args.outdir / f"{name}.png")
+    if args.raw:
+        np.save(args.outdir / f"{name}.npy", one.cpu().numpy())
+    return arr
+
+
+def _render_projected(G: torch.nn.Module, ws: torch.Tensor, noise: dict[str, torch.Tensor],
+                      args: argparse.Namespace) -> list[np.ndarray]:
+    """projNN.png for each w in the file, one per forward pass, with the file's noise maps in 'const' mode."""
+    bufs = dict(G.synthesis.named_buffers())
+    with torch.no_grad():
+        for k, v in noise.items():
+            bufs[k].copy_(v)
+        tiles = []
+        for i in tqdm(range(len(ws)), desc="generate", unit="image", disable=None):
+            if args.noise_mode == "random":
+                torch.manual_seed(i)
+            img = G.synthesis(ws[i : i + 1], noise_mode=args.noise_mode, force_fp32=args.fp32).float()
+            tiles.append(_save(img[0], f"proj{i:02d}", args))
+    return tiles
+
+
+def _render_seeds(G: torch.nn.Module, c: torch.Tensor | None, device: torch.device, args: argparse.Namespace) -> list[np.ndarray]:
     # Random noise is drawn per seed so that an image does not depend on its batch.
     batch = 1 if args.noise_mode == "random" else args.batch
     tiles = []
@@ -102,21 +156,11 @@ def run(args: argparse.Namespace) -> None:
             img = G(z, None if c is None else c.expand(len(seeds), -1), truncation_psi=args.trunc,
                     truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode, force_fp32=args.fp32).float()
             for seed, one in zip(seeds, img):
-                arr = to_uint8(one)
-                to_pil(arr).save(args.outdir / f"seed{seed:04d}.png")
-                if args.raw:
-                    np.save(args.outdir / f"seed{seed:04d}.npy", one.cpu().numpy())
-                if grid is not None:
-                    tiles.append(arr)
-    if grid is not None:
-        rows, cols = grid
-        h, w, ch = tiles[0].shape
-        canvas = np.stack(tiles).reshape(rows, cols, h, w, ch).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, ch)
-        to_pil(canvas).save(args.outdir / "grid.png")
-    print(f"wrote {len(args.seeds)} image(s) to {args.outdir}")
+                tiles.append(_save(one, f"seed{seed:04d}", args))
+    return tiles
 
 
-def _label(c_dim: int, class_idx: int | None, device: torch.device) -> torch.Tensor | None:
+def class_label(c_dim: int, class_idx: int | None, device: torch.device) -> torch.Tensor | None:
     if c_dim == 0:
         if class_idx is not None:
             raise CliError(f"--class {class_idx}: this network is unconditional (c_dim=0)")

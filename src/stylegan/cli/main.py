@@ -6,14 +6,15 @@ import argparse
 import sys
 
 from ..io.load import NetworkLoadError
-from . import convert, dataset, generate, info, init, metrics, train
+from . import analyze, attribute, convert, dataset, generate, info, init, metrics, mix, project, train, truncation, video
 from .common import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description="The StyleGAN family in pure PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (init, generate, info, convert, dataset, metrics, train):
+    for module in (init, generate, info, convert, dataset, metrics, train, project, attribute, mix, video, truncation,
+                   analyze):
         module.add_parser(sub)
     return parser
 

@@ -51,7 +51,7 @@ def _grid_image(images: torch.Tensor, grid: tuple[int, int], drange: tuple[float
     return Image.fromarray(arr[:, :, 0] if c == 1 else arr, "L" if c == 1 else "RGB")
 
 
-def _save_png(img: Image.Image, path: str | os.PathLike) -> None:
+def save_png(img: Image.Image, path: str | os.PathLike) -> None:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
@@ -60,7 +60,7 @@ def _save_png(img: Image.Image, path: str | os.PathLike) -> None:
 def save_image_grid(images: torch.Tensor, path: str | os.PathLike, grid: tuple[int, int],
                     drange: tuple[float, float] = (-1, 1)) -> None:
     """Tile [N, C, H, W] images row by row into a `grid` = (cols, rows) PNG (grayscale or RGB)."""
-    _save_png(_grid_image(images, grid, drange), path)
+    save_png(_grid_image(images, grid, drange), path)
 
 
 # ----------------------------------------------------------------------------- curves
@@ -161,7 +161,7 @@ def plot_curves(stats: list[dict], path: str | os.PathLike, keys: list[str], x_k
     for i, key in enumerate(keys):
         _draw_panel(draw, font, title_h + i * _PANEL_H, key, series[key])
     draw.text((_PLOT_W - _RIGHT - draw.textlength(x_key, font=font), img.height - 16), x_key, fill=_AXIS, font=font)
-    _save_png(img, path)
+    save_png(img, path)
 
 
 # ----------------------------------------------------------------------------- generator samples
@@ -216,7 +216,7 @@ def class_grid(G: torch.nn.Module, path: str | os.PathLike, *, per_class: int = 
     img = _grid_image(_generate(G, z, c, truncation_psi, device), (per_class, rows), (-1, 1))
     if class_names is not None:
         img = _labelled(img, class_names, G.img_resolution, left=True)
-    _save_png(img, path)
+    save_png(img, path)
 
 
 @torch.no_grad()
@@ -242,4 +242,4 @@ def truncation_sweep(G: torch.nn.Module, path: str | os.PathLike, *,
     labels = [f"psi={p:g}" for p in psis]
     if max(ImageDraw.Draw(img).textlength(s, font=ImageFont.load_default()) for s in labels) > G.img_resolution - 4:
         labels = [f"{p:g}" for p in psis]  # narrow cells: numbers only
-    _save_png(_labelled(img, labels, G.img_resolution, left=False), path)
+    save_png(_labelled(img, labels, G.img_resolution, left=False), path)

@@ -1,0 +1,1 @@
+"""The StyleGAN papers' analysis figures: resolution usage, PPL histograms, Jacobian spectra, droplets, spectra."""

@@ -1,0 +1,98 @@
+"""Truncation figure (StyleGAN paper §3.1 / fig. 8): one row per seed, one column per psi, labelled.
+
+w' = w_avg + psi (w - w_avg): psi = 1 is the untruncated sample, 0 the average image, negative psi the
+"anti-face". Writes truncation.png, and with --cells also one PNG per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
+
+from ..io.load import load_network
+from ..ops import NOISE_MODES
+from ..training.report import save_png
+from .common import CliError, parse_int_list, resolve_device
+from .generate import class_label, seed_to_z, to_pil, to_uint8
+
+
+def parse_float_list(text: str) -> list[float]:
+    """'-1,-0.5,0,0.7' -> [-1.0, -0.5, 0.0, 0.7] (an argparse `type`)."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad number list {text!r}: expected comma-separated numbers") from None
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("truncation", help="truncation figure: seeds x psi values", description=__doc__)
+    p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
+    p.add_argument("--seeds", type=parse_int_list, default=parse_int_list("0-5"), help="one row per seed (default 0-5)")
+    p.add_argument("--psi", type=parse_float_list, default=parse_float_list("-1,-0.5,0,0.5,0.7,1"),
+                   help="one column per truncation psi (default -1,-0.5,0,0.5,0.7,1)")
+    p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws")
+    p.add_argument("--class", dest="class_idx", type=int, default=None, help="class label of a conditional network")
+    p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--cells", action="store_true", help="also write seedNNNN-psiP.png for every image")
+    p.add_argument("--outdir", required=True, type=Path, help="where to write truncation.png")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    device = resolve_device(args.device)
+    G = load_network(args.network, device=device).generator
+    if args.trunc_cutoff is not None and not 0 <= args.trunc_cutoff <= G.num_ws:
+        raise CliError(f"--trunc-cutoff {args.trunc_cutoff}: must be between 0 and num_ws={G.num_ws}")
+    c = class_label(G.c_dim, args.class_idx, device)
+    rows = []
+    with torch.no_grad():
+        for seed in tqdm(args.seeds, desc="truncation", unit="seed", disable=None):
+            z = torch.from_numpy(seed_to_z(seed, G.z_dim)).to(device)
+            w = G.mapping(z, c)  # untruncated; every psi below moves the same w toward w_avg
+            row = []
+            for psi in args.psi:
+                ws = G.mapping.w_avg.lerp(w, psi) if psi != 1 else w
+                if args.trunc_cutoff is not None:
+                    ws = torch.cat([ws[:, : args.trunc_cutoff], w[:, args.trunc_cutoff :]], dim=1)
+                if args.noise_mode == "random":
+                    torch.manual_seed(seed)
+                row.append(to_uint8(G.synthesis(ws, noise_mode=args.noise_mode)[0].float()))
+            rows.append(row)
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    if args.cells:
+        for seed, row in zip(args.seeds, rows):
+            for psi, arr in zip(args.psi, row):
+                save_png(to_pil(arr), args.outdir / f"seed{seed:04d}-psi{psi:g}.png")
+    save_png(labelled_grid(rows, [f"seed {s}" for s in args.seeds], [f"psi={p:g}" for p in args.psi]),
+              args.outdir / "truncation.png")
+    print(f"wrote truncation.png ({len(args.seeds)} seeds x {len(args.psi)} psi values) to {args.outdir}")
+
+
+def labelled_grid(cells: list[list[np.ndarray]], row_labels: list[str], col_labels: list[str]) -> Image.Image:
+    """HWC uint8 cells [rows][cols] tiled on white, row labels in a left margin and column labels on top.
+
+    Column labels wider than a cell drop everything up to '=' ('psi=0.5' -> '0.5').
+    """
+    h, w, ch = cells[0][0].shape
+    font = ImageFont.load_default()
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    if max(probe.textlength(s, font=font) for s in col_labels) > w - 4:
+        col_labels = [s.split("=", 1)[-1] for s in col_labels]
+    pad, top = 6, 20
+    left = int(max(probe.textlength(s, font=font) for s in row_labels)) + 2 * pad
+    tiles = np.concatenate([np.concatenate(row, axis=1) for row in cells], axis=0)
+    canvas = to_pil(np.full([top + tiles.shape[0], left + tiles.shape[1], ch], 255, np.uint8))
+    canvas.paste(to_pil(tiles), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    black = 0 if canvas.mode == "L" else (0, 0, 0)
+    for j, s in enumerate(col_labels):
+        draw.text((left + j * w + w / 2, top / 2), s, fill=black, font=font, anchor="mm")
+    for i, s in enumerate(row_labels):
+        draw.text((pad, top + i * h + h / 2), s, fill=black, font=font, anchor="lm")
+    return canvas

@@ -1,0 +1,1 @@
+"""What people do with a trained generator: projection, style mixing, interpolation."""
