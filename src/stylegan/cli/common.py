@@ -32,6 +32,17 @@ def parse_int_list(text: str) -> list[int]:
     return out
 
 
+def parse_float_pair(text: str) -> tuple[float, float]:
+    """'0.25,0' -> (0.25, 0.0) (an argparse `type`)."""
+    parts = text.split(",")
+    try:
+        if len(parts) == 2:
+            return float(parts[0]), float(parts[1])
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected two comma-separated numbers, got {text!r}")
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' picks CUDA, then MPS, then CPU; explicit names must be available."""
     if name == "auto":

@@ -16,7 +16,7 @@ from ..editing.projection import load_projected_noise
 from ..io.load import load_network
 from ..models.stylegan3 import set_transform
 from ..ops import NOISE_MODES
-from .common import CliError, parse_int_list, resolve_device
+from .common import CliError, parse_float_pair, parse_int_list, resolve_device
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws")
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class label of a conditional network")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
-    p.add_argument("--translate", type=parse_vec2, default=None, metavar="X,Y",
+    p.add_argument("--translate", type=parse_float_pair, default=None, metavar="X,Y",
                    help="StyleGAN3 only: translate the image by X,Y (in units of the image size, e.g. 0.25,0)")
     p.add_argument("--rotate", type=float, default=None, metavar="DEG", help="StyleGAN3 only: rotate the image by DEG degrees")
     p.add_argument("--outdir", required=True, type=Path, help="where to write seedNNNN.png")
@@ -41,17 +41,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--fp32", action="store_true", help="never use fp16, even where the network asks for it")
     p.set_defaults(func=run)
-
-
-def parse_vec2(text: str) -> tuple[float, float]:
-    """'0.25,0' -> (0.25, 0.0) (an argparse `type`)."""
-    parts = text.split(",")
-    try:
-        if len(parts) == 2:
-            return float(parts[0]), float(parts[1])
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"bad 2-vector {text!r}: expected X,Y")
 
 
 def seed_to_z(seed: int, z_dim: int) -> np.ndarray:

@@ -26,21 +26,11 @@ from ..io.load import load_network
 from ..training import distributed
 from ..training.options import (CONFIGS, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs, resolve,
                                 with_overrides)
-from .common import CliError, parse_bool, resolve_data
+from .common import CliError, parse_bool, parse_float_pair, resolve_data
 
 def _metrics(text: str) -> list[str]:
     names = [m.strip() for m in text.split(",") if m.strip()]
     return [] if names == ["none"] else names
-
-
-def _pair(text: str) -> tuple[float, float]:
-    parts = text.split(",")
-    try:
-        if len(parts) == 2:
-            return float(parts[0]), float(parts[1])
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"expected TRAIN,FADE kimg, got {text!r}")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -73,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="lazy path-length regularisation every N minibatches (code: 4, the StyleGAN2 paper: 8; 0 = every minibatch)")
     h.add_argument("--d-reg-interval", type=int, default=None, help="lazy R1 every N minibatches (default 16; 0 = every minibatch)")
     h.add_argument("--grow-start", type=int, default=None, help="progressive growing (paper-a..d): first resolution (default 8)")
-    h.add_argument("--grow-kimg", type=_pair, default=None, metavar="TRAIN,FADE",
+    h.add_argument("--grow-kimg", type=parse_float_pair, default=None, metavar="TRAIN,FADE",
                    help="progressive growing: kimg per level and per fade-in (default 600,600)")
     h.add_argument("--fp32", type=parse_bool, nargs="?", const=True, default=None, help="no mixed precision on CUDA")
     m = p.add_argument_group("run")
