@@ -90,3 +90,25 @@ def test_reference_path_when_disabled(monkeypatch):
     with fast_paths(False), torch.no_grad():
         filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=[9, 8, 9, 8])
     assert not called
+
+
+@pytest.mark.parametrize("case", [0, 1, 3, 5])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_inference_channel_groups_match_the_reference(monkeypatch, case, with_bias):
+    """Without autograd, large inputs go through in groups of channels; tiny groups here (1 and 2 channels)."""
+    up, down, padding, nu, nd, radial, clamp, slope, gain, flip, size = CASES[case]
+    x, b, fu, fd = _inputs(nu, nd, radial, up, size)
+    x = torch.cat([x, x.flip(1)], dim=1)  # 6 channels
+    b = torch.cat([b, -b]) if with_bias else None
+    kw = dict(up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp, flip_filter=flip)
+    with torch.no_grad(), fast_paths(False):
+        ref = filtered_lrelu(x, fu, fd, b, **kw)
+    n, c, h, w = x.shape
+    per_channel = n * (h * up + padding[2] + padding[3] - nu + 1) * (w * up + padding[0] + padding[1] - nu + 1)
+    for group in (1, 2):
+        monkeypatch.setattr(flrelu_module, "_CHUNK_ELEMENTS", per_channel * group)
+        x_before = x.clone()
+        with torch.no_grad(), fast_paths(True):
+            y = filtered_lrelu(x, fu, fd, b, **kw)
+        torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-4)
+        assert torch.equal(x, x_before)

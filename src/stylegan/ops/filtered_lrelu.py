@@ -79,6 +79,7 @@ def filtered_lrelu(
 # die with their filter (checked through a weak reference).
 _matrix_cache: dict[tuple, tuple[weakref.ref | None, torch.Tensor]] = {}
 _MATRIX_CACHE_MAX = 256
+_CHUNK_ELEMENTS = 1 << 21  # upsampled elements per group of channels in inference (8 MiB of float32)
 
 
 def _axis_matrix(f: torch.Tensor | None, length: int, up: int, p0: int, p1: int, down: int, gain: float, flip: bool,
@@ -126,6 +127,17 @@ def _resample_separable(x: torch.Tensor, f: torch.Tensor | None, up: int, down: 
 
 
 def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
+    graph = (torch.is_grad_enabled() and x.requires_grad) or under_transform(x)
+    n, c, h, w = x.shape
+    fu_w, fu_h = filter_size(fu)
+    upsampled = n * (h * up + padding[2] + padding[3] - fu_h + 1) * (w * up + padding[0] + padding[1] - fu_w + 1)
+    if not graph and c > 1 and upsampled * c > _CHUNK_ELEMENTS:
+        # Without autograd, groups of channels go through the whole op one after the other, so the upsampled
+        # intermediate stays in cache (about 1.5-2x faster on CPU for StyleGAN3's large layers).
+        k = max(1, _CHUNK_ELEMENTS // upsampled)
+        bs = [None] * math.ceil(c / k) if b is None else b.split(k)
+        return torch.cat([_filtered_lrelu_fast(xc, fu, fd, bc, up, down, padding, gain, slope, clamp, flip_filter)
+                          for xc, bc in zip(x.split(k, dim=1), bs)], dim=1)
     x_in = x
     x = bias_act(x, b)
     if fu is None or fu.ndim == 1:
@@ -136,7 +148,7 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
     separable_down = fd is None or fd.ndim == 1
     act_gain = 1 if separable_down else gain
     act_clamp = None if clamp is None else (clamp if act_gain == gain else clamp / gain)
-    if (torch.is_grad_enabled() and x.requires_grad) or under_transform(x):
+    if graph:
         x = bias_act(x, act="lrelu", alpha=slope, gain=act_gain, clamp=act_clamp)
     else:  # no graph: in place on our own intermediate (one pass per step, no copy)
         if x is x_in:
