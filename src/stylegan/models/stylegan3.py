@@ -14,6 +14,7 @@ import torch
 
 from ..nn import FullyConnectedLayer
 from ..ops import NOISE_MODES, design_lowpass_filter, fast_paths_enabled, filtered_lrelu
+from ..ops.fastpath import prefer_cpu_kernels, under_transform
 from .config import config_from_dict, config_to_dict
 from . import stylegan2
 from .stylegan2 import MappingConfig, _assert_shape, _block_dtype
@@ -162,7 +163,8 @@ def modulated_conv2d(
 ) -> torch.Tensor:
     """StyleGAN3's modulated convolution: weight and styles pre-normalised, per-sample weights
     w'_oikk = w_oikk s_i / ||w' s||_o (demodulation) times an optional input gain, one grouped conv (with fast
-    paths on, 1x1 float32 convolutions as one batched matrix product)."""
+    paths on, 1x1 float32 convolutions as one batched matrix product, and larger float32 kernels on CPU as one
+    shared convolution of the scaled activations, see `_modconv_shared`)."""
     batch_size = x.shape[0]
     out_channels, in_channels, kh, kw = weight.shape
     _assert_shape(x, [batch_size, in_channels, None, None], "modulated_conv2d x")
@@ -172,6 +174,10 @@ def modulated_conv2d(
     if demodulate:
         w = w * w.square().mean([1, 2, 3], keepdim=True).rsqrt()
         s = s * s.square().mean().rsqrt()
+    graph = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or styles.requires_grad)
+    if kh * kw > 1 and x.dtype == torch.float32 and fast_paths_enabled() and prefer_cpu_kernels(x) and not graph \
+            and not under_transform(x):
+        return _modconv_shared(x, w, s, demodulate, padding, input_gain)
     w = w.unsqueeze(0) * s.unsqueeze(1).unsqueeze(3).unsqueeze(4)  # [N,O,I,k,k]
     if demodulate:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N,O]
@@ -187,6 +193,23 @@ def modulated_conv2d(
     w = w.reshape(-1, in_channels, kh, kw)
     x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=padding, groups=batch_size)
     return x.reshape(batch_size, -1, *x.shape[2:])
+
+
+def _modconv_shared(x: torch.Tensor, w: torch.Tensor, s: torch.Tensor, demodulate: bool, padding: int,
+                    input_gain: torch.Tensor | None) -> torch.Tensor:
+    """CPU inference path of `modulated_conv2d` (after the pre-normalisation): conv(x * s * gain, w) * dcoefs with
+    one weight shared by the batch on channels-last activations, which oneDNN runs faster than the grouped
+    convolution (its backward is slower, so training keeps the grouped one); dcoefs[n, o] =
+    rsqrt(sum_i s[n, i]^2 sum_k w[o, i, k]^2 + eps), eq. 3 as an [N,I] x [I,O] product."""
+    n = x.shape[0]
+    scale = s if input_gain is None else s * input_gain.expand(n, s.shape[1])
+    cl = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    y = torch.nn.functional.conv2d(torch.mul(x, scale.reshape(n, -1, 1, 1), out=cl), w, padding=padding)  # scale + layout in one pass
+    out = torch.empty(y.shape, dtype=y.dtype, device=y.device)  # back to NCHW in the last pass
+    if not demodulate:
+        return out.copy_(y)
+    d = (s.square() @ w.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N,O]
+    return torch.mul(y, d.reshape(n, -1, 1, 1), out=out)
 
 
 class SynthesisInput(torch.nn.Module):
