@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from ..io.load import load_network
 from ..ops import NOISE_MODES
-from ..training.report import save_png
+from ..training.report import labelled, save_png
 from .common import CliError, parse_int_list, resolve_device
 from .generate import class_label, seed_to_z, to_pil, to_uint8
 
@@ -69,30 +68,7 @@ def run(args: argparse.Namespace) -> None:
         for seed, row in zip(args.seeds, rows):
             for psi, arr in zip(args.psi, row):
                 save_png(to_pil(arr), args.outdir / f"seed{seed:04d}-psi{psi:g}.png")
-    save_png(labelled_grid(rows, [f"seed {s}" for s in args.seeds], [f"psi={p:g}" for p in args.psi]),
-              args.outdir / "truncation.png")
+    tiles = to_pil(np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0))
+    save_png(labelled(tiles, G.img_resolution, rows=[f"seed {s}" for s in args.seeds], cols=[f"psi={p:g}" for p in args.psi]),
+             args.outdir / "truncation.png")
     print(f"wrote truncation.png ({len(args.seeds)} seeds x {len(args.psi)} psi values) to {args.outdir}")
-
-
-def labelled_grid(cells: list[list[np.ndarray]], row_labels: list[str], col_labels: list[str]) -> Image.Image:
-    """HWC uint8 cells [rows][cols] tiled on white, row labels in a left margin and column labels on top.
-
-    Column labels wider than a cell drop everything up to '=' ('psi=0.5' -> '0.5').
-    """
-    h, w, ch = cells[0][0].shape
-    font = ImageFont.load_default()
-    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
-    if max(probe.textlength(s, font=font) for s in col_labels) > w - 4:
-        col_labels = [s.split("=", 1)[-1] for s in col_labels]
-    pad, top = 6, 20
-    left = int(max(probe.textlength(s, font=font) for s in row_labels)) + 2 * pad
-    tiles = np.concatenate([np.concatenate(row, axis=1) for row in cells], axis=0)
-    canvas = to_pil(np.full([top + tiles.shape[0], left + tiles.shape[1], ch], 255, np.uint8))
-    canvas.paste(to_pil(tiles), (left, top))
-    draw = ImageDraw.Draw(canvas)
-    black = 0 if canvas.mode == "L" else (0, 0, 0)
-    for j, s in enumerate(col_labels):
-        draw.text((left + j * w + w / 2, top / 2), s, fill=black, font=font, anchor="mm")
-    for i, s in enumerate(row_labels):
-        draw.text((pad, top + i * h + h / 2), s, fill=black, font=font, anchor="lm")
-    return canvas

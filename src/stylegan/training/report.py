@@ -172,26 +172,24 @@ def _generate(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, psi: float, 
     return torch.cat(out)
 
 
-def _labelled(img: Image.Image, labels: list[str], cell: int, *, left: bool) -> Image.Image:
-    """`img` with a white margin left of (or above) it holding one label per row (or column) of `cell` pixels."""
+def labelled(img: Image.Image, cell: int, *, rows: list[str] | None = None, cols: list[str] | None = None) -> Image.Image:
+    """`img`, a grid of `cell`-pixel squares, with white margins: one label per row on the left, one per column
+    on top. Column labels wider than a cell keep only what follows '=' ('psi=0.5' -> '0.5')."""
     font = ImageFont.load_default()
     probe = ImageDraw.Draw(img)
     pad = 6
-    if left:
-        margin = int(max(probe.textlength(s, font=font) for s in labels)) + 2 * pad
-        out = Image.new(img.mode, (img.width + margin, img.height), "white")
-        out.paste(img, (margin, 0))
-    else:
-        margin = 20
-        out = Image.new(img.mode, (img.width, img.height + margin), "white")
-        out.paste(img, (0, margin))
+    if cols and max(probe.textlength(s, font=font) for s in cols) > cell - 4:
+        cols = [s.split("=", 1)[-1] for s in cols]
+    left = int(max(probe.textlength(s, font=font) for s in rows)) + 2 * pad if rows else 0
+    top = 20 if cols else 0
+    out = Image.new(img.mode, (img.width + left, img.height + top), "white")
+    out.paste(img, (left, top))
     draw = ImageDraw.Draw(out)
     black = 0 if img.mode == "L" else (0, 0, 0)
-    for i, s in enumerate(labels):
-        if left:
-            draw.text((pad, i * cell + cell / 2), s, fill=black, font=font, anchor="lm")
-        else:
-            draw.text((i * cell + cell / 2, margin / 2), s, fill=black, font=font, anchor="mm")
+    for i, s in enumerate(rows or []):
+        draw.text((pad, top + i * cell + cell / 2), s, fill=black, font=font, anchor="lm")
+    for j, s in enumerate(cols or []):
+        draw.text((left + j * cell + cell / 2, top / 2), s, fill=black, font=font, anchor="mm")
     return out
 
 
@@ -215,7 +213,7 @@ def class_grid(G: torch.nn.Module, path: str | os.PathLike, *, per_class: int = 
         c[torch.arange(n), torch.arange(G.c_dim).repeat_interleave(per_class)] = 1
     img = _grid_image(_generate(G, z, c, truncation_psi, device), (per_class, rows), (-1, 1))
     if class_names is not None:
-        img = _labelled(img, class_names, G.img_resolution, left=True)
+        img = labelled(img, G.img_resolution, rows=class_names)
     save_png(img, path)
 
 
@@ -239,7 +237,4 @@ def truncation_sweep(G: torch.nn.Module, path: str | os.PathLike, *,
         raise ValueError("class_idx needs a conditional generator")
     columns = torch.stack([_generate(G, z, c, psi, device) for psi in psis], dim=1)  # [seeds, psis, C, H, W]
     img = _grid_image(columns.flatten(0, 1), (len(psis), num_seeds), (-1, 1))
-    labels = [f"psi={p:g}" for p in psis]
-    if max(ImageDraw.Draw(img).textlength(s, font=ImageFont.load_default()) for s in labels) > G.img_resolution - 4:
-        labels = [f"{p:g}" for p in psis]  # narrow cells: numbers only
-    save_png(_labelled(img, labels, G.img_resolution, left=False), path)
+    save_png(labelled(img, G.img_resolution, cols=[f"psi={p:g}" for p in psis]), path)
