@@ -178,3 +178,15 @@ def reference_errors(net, ref: dict[str, np.ndarray]) -> dict[str, float]:
             errors[f"logits_psi{tag}"] = max_err(torch.cat([D(img[i : i + 1], c[i : i + 1]) for i in range(8)]), ref[f"logits_psi{tag}"])
             errors[f"logits_batch_psi{tag}"] = max_err(D(img, c), ref[f"logits_batch_psi{tag}"])
     return errors
+
+
+def run_stats(run_dir: Path) -> list[dict]:
+    """The lines of a training run's stats.jsonl."""
+    return [json.loads(ln) for ln in (run_dir / "stats.jsonl").read_text().splitlines() if ln.strip()]
+
+
+def only_run(outdir: Path) -> Path:
+    """The one run folder in `outdir`."""
+    runs = [p for p in outdir.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]

@@ -3,37 +3,21 @@ A-F (each one step from its predecessor), and training/resuming them end to end.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import only_run, run_stats
+
 from stylegan.cli.main import main
 from stylegan.data.dataset import ImageDataset
-from stylegan.data.tool import ConvertConfig, convert_dataset
 from stylegan.io.checkpoint import read_checkpoint
 from stylegan.io.load import load_network
 from stylegan.training.growing import GrowingConfig, fade_reals, level_changed, schedule
 from stylegan.training.options import PAPER_CONFIGS, diff_options, resolve
 
 TINY = ["--cbase", "256", "--cmax", "16", "--map-depth", "1", "--workers", "0", "--no-progress", "--batch", "8"]
-
-
-@pytest.fixture(scope="module")
-def data64(tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("data") / "fm64.zip"
-    convert_dataset(ConvertConfig(source="builtin:fashion-mnist-test", dest=dest, max_images=64), log=lambda s: None)
-    return dest
-
-
-def stats(run_dir: Path) -> list[dict]:
-    return [json.loads(ln) for ln in (run_dir / "stats.jsonl").read_text().splitlines() if ln.strip()]
-
-
-def only_run(outdir: Path) -> Path:
-    (run,) = [p for p in outdir.iterdir() if p.is_dir()]
-    return run
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -141,7 +125,7 @@ def test_every_paper_config_trains_and_its_snapshot_is_usable(cfg, data64, tmp_p
     assert main(["train", "--cfg", cfg, "--data", str(data64), *TINY, "--kimg", "0.048", "--tick", "0.016", "--snap", "1",
                  "--grow-kimg", "0.016,0.016", "--outdir", str(out)]) == 0
     run = only_run(out)
-    lines = stats(run)
+    lines = run_stats(run)
     assert len(lines) >= 3 and all(torch.isfinite(torch.tensor(ln["Loss/G/loss"])) for ln in lines[1:])
     if cfg in ("paper-a", "paper-b", "paper-c", "paper-d"):
         assert lines[0]["Progress/lod"] == 2.0 and lines[-1]["Progress/lod"] == pytest.approx(1.0)
@@ -164,9 +148,9 @@ def test_mid_growth_resume_repeats_the_uninterrupted_run(data64, tmp_path):
     assert main([*common, "--kimg", "0.32", "--outdir", str(tmp_path / "a")]) == 0
     assert main([*common, "--kimg", "0.2", "--outdir", str(tmp_path / "b")]) == 0
     run_a, run_b = only_run(tmp_path / "a"), only_run(tmp_path / "b")
-    assert 0 < stats(run_b)[-1]["Progress/lod"] < 1  # stopped in the middle of the last fade
+    assert 0 < run_stats(run_b)[-1]["Progress/lod"] < 1  # stopped in the middle of the last fade
     assert main(["train", "--resume", str(run_b), "--kimg", "0.32"]) == 0
-    a, b = stats(run_a), stats(run_b)
+    a, b = run_stats(run_a), run_stats(run_b)
     assert [s["kimg"] for s in a] == [s["kimg"] for s in b]
     for sa, sb in zip(a, b):
         for k in [k for k in sa if k.startswith(("Loss/", "Progress/"))]:

@@ -9,10 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
+
+from helpers import only_run, run_stats
 
 from stylegan.cli.main import main
 from stylegan.data.tool import ConvertConfig, convert_dataset
@@ -23,26 +24,8 @@ from stylegan.io.load import load_network
 TINY = ["--cfg", "demo", "--cbase", "256", "--cmax", "16", "--map-depth", "1", "--workers", "0", "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def data64(tmp_path_factory) -> Path:
-    """64 labelled 32x32 grayscale images from the bundled Fashion-MNIST test split."""
-    dest = tmp_path_factory.mktemp("data") / "fm64.zip"
-    convert_dataset(ConvertConfig(source="builtin:fashion-mnist-test", dest=dest, max_images=64), log=lambda s: None)
-    return dest
-
-
 def run_cli(*args: str) -> int:
     return main(["train", *map(str, args)])
-
-
-def stats(run_dir: Path) -> list[dict]:
-    return [json.loads(ln) for ln in (run_dir / "stats.jsonl").read_text().splitlines() if ln.strip()]
-
-
-def only_run(outdir: Path) -> Path:
-    runs = [p for p in outdir.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 def assert_same_numbers(a: list[dict], b: list[dict], rel: float) -> None:
@@ -69,7 +52,7 @@ def test_demo_config_trains_2_kimg_and_writes_a_complete_run(data64, tmp_path):
                  "truncation.png", "losses.png", "network-snapshot-000000.032.safetensors", "network-snapshot-000002.016.safetensors"):
         assert (run / name).is_file(), name
     assert list(run.glob("events.out.tfevents.*"))
-    lines = stats(run)
+    lines = run_stats(run)
     assert [s["tick"] for s in lines] == [0, 1, 2]
     assert lines[-1]["kimg"] == pytest.approx(2.016)
     for key in ("Timing/sec_per_kimg", "Timing/sec_per_tick", "Resources/peak_cpu_mem_gb", "Progress/augment", "Progress/lr_G",
@@ -88,7 +71,7 @@ def test_demo_config_trains_2_kimg_and_writes_a_complete_run(data64, tmp_path):
 def test_interrupted_and_resumed_run_repeats_the_uninterrupted_numbers(data64, tmp_path):
     common = [*TINY, "--data", data64, "--cond", "--batch", 16, "--kimg", 0.64, "--tick", 0.128, "--snap", 2, "--aug", "ada"]
     assert run_cli(*common, "--outdir", tmp_path / "a") == 0
-    reference = stats(only_run(tmp_path / "a"))
+    reference = run_stats(only_run(tmp_path / "a"))
     assert len(reference) == 6
 
     out_b = tmp_path / "b"
@@ -105,10 +88,10 @@ def test_interrupted_and_resumed_run_repeats_the_uninterrupted_numbers(data64, t
     assert proc.returncode == 0, output
     assert "interrupted at" in output and "--resume" in output
     run_b = only_run(out_b)
-    assert len(stats(run_b)) < 6, "the run finished before the interrupt; nothing was tested"
+    assert len(run_stats(run_b)) < 6, "the run finished before the interrupt; nothing was tested"
 
     assert run_cli("--resume", run_b) == 0
-    assert_same_numbers(reference, stats(run_b), rel=1e-5)
+    assert_same_numbers(reference, run_stats(run_b), rel=1e-5)
     a_last = only_run(tmp_path / "a") / "network-snapshot-000000.640.safetensors"
     b_last = run_b / "network-snapshot-000000.640.safetensors"
     nets_a, _ = read_checkpoint(a_last)
@@ -123,7 +106,7 @@ def test_continuing_with_another_batch_size_and_length(data64, tmp_path):
     run = only_run(tmp_path)
     assert run_cli("--resume", run, "--batch", 8, "--batch-gpu", 4, "--mbstd-group", 4) == 2  # a fixed setting
     assert run_cli("--resume", run, "--batch", 8, "--kimg", 0.192) == 0
-    lines = stats(run)
+    lines = run_stats(run)
     assert lines[-1]["kimg"] == pytest.approx(0.192)
     assert [s["tick"] for s in lines] == list(range(len(lines)))
     log = (run / "log.txt").read_text()
@@ -145,7 +128,7 @@ def test_two_processes_through_torchrun_follow_the_single_process_trajectory(dat
     assert double.returncode == 0, double.stdout + double.stderr
     one, two = only_run(tmp_path / "one"), only_run(tmp_path / "two")
     assert "gpus2" in two.name
-    assert_same_numbers(stats(one), stats(two), rel=1e-4)
+    assert_same_numbers(run_stats(one), run_stats(two), rel=1e-4)
     a, _ = read_checkpoint(one / "network-snapshot-000000.096.safetensors")
     b, _ = read_checkpoint(two / "network-snapshot-000000.096.safetensors")
     for key, value in a["G_ema"][1].items():
@@ -230,7 +213,7 @@ def test_metrics_are_computed_at_snapshots(data64, tmp_path):
         registry.METRICS.pop("test_mean_pixel")
     run = only_run(tmp_path)
     lines = [json.loads(ln) for ln in (run / "metric-test_mean_pixel.jsonl").read_text().splitlines()]
-    assert len(lines) == len(calls) == len(stats(run)) == 2  # a snapshot every tick
+    assert len(lines) == len(calls) == len(run_stats(run)) == 2  # a snapshot every tick
     assert set(lines[0]) >= {"results", "metric", "total_time", "total_time_str", "num_gpus", "snapshot_pkl", "timestamp"}
     assert lines[-1]["snapshot_pkl"] == "network-snapshot-000000.064.safetensors"
     assert calls[0] == str(data64)
@@ -241,7 +224,7 @@ def test_stylegan3_configs_train(data64, tmp_path, cfg):
     assert run_cli("--cfg", cfg, "--data", data64, "--cond", "--cbase", 512, "--cmax", 16, "--batch", 8, "--gamma", 1, "--kimg", 0.008,
                    "--workers", 0, "--no-progress", "--outdir", tmp_path) == 0
     run = only_run(tmp_path)
-    lines = stats(run)
+    lines = run_stats(run)
     assert "Loss/G/loss" in lines[-1] and "Loss/pl_penalty" not in lines[-1]
     nets, extra = read_checkpoint(next(run.glob("network-snapshot-*.safetensors")))
     assert nets["G"][0]["family"] == "stylegan3" and extra["training_options"]["loss"]["blur_init_sigma"] == (10 if cfg == "stylegan3-r" else 0)
