@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T")
 
@@ -39,3 +39,16 @@ def _dataclass_in(hint: Any) -> type | None:
             if dataclasses.is_dataclass(arg):
                 return arg
     return None
+
+
+class JsonConfig:
+    """Base of the dataclass configs: JSON round trip; `describe` names the config in errors."""
+
+    describe: ClassVar[str] = "config"
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        return config_from_dict(cls, data, cls.describe)

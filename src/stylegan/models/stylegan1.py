@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..nn import Conv2dLayer, FullyConnectedLayer
 from ..ops import make_noise, minibatch_stddev, normalize_2nd_moment, setup_filter, upsample2d
 from . import stylegan2
-from .config import config_from_dict, config_to_dict
+from .config import JsonConfig
 from .stylegan2 import _assert_shape, _check_resolution
 
 G_STYLES = ("adain", "demod")
@@ -33,7 +33,8 @@ ACTIVATIONS = ("lrelu", "relu")
 
 
 @dataclass
-class GeneratorConfig:
+class GeneratorConfig(JsonConfig):
+    describe = "stylegan1 generator config"
     z_dim: int = 512
     c_dim: int = 0
     w_dim: int = 512
@@ -52,16 +53,10 @@ class GeneratorConfig:
     fused_scale: bool | str = "auto"  # adain up-sampling: True, False or 'auto' (fused for res >= 128)
     resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # demod
 
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "GeneratorConfig":
-        return config_from_dict(cls, data, "stylegan1 generator config")
-
 
 @dataclass
-class DiscriminatorConfig:
+class DiscriminatorConfig(JsonConfig):
+    describe = "stylegan1 discriminator config"
     c_dim: int = 0
     img_resolution: int = 1024
     img_channels: int = 3
@@ -74,13 +69,6 @@ class DiscriminatorConfig:
     blur_filter: list[float] | None = field(default_factory=lambda: [1, 2, 1])  # basic
     fused_scale: bool | str = "auto"  # basic down-sampling: fused for res >= 128 with 'auto'
     resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # revised
-
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "DiscriminatorConfig":
-        return config_from_dict(cls, data, "stylegan1 discriminator config")
 
 
 def nf(stage: int, channel_base: int, channel_max: int) -> int:

@@ -27,7 +27,7 @@ from ..ops import (
     upsample2d,
     downsample2d,
 )
-from .config import config_from_dict, config_to_dict
+from .config import JsonConfig, config_to_dict
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 
@@ -59,7 +59,8 @@ class SynthesisConfig:
 
 
 @dataclass
-class GeneratorConfig:
+class GeneratorConfig(JsonConfig):
+    describe = "generator config"
     z_dim: int = 512
     c_dim: int = 0
     w_dim: int = 512
@@ -68,16 +69,10 @@ class GeneratorConfig:
     mapping: MappingConfig = field(default_factory=MappingConfig)
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
 
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "GeneratorConfig":
-        return config_from_dict(cls, data, "generator config")
-
 
 @dataclass
-class DiscriminatorConfig:
+class DiscriminatorConfig(JsonConfig):
+    describe = "discriminator config"
     c_dim: int = 0
     img_resolution: int = 1024
     img_channels: int = 3
@@ -95,13 +90,6 @@ class DiscriminatorConfig:
     mbstd_group_size: int | None = 4  # None = whole minibatch
     mbstd_num_channels: int = 1
     mapping: MappingConfig = field(default_factory=MappingConfig)  # label embedding (conditional D only)
-
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "DiscriminatorConfig":
-        return config_from_dict(cls, data, "discriminator config")
 
 
 def _check_resolution(res: int) -> int:

@@ -15,7 +15,7 @@ import torch
 from ..nn import FullyConnectedLayer
 from ..ops import NOISE_MODES, design_lowpass_filter, fast_paths_enabled, filtered_lrelu
 from ..ops.fastpath import prefer_cpu_kernels, under_transform
-from .config import config_from_dict, config_to_dict
+from .config import JsonConfig
 from . import stylegan2
 from .stylegan2 import MappingConfig, _assert_shape, _block_dtype
 
@@ -41,7 +41,8 @@ class SynthesisConfig:
 
 
 @dataclass
-class GeneratorConfig:
+class GeneratorConfig(JsonConfig):
+    describe = "generator config"
     z_dim: int = 512
     c_dim: int = 0
     w_dim: int = 512
@@ -49,13 +50,6 @@ class GeneratorConfig:
     img_channels: int = 3
     mapping: MappingConfig = field(default_factory=lambda: MappingConfig(num_layers=2))
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
-
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "GeneratorConfig":
-        return config_from_dict(cls, data, "generator config")
 
 
 def stylegan3_config(config: str, img_resolution: int, z_dim: int = 512, w_dim: int = 512, c_dim: int = 0, img_channels: int = 3,
