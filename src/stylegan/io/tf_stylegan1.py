@@ -18,6 +18,7 @@ The NVIDIA PyTorch converters refuse these files; the table below maps every var
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -27,7 +28,7 @@ import torch
 
 from ..models.stylegan1 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from .load import NetworkLoadError
-from .tf_stylegan2 import Row, _collect, _fill, _Kwargs
+from .tf_stylegan2 import Row, _fill, _Kwargs, _lookup, _network
 
 # Rows: (our name regex, TF variable name template or None = derived from the config, transform).
 # Template fields: the regex groups plus `scope` (the TF layer scope), `noise` (noise input index) and
@@ -99,23 +100,7 @@ def _fields(groups: dict[str, str], img_resolution_log2: int) -> dict[str, Any]:
 
 def tf_name(table: list[Row], key: str, img_resolution: int) -> tuple[str | None, str | None] | None:
     """(TF variable name, transform) of our tensor `key`; None if no row matches."""
-    for pattern, template, transform in table:
-        m = re.fullmatch(pattern, key)
-        if m:
-            name = None if template is None else template.format(**_fields(m.groupdict(), int(math.log2(img_resolution))))
-            return name, transform
-    return None
-
-
-def _concrete(table: list[Row], template: dict[str, torch.Tensor], img_resolution: int, where: str) -> list[Row]:
-    """One exact row per tensor of `template`, for tf_stylegan2's filler."""
-    rows: list[Row] = []
-    for key in template:
-        found = tf_name(table, key, img_resolution)
-        if found is None:
-            raise NetworkLoadError(f"{where}: no TensorFlow variable is known for our tensor {key}")
-        rows.append((re.escape(key), found[0], found[1]))
-    return rows
+    return _lookup(table, key, functools.partial(_fields, img_resolution_log2=int(math.log2(img_resolution))))
 
 
 def _fixed(kw: _Kwargs, fixed: dict[str, Any]) -> None:
@@ -194,20 +179,17 @@ def _discriminator_config(static_kwargs: Any, params: dict[str, np.ndarray], whe
 
 def _state(net: torch.nn.Module, params: dict[str, np.ndarray], table: list[Row], ignored: tuple[str, ...], res: int,
            where: str) -> dict[str, torch.Tensor]:
-    template = net.state_dict()
-    return _fill(params, {}, template, _concrete(table, template, res, where), ignored, where)
+    return _fill(params, {}, net.state_dict(), table, ignored, where,
+                 fields=functools.partial(_fields, img_resolution_log2=int(math.log2(res))))
 
 
 def _convert(net: Any, where: str, generator: bool) -> tuple[Any, dict[str, torch.Tensor]]:
-    for attr in ("static_kwargs", "components", "variables"):
-        if not hasattr(net, attr):
-            raise NetworkLoadError(f"{where}: {type(net).__name__} object has no '{attr}'; not a TensorFlow network")
     try:
-        params = _collect(net, where)
+        static_kwargs, params = _network(net, where)
         if generator:
-            cfg = _generator_config(net.static_kwargs, params, where)
+            cfg = _generator_config(static_kwargs, params, where)
             return cfg, _state(Generator(cfg), params, G_TABLE, G_IGNORED, cfg.img_resolution, where)
-        cfg = _discriminator_config(net.static_kwargs, params, where)
+        cfg = _discriminator_config(static_kwargs, params, where)
         return cfg, _state(Discriminator(cfg), params, D_TABLE, (), cfg.img_resolution, where)
     except NetworkLoadError:
         raise

@@ -128,11 +128,13 @@ def _fields(groups: dict[str, str]) -> dict[str, Any]:
     return f
 
 
-def _lookup(table: list[Row], key: str) -> tuple[str | None, str | None] | None:
+def _lookup(table: list[Row], key: str, fields: Callable[[dict[str, str]], dict[str, Any]] = _fields,
+            ) -> tuple[str | None, str | None] | None:
+    """(TF variable name, transform) of our tensor `key`, the name's template filled by `fields`; None if no row matches."""
     for pattern, template, transform in table:
         m = re.fullmatch(pattern, key)
         if m:
-            return (None if template is None else template.format(**_fields(m.groupdict()))), transform
+            return (None if template is None else template.format(**fields(m.groupdict()))), transform
     return None
 
 
@@ -280,15 +282,15 @@ def _aliases(params: dict[str, np.ndarray], pattern: str, template: str, img_res
 
 def _fill(
     params: dict[str, np.ndarray], aliases: dict[str, str], template: dict[str, torch.Tensor], table: list[Row],
-    ignored: tuple[str, ...], where: str,
+    ignored: tuple[str, ...], where: str, fields: Callable[[dict[str, str]], dict[str, Any]] = _fields,
 ) -> dict[str, torch.Tensor]:
-    """Our state dict shaped like `template`, values from the TF variables via `table`."""
+    """Our state dict shaped like `template`, values from the TF variables via `table` (templates filled by `fields`)."""
     out: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     missing: list[str] = []
     wrong: list[str] = []
     for key, ref in template.items():
-        found = _lookup(table, key)
+        found = _lookup(table, key, fields)
         if found is None:
             raise ValueError(f"{where}: no TensorFlow variable is known for our tensor {key}")
         tf_name, transform = found
