@@ -20,6 +20,7 @@ are added up (`all_reduce_sum`), so every rank returns the numbers one process w
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -285,18 +286,20 @@ def _real_stats(opts: MetricOptions, det: Detector, max_items: int | None, keep_
     return stats
 
 
-def _generated_stats(opts: MetricOptions, det: Detector, num: int, keep_rows: bool, name: str) -> FeatureStats:
-    """Features of `num` generated images: from G, or the first `num` files of `opts.images`."""
+@contextlib.contextmanager
+def generated_batches(opts: MetricOptions, num: int, name: str) -> Iterator[tuple[Iterator[tuple[torch.Tensor, torch.Tensor]], int]]:
+    """(batches, count) of this rank's share of `num` generated images: the first `num` files of `opts.images`, or
+    images of `opts.G` (labels drawn from `opts.dataset` for a conditional G), seeded per batch."""
     if opts.images is not None:
         folder = ImageDataset(opts.images, use_labels=False)
         try:
             if len(folder) < num:
                 raise ValueError(f"{name}: {opts.images} holds {len(folder)} images but the metric needs {num} "
                                  f"(set num_gen / --num-gen {len(folder)})")
-            return _extract(dataset_batches(folder, num, opts), num, len(rank_share(num, opts)), det, keep_rows, opts,
-                            "generated features")
+            yield dataset_batches(folder, num, opts), len(rank_share(num, opts))
         finally:
             folder.close()
+        return
     if opts.G is None:
         raise ValueError(f"{name} needs a generator or a folder of generated images")
     G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
@@ -306,13 +309,19 @@ def _generated_stats(opts: MetricOptions, det: Detector, num: int, keep_rows: bo
             raise ValueError(f"{name}: the generator is conditional, so labels must come from a dataset")
         labels = ImageDataset(opts.dataset)
         if labels.label_dim != G.c_dim:
+            labels.close()
             raise ValueError(f"{name}: the generator takes {G.c_dim}-dim labels but the dataset has {labels.label_dim}")
     try:
-        local = sum(size for _, _, size in _generator_share(num, opts))
-        return _extract(generator_batches(G, labels, num, opts), num, local, det, keep_rows, opts, "generated features")
+        yield generator_batches(G, labels, num, opts), sum(size for _, _, size in _generator_share(num, opts))
     finally:
         if labels is not None:
             labels.close()
+
+
+def _generated_stats(opts: MetricOptions, det: Detector, num: int, keep_rows: bool, name: str) -> FeatureStats:
+    """Features of `num` generated images: from G, or the first `num` files of `opts.images`."""
+    with generated_batches(opts, num, name) as (batches, local):
+        return _extract(batches, num, local, det, keep_rows, opts, "generated features")
 
 
 def _num_gen(opts: MetricOptions, minimum: int = 2) -> int:

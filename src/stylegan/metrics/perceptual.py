@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
-from .fid import batch_seed, dataset_batches, generator_batches
+from .fid import batch_seed, dataset_batches, generated_batches
 from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
 from .vgg import VGG16, load_vgg16
 
@@ -114,27 +114,8 @@ def _fc7_features(vgg: VGG16, num: int, batches: Iterator[tuple[torch.Tensor, to
 def _generated_features(vgg: VGG16, num: int, opts: MetricOptions) -> torch.Tensor:
     """fc7 features of `num` generated images: from G (seeded per batch as the FID metrics do), or the first
     `num` files of `opts.images`."""
-    if opts.images is not None:
-        folder = ImageDataset(opts.images, use_labels=False)
-        try:
-            if len(folder) < num:
-                raise ValueError(f"pr50k3_full: {opts.images} holds {len(folder)} images but the metric needs {num} "
-                                 f"(set num_gen / --num-gen {len(folder)})")
-            return _fc7_features(vgg, num, dataset_batches(folder, num, opts), len(rank_share(num, opts)),
-                                 "pr generated", opts)
-        finally:
-            folder.close()
-    G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
-    labels = None if G.c_dim == 0 else ImageDataset(opts.dataset)
-    try:
-        if labels is not None and labels.label_dim != G.c_dim:
-            raise ValueError(f"pr50k3_full: the generator takes {G.c_dim}-dim labels but the dataset has {labels.label_dim}")
-        bs = opts.batch_size
-        mine = sum(min(bs, num - b * bs) for b in rank_share((num + bs - 1) // bs, opts))
-        return _fc7_features(vgg, num, generator_batches(G, labels, num, opts), mine, "pr generated", opts)
-    finally:
-        if labels is not None:
-            labels.close()
+    with generated_batches(opts, num, "pr50k3_full") as (batches, local):
+        return _fc7_features(vgg, num, batches, local, "pr generated", opts)
 
 
 @register_metric(counted=True)
