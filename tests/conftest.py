@@ -7,6 +7,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 PARITY_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "parity"
+PARITY_XL_DIR = PARITY_DIR.parent / "parity_xl"
 
 
 @pytest.fixture(scope="session")
@@ -14,6 +15,13 @@ def parity_dir() -> Path:
     if not PARITY_DIR.is_dir():
         pytest.skip(f"parity fixtures not found at {PARITY_DIR}")
     return PARITY_DIR
+
+
+@pytest.fixture(scope="session")
+def parity_xl_dir() -> Path:
+    if not PARITY_XL_DIR.is_dir():
+        pytest.skip(f"StyleGAN-XL parity fixtures not found at {PARITY_XL_DIR}")
+    return PARITY_XL_DIR
 
 
 @pytest.fixture(autouse=True, scope="session")

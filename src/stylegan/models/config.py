@@ -27,7 +27,12 @@ def config_from_dict(cls: type[T], data: dict[str, Any], where: str = "config") 
     kwargs = {}
     for key, value in data.items():
         sub = _dataclass_in(hints[key])
-        kwargs[key] = config_from_dict(sub, value, f"{where}.{key}") if sub is not None and isinstance(value, dict) else value
+        item = _dataclass_in(typing.get_args(hints[key])[0]) if typing.get_origin(hints[key]) is list else None
+        if sub is not None and isinstance(value, dict):
+            value = config_from_dict(sub, value, f"{where}.{key}")
+        elif item is not None and isinstance(value, list):
+            value = [config_from_dict(item, v, f"{where}.{key}[{i}]") for i, v in enumerate(value)]
+        kwargs[key] = value
     return cls(**kwargs)
 
 

@@ -1,0 +1,412 @@
+"""StyleGAN-XL generator ("StyleGAN-XL: Scaling StyleGAN to Large Diverse Datasets", Sauer, Schwarz, Geiger 2022).
+
+A StyleGAN3 synthesis network grown stage by stage: a stem (16² in the paper) is trained first, then each
+super-resolution stage drops the stem's critically sampled layers and ToRGB and appends new head layers
+(`grow`). Labels enter through a pretrained class embedding, and truncation is class-wise. Module and tensor
+names follow autonomousvision/stylegan-xl `training/networks_stylegan3_resetting.py`, so official state dicts
+load 1:1; the layers are StyleGAN3's (`stylegan3.SynthesisInput`, `stylegan3.SynthesisLayer`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+import torch
+
+from ..nn import FullyConnectedLayer
+from ..ops import normalize_2nd_moment
+from . import stylegan3
+from .config import JsonConfig
+from .stylegan2 import _assert_shape
+from .stylegan3 import LayerSpec, layer_spec, synthesis_schedule
+
+CLASS_EMBEDS = ("imagenet", "random")
+UP_FACTORS = (2, 4, 8, 16)  # SuperresGenerator's supported growth factors
+HEAD_NUM_CRITICAL = 2  # SuperresGenerator's exponents use num_critical=2 whatever the stem's
+
+
+@dataclass
+class LayerConfig:
+    """One synthesis layer: its official name and the official `SynthesisLayer` constructor arguments (w_dim aside)."""
+
+    name: str
+    is_torgb: bool
+    is_critically_sampled: bool
+    use_fp16: bool
+    in_channels: int
+    out_channels: int
+    in_size: int
+    out_size: int
+    in_sampling_rate: int
+    out_sampling_rate: int
+    in_cutoff: float
+    out_cutoff: float
+    in_half_width: float
+    out_half_width: float
+    conv_kernel: int = 3  # as passed; ToRGB uses 1x1 whatever this says
+    filter_size: int = 6
+    lrelu_upsampling: int = 2
+    use_radial_filters: bool = False
+    conv_clamp: float | None = 256
+    magnitude_ema_beta: float = 0.999
+
+    def spec(self) -> LayerSpec:
+        """What the layer derives from these arguments (rates, factors, taps, padding)."""
+        return layer_spec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                             if f.name not in ("conv_clamp", "magnitude_ema_beta")})
+
+    def hyperparameters(self) -> stylegan3.SynthesisConfig:
+        """The layer settings `stylegan3.SynthesisLayer` reads from a synthesis config."""
+        return stylegan3.SynthesisConfig(conv_kernel=self.conv_kernel, filter_size=self.filter_size, lrelu_upsampling=self.lrelu_upsampling,
+                                         use_radial_filters=self.use_radial_filters, conv_clamp=self.conv_clamp,
+                                         magnitude_ema_beta=self.magnitude_ema_beta)
+
+
+@dataclass
+class MappingConfig:
+    num_layers: int = 2
+    lr_multiplier: float = 0.01
+    w_avg_beta: float = 0.998
+    embed_classes: int = 1000  # rows of the class embedding (the official one has ImageNet's 1000)
+    embed_features: int = 320
+    class_embed: str = "imagenet"  # initial embedding of a new network: the shipped ImageNet one, or "random"
+
+
+@dataclass
+class GrowthStage:
+    up_factor: int = 2  # resolution multiplier of the stage
+    head_layers: int = 7  # new layers before ToRGB
+
+
+@dataclass
+class StageHistory:
+    """How the layers came about: the stem's synthesis settings and the growth stages after it."""
+
+    stem_resolution: int = 16
+    stem: stylegan3.SynthesisConfig = field(default_factory=lambda: stylegan3.SynthesisConfig(num_layers=10))
+    stages: list[GrowthStage] = field(default_factory=list)
+
+
+@dataclass
+class GeneratorConfig(JsonConfig):
+    """An XL generator: the explicit layer list (with official names) and, where known, the stage history
+    it is recomputed from (a mismatch is refused)."""
+
+    describe = "StyleGAN-XL generator config"
+    z_dim: int = 64
+    c_dim: int = 0
+    w_dim: int = 512
+    img_resolution: int = 16
+    img_channels: int = 3
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    layers: list[LayerConfig] = field(default_factory=list)
+    output_scale: float = 0.25
+    history: StageHistory | None = None
+
+
+# ----------------------------------------------------------------------------- layer schedule and growth
+
+
+def stem_layers(img_resolution: int, img_channels: int, stem: stylegan3.SynthesisConfig) -> list[LayerConfig]:
+    """The stem's layers: StyleGAN3's schedule (§3.2 of the StyleGAN3 paper), names L0 ... L{num_layers}."""
+    return [
+        LayerConfig(
+            name=s.name, is_torgb=s.is_torgb, is_critically_sampled=s.is_critically_sampled, use_fp16=s.use_fp16,
+            in_channels=s.in_channels, out_channels=s.out_channels, in_size=s.in_size, out_size=s.out_size,
+            in_sampling_rate=s.in_sampling_rate, out_sampling_rate=s.out_sampling_rate, in_cutoff=s.in_cutoff,
+            out_cutoff=s.out_cutoff, in_half_width=s.in_half_width, out_half_width=s.out_half_width,
+            conv_kernel=stem.conv_kernel, filter_size=stem.filter_size, lrelu_upsampling=stem.lrelu_upsampling,
+            use_radial_filters=stem.use_radial_filters, conv_clamp=stem.conv_clamp, magnitude_ema_beta=stem.magnitude_ema_beta,
+        )
+        for s in synthesis_schedule(img_resolution, img_channels, stem)
+    ]
+
+
+def drop_critical(layers: list[LayerConfig]) -> list[LayerConfig]:
+    """The layers a growth stage keeps: all but the trailing critically sampled ones (which include ToRGB)."""
+    kept = list(layers)
+    while kept and kept[-1].is_critically_sampled:
+        kept.pop()
+    if not kept:
+        raise ValueError("every layer is critically sampled: nothing to grow from")
+    return kept
+
+
+def superres_head(last: LayerConfig, first_index: int, img_resolution: int, head_layers: int, stem: stylegan3.SynthesisConfig,
+                  img_channels: int) -> list[LayerConfig]:
+    """The head layers a super-resolution stage appends after the last kept layer `last` (the official
+    `SuperresGenerator`): cutoffs and stopbands progress geometrically from `last`'s output to the new resolution
+    (exponents with num_critical = 2), the first head layer keeps `last`'s rate and channels (an identity
+    specification), names count on from `first_index`, and only conv_kernel / radial filters come from the stem."""
+    if head_layers <= HEAD_NUM_CRITICAL:
+        raise ValueError(f"head_layers must exceed {HEAD_NUM_CRITICAL}, got {head_layers}")
+    first_cutoff = last.out_cutoff
+    first_stopband = last.out_half_width + first_cutoff
+    last_cutoff = img_resolution / 2  # f_{c,N}
+    last_stopband = last_cutoff * stem.last_stopband_rel  # f_{t,N}
+    exponents = np.minimum(np.arange(head_layers + 1) / (head_layers - HEAD_NUM_CRITICAL), 1)
+    cutoffs = first_cutoff * (last_cutoff / first_cutoff) ** exponents  # f_c[i]
+    stopbands = first_stopband * (last_stopband / first_stopband) ** exponents  # f_t[i]
+    sampling_rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, img_resolution))))  # s[i]
+    sampling_rates[0] = last.out_sampling_rate
+    half_widths = np.maximum(stopbands, sampling_rates / 2) - cutoffs  # f_h[i]
+    sizes = sampling_rates + stem.margin_size * 2
+    sizes[-2:] = img_resolution
+    channels = np.rint(np.minimum((stem.channel_base / 2) / cutoffs, stem.channel_max))
+    channels[0] = last.out_channels
+    channels[-1] = img_channels
+    layers = []
+    for idx in range(head_layers + 1):
+        prev = max(idx - 1, 0)
+        layers.append(LayerConfig(
+            name=f"L{idx + first_index}_{int(sizes[idx])}_{int(channels[idx])}", is_torgb=idx == head_layers,
+            is_critically_sampled=idx >= head_layers - stem.num_critical,
+            use_fp16=bool(sampling_rates[idx] * 2**stem.num_fp16_res > img_resolution),
+            in_channels=int(channels[prev]), out_channels=int(channels[idx]), in_size=int(sizes[prev]), out_size=int(sizes[idx]),
+            in_sampling_rate=int(sampling_rates[prev]), out_sampling_rate=int(sampling_rates[idx]),
+            in_cutoff=float(cutoffs[prev]), out_cutoff=float(cutoffs[idx]),
+            in_half_width=float(half_widths[prev]), out_half_width=float(half_widths[idx]),
+            conv_kernel=stem.conv_kernel, use_radial_filters=stem.use_radial_filters,
+        ))
+    return layers
+
+
+def grow(layers: list[LayerConfig], img_resolution: int, stage: GrowthStage, stem: stylegan3.SynthesisConfig,
+         img_channels: int) -> tuple[list[LayerConfig], int]:
+    """One super-resolution stage: (layers, resolution) -> (kept layers + head, resolution * up_factor). The head's
+    names count on from len(kept) + 1, so the dropped layers' numbers are skipped (no L8 after growing a 10-layer stem)."""
+    if stage.up_factor not in UP_FACTORS:
+        raise ValueError(f"up_factor must be one of {UP_FACTORS}, got {stage.up_factor}")
+    kept = drop_critical(layers)
+    new_resolution = img_resolution * stage.up_factor
+    return kept + superres_head(kept[-1], len(kept) + 1, new_resolution, stage.head_layers, stem, img_channels), new_resolution
+
+
+def history_layers(history: StageHistory, img_channels: int) -> tuple[list[LayerConfig], int]:
+    """The layers and resolution a stage history produces: the stem, then each growth stage."""
+    layers = stem_layers(history.stem_resolution, img_channels, history.stem)
+    resolution = history.stem_resolution
+    for stage in history.stages:
+        layers, resolution = grow(layers, resolution, stage, history.stem, img_channels)
+    return layers, resolution
+
+
+def _describe_history(history: StageHistory) -> str:
+    stages = ", ".join(f"x{s.up_factor} with {s.head_layers} head layers" for s in history.stages) or "no growth"
+    return f"stem {history.stem_resolution}² with {history.stem.num_layers} layers, then {stages}"
+
+
+def check_config(cfg: GeneratorConfig) -> None:
+    """Refuse configs that cannot describe a working XL generator, with a message naming the problem."""
+    m = cfg.mapping
+    if m.class_embed not in CLASS_EMBEDS:
+        raise ValueError(f"mapping.class_embed must be one of {CLASS_EMBEDS}, got {m.class_embed!r}")
+    if cfg.c_dim > m.embed_classes:
+        raise ValueError(f"c_dim={cfg.c_dim} exceeds the {m.embed_classes} rows of the class embedding; more than 1000 classes "
+                         "need a random class embedding with a row per class (--class-embed random)")
+    if m.class_embed == "imagenet" and (m.embed_classes, m.embed_features) != (1000, 320):
+        raise ValueError(f"the ImageNet class embedding is 1000 x 320, not {m.embed_classes} x {m.embed_features}")
+    layers = cfg.layers
+    if not layers:
+        raise ValueError("the config lists no synthesis layers")
+    names = [lc.name for lc in layers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"layer names repeat: {names}")
+    if [lc.is_torgb for lc in layers] != [False] * (len(layers) - 1) + [True]:
+        raise ValueError("exactly the last layer must be the ToRGB layer")
+    for a, b in zip(layers, layers[1:]):
+        if (a.out_channels, a.out_size) != (b.in_channels, b.in_size):
+            raise ValueError(f"layer {b.name} takes {b.in_channels} channels of {b.in_size}² but {a.name} gives "
+                             f"{a.out_channels} of {a.out_size}²")
+    if (layers[-1].out_size, layers[-1].out_channels) != (cfg.img_resolution, cfg.img_channels):
+        raise ValueError(f"the last layer gives {layers[-1].out_channels} channels of {layers[-1].out_size}², not "
+                         f"img_channels={cfg.img_channels} at img_resolution={cfg.img_resolution}")
+    if cfg.history is not None:
+        _check_history(cfg)
+
+
+def _check_history(cfg: GeneratorConfig) -> None:
+    expected, resolution = history_layers(cfg.history, cfg.img_channels)
+    where = f"the config's layers disagree with its stage history ({_describe_history(cfg.history)})"
+    if resolution != cfg.img_resolution:
+        raise ValueError(f"{where}: the history gives {resolution}², the config says {cfg.img_resolution}²")
+    if len(expected) != len(cfg.layers):
+        raise ValueError(f"{where}: {len(cfg.layers)} layers listed, the history gives {len(expected)}")
+    for have, want in zip(cfg.layers, expected):
+        for f in dataclasses.fields(LayerConfig):
+            a, b = getattr(have, f.name), getattr(want, f.name)
+            if a != b:
+                raise ValueError(f"{where}: layer {have.name}: {f.name} is {a!r}, the history gives {b!r}")
+
+
+def xl_config(img_resolution: int, c_dim: int = 0, img_channels: int = 3, z_dim: int = 64, w_dim: int = 512,
+              stem_resolution: int = 16, stem: stylegan3.SynthesisConfig | None = None, head_layers: int = 7,
+              final_head_layers: int | None = None, class_embed: str = "imagenet") -> GeneratorConfig:
+    """A new XL generator grown by x2 stages from `stem_resolution` to `img_resolution`, with train.py's settings
+    for StyleGAN-XL (z 64, w 512, 2 mapping layers, twice StyleGAN3-T's channels, 10 stem layers as the README's
+    stem command). `final_head_layers` sets the last stage's head (the paper uses 5 at 1024²)."""
+    if class_embed not in CLASS_EMBEDS:
+        raise ValueError(f"class_embed must be one of {CLASS_EMBEDS}, got {class_embed!r}")
+    if img_resolution < stem_resolution or img_resolution % stem_resolution or (img_resolution // stem_resolution) & (img_resolution // stem_resolution - 1):
+        raise ValueError(f"img_resolution {img_resolution} must be the stem resolution {stem_resolution} times a power of two")
+    if class_embed == "imagenet" and c_dim > 1000:
+        raise ValueError(f"c_dim={c_dim}: the ImageNet class embedding has 1000 rows; more classes need class_embed='random' (--class-embed random)")
+    stem = stem or stylegan3.SynthesisConfig(num_layers=10, channel_base=65536, channel_max=1024)
+    num_stages = int(np.log2(img_resolution // stem_resolution))
+    stages = [GrowthStage(2, head_layers) for _ in range(num_stages)]
+    if stages and final_head_layers is not None:
+        stages[-1].head_layers = final_head_layers
+    history = StageHistory(stem_resolution=stem_resolution, stem=stem, stages=stages)
+    layers, _ = history_layers(history, img_channels)
+    mapping = MappingConfig(embed_classes=max(1000, c_dim), class_embed=class_embed)
+    return GeneratorConfig(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+                           mapping=mapping, layers=layers, history=history)
+
+
+# ----------------------------------------------------------------------------- class embedding
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_class_embedding() -> torch.Tensor:
+    from safetensors.torch import load
+
+    data = (resources.files("stylegan.models") / "builtin" / "xl_class_embedding" / "tf_efficientnet_lite0.safetensors").read_bytes()
+    return load(data)["weight"]
+
+
+def imagenet_class_embedding() -> torch.Tensor:
+    """The official 1000 x 320 ImageNet class embedding (autonomousvision/stylegan-xl `in_embeddings/tf_efficientnet_lite0.pkl`,
+    MIT; provenance in `builtin/xl_class_embedding/README.md`), a fresh float32 copy."""
+    return _imagenet_class_embedding().clone()
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+class MappingNetwork(torch.nn.Module):
+    """z, c -> w: normalised z concatenated with the normalised projection of the class embedding of argmax(c),
+    2 FC layers, class-wise W average and truncation."""
+
+    def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int, cfg: MappingConfig) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.num_ws = num_ws
+        self.num_layers = cfg.num_layers
+        self.w_avg_beta = cfg.w_avg_beta
+        self.embed = torch.nn.Embedding(cfg.embed_classes, cfg.embed_features)  # present even without labels, as the official
+        if cfg.class_embed == "imagenet":
+            with torch.no_grad():
+                self.embed.weight.copy_(imagenet_class_embedding())
+        self.embed_proj = FullyConnectedLayer(cfg.embed_features, z_dim, activation="lrelu") if c_dim > 0 else None
+        features = [z_dim + (z_dim if c_dim > 0 else 0)] + [w_dim] * cfg.num_layers
+        for idx in range(cfg.num_layers):
+            setattr(self, f"fc{idx}", FullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu", lr_multiplier=cfg.lr_multiplier))
+        self.register_buffer("w_avg", torch.zeros([c_dim, w_dim] if c_dim > 0 else [w_dim]))
+
+    def classes(self, c: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """Class indices argmax(c) [N]: labels enter only through argmax (an all-zero row is class 0)."""
+        if c is None or c.ndim != 2 or c.shape[0] != batch or c.shape[1] != self.c_dim:
+            got = "none" if c is None else list(c.shape)
+            raise ValueError(f"this network is conditional: c must have shape [{batch}, {self.c_dim}], got {got}")
+        return c.argmax(1)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None, truncation_psi: float = 1, truncation_cutoff: int | None = None,
+                update_emas: bool = False) -> torch.Tensor:
+        _assert_shape(z, [None, self.z_dim], "z")
+        if truncation_cutoff is None:
+            truncation_cutoff = self.num_ws
+        x = normalize_2nd_moment(z.to(torch.float32))
+        labels = None
+        if self.c_dim > 0:
+            labels = self.classes(c, z.shape[0])
+            y = normalize_2nd_moment(self.embed_proj(self.embed(labels)))
+            x = torch.cat([x, y], dim=1)
+        for idx in range(self.num_layers):
+            x = getattr(self, f"fc{idx}")(x)
+        if update_emas:
+            if labels is not None:  # one sample at a time, so a class seen twice moves twice
+                for i, label in enumerate(labels):
+                    self.w_avg[label].copy_(x[i].detach().lerp(self.w_avg[label], self.w_avg_beta))
+            else:
+                self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
+        if truncation_psi != 1:  # w' = w_avg[class] + psi (w - w_avg[class]): class-wise truncation (XL §3.1)
+            center = self.w_avg[labels].unsqueeze(1) if labels is not None else self.w_avg
+            x = torch.cat([center.lerp(x[:, :truncation_cutoff], truncation_psi), x[:, truncation_cutoff:]], dim=1)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+
+
+class SynthesisNetwork(torch.nn.Module):
+    """ws [N, num_ws, w_dim] -> image: StyleGAN3's Fourier features and layers, built from an explicit layer list."""
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, layers: list[LayerConfig], output_scale: float) -> None:
+        super().__init__()
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.num_ws = len(layers) + 1
+        self.output_scale = output_scale
+        first = layers[0]
+        self.input = stylegan3.SynthesisInput(w_dim, first.in_channels, first.in_size, first.in_sampling_rate, first.in_cutoff)
+        self.layer_names = []
+        for lc in layers:
+            setattr(self, lc.name, stylegan3.SynthesisLayer(w_dim, lc.spec(), lc.hyperparameters()))
+            self.layer_names.append(lc.name)
+
+    forward = stylegan3.SynthesisNetwork.forward
+    extra_repr = stylegan3.SynthesisNetwork.extra_repr
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_names)
+
+
+class Generator(torch.nn.Module):
+    """StyleGAN-XL generator: G(z, c) = synthesis(mapping(z, c)), official attribute and tensor names."""
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        check_config(cfg)
+        self.config = cfg
+        self.z_dim = cfg.z_dim
+        self.c_dim = cfg.c_dim
+        self.w_dim = cfg.w_dim
+        self.img_resolution = cfg.img_resolution
+        self.img_channels = cfg.img_channels
+        self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.layers, cfg.output_scale)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1, truncation_cutoff: int | None = None,
+                update_emas: bool = False, noise_mode: str = "random", force_fp32: bool = False) -> torch.Tensor:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
+        return self.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32, update_emas=update_emas)
+
+
+def grow_generator(G: Generator, stage: GrowthStage) -> Generator:
+    """A super-resolution stage on `G` (the official `SuperresGenerator`): the kept layers, the Fourier features and
+    the mapping network (with its W averages) carry over, the head layers are new."""
+    cfg = G.config
+    if cfg.history is None:
+        raise ValueError("this generator's stage history is unknown; growth needs the stem's settings")
+    layers, resolution = grow(cfg.layers, cfg.img_resolution, stage, cfg.history.stem, cfg.img_channels)
+    history = dataclasses.replace(cfg.history, stages=[*cfg.history.stages, dataclasses.replace(stage)])
+    new_cfg = dataclasses.replace(cfg, img_resolution=resolution, layers=layers, history=history,
+                                  mapping=dataclasses.replace(cfg.mapping))
+    grown = Generator(new_cfg).to(next(G.parameters()).device)
+    kept = set(lc.name for lc in drop_critical(cfg.layers))
+    with torch.no_grad():
+        own = grown.state_dict()
+        for key, value in G.state_dict().items():
+            if key.startswith("mapping.") or key.startswith("synthesis.input.") or key.split(".")[1] in kept:
+                own[key].copy_(value)
+    return grown
