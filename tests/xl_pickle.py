@@ -10,7 +10,6 @@ while pickling, as helpers.py does for dnnlib.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import os
@@ -22,7 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from helpers import _EasyDict, _official_names, _Persistent
+from helpers import _official_names, _Persistent, persistent_object
 
 XL_MODULE_SRC = (
     "import os\nos.system('touch {marker}')\nopen('{marker}', 'w').write('executed')\n"
@@ -120,27 +119,8 @@ def _xl_names() -> Iterator[None]:
                     sys.modules[key] = value
 
 
-def _persistent(module: torch.nn.Module, class_name: str, src: str, init_kwargs: dict, children: dict, **attrs: Any) -> _Persistent:
-    state = {
-        "training": False,
-        "_parameters": collections.OrderedDict(module._parameters),
-        "_buffers": collections.OrderedDict(module._buffers),
-        "_non_persistent_buffers_set": set(),
-        "_backward_hooks": collections.OrderedDict(),
-        "_forward_hooks": collections.OrderedDict(),
-        "_forward_pre_hooks": collections.OrderedDict(),
-        "_state_dict_hooks": collections.OrderedDict(),
-        "_load_state_dict_pre_hooks": collections.OrderedDict(),
-        "_modules": collections.OrderedDict(children),
-        "_init_args": (),
-        "_init_kwargs": _EasyDict(init_kwargs),
-        **attrs,
-    }
-    return _Persistent(dict(type="class", version=6, module_src=src, class_name=class_name, state=state))
-
-
 def _fc(fc: torch.nn.Module, src: str) -> _Persistent:
-    return _persistent(fc, "FullyConnectedLayer", src, dict(in_features=fc.in_features, out_features=fc.out_features,
+    return persistent_object(fc, "FullyConnectedLayer", src, dict(in_features=fc.in_features, out_features=fc.out_features,
                        activation=fc.activation), {}, weight_gain=np.float64(fc.weight_gain), bias_gain=fc.bias_gain)
 
 
@@ -150,20 +130,20 @@ def xl_generator(G: torch.nn.Module, entry: dict, src: str) -> _Persistent:
     layers = {}
     for item in entry["layers"]:
         layer = getattr(syn, item["name"])
-        layers[item["name"]] = _persistent(layer, "SynthesisLayer", src, item["init_kwargs"], {"affine": _fc(layer.affine, src)},
+        layers[item["name"]] = persistent_object(layer, "SynthesisLayer", src, item["init_kwargs"], {"affine": _fc(layer.affine, src)},
                                            in_size=np.broadcast_to(np.asarray(layer.in_size), [2]))
-    inp = _persistent(syn.input, "SynthesisInput", src, entry["synthesis_input"]["init_kwargs"], {"affine": _fc(syn.input.affine, src)},
+    inp = persistent_object(syn.input, "SynthesisInput", src, entry["synthesis_input"]["init_kwargs"], {"affine": _fc(syn.input.affine, src)},
                       size=np.broadcast_to(np.asarray(syn.input.size), [2]), sampling_rate=np.float64(syn.input.sampling_rate))
     s = entry["synthesis"]
-    synthesis = _persistent(syn, "SynthesisNetwork", src, s["init_kwargs"], {"input": inp, **layers},
+    synthesis = persistent_object(syn, "SynthesisNetwork", src, s["init_kwargs"], {"input": inp, **layers},
                             layer_names=list(s["layer_names"]), **{k: s[k] for k in ("num_ws", "img_resolution", "num_layers", "num_critical",
                                                                                        "margin_size", "output_scale", "num_fp16_res")})
     mapping_children = {"embed": m.embed, "embed_proj": _fc(m.embed_proj, src) if m.embed_proj is not None else None}
     mapping_children.update({f"fc{i}": _fc(getattr(m, f"fc{i}"), src) for i in range(m.num_layers)})
-    mapping = _persistent(m, "MappingNetwork", src, entry["mapping"]["init_kwargs"], mapping_children,
+    mapping = persistent_object(m, "MappingNetwork", src, entry["mapping"]["init_kwargs"], mapping_children,
                           num_ws=entry["mapping"]["num_ws"], w_avg_beta=0.998)
     extra = {"head_layer_names": entry["head_layer_names"]} if "head_layer_names" in entry else {}
-    return _persistent(G, entry["class_name"], src, entry["init_kwargs"], {"mapping": mapping, "synthesis": synthesis},
+    return persistent_object(G, entry["class_name"], src, entry["init_kwargs"], {"mapping": mapping, "synthesis": synthesis},
                        **entry["attributes"], **extra)
 
 

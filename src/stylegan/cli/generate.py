@@ -106,12 +106,7 @@ def run(args: argparse.Namespace) -> None:
             what = "seeds" if args.projected_w is None else f"ws in {args.projected_w}"
             raise CliError(f"--grid {args.grid}: expected RxC with R*C = number of {what} ({len(names)})")
         grid = int(m.group(1)), int(m.group(2))
-    centroids = None
-    if args.centroids is not None:
-        try:
-            centroids = load_centroids(args.centroids, G.w_dim)
-        except LatentFileError as e:
-            raise CliError(f"--centroids {e}") from None
+    centroids = centroids_arg(args.centroids, G)
     xl_seeds = args.projected_w is None and (isinstance(G, XLGenerator) or centroids is not None)
     if xl_seeds:
         check_class(G.c_dim, args.class_idx)
@@ -198,6 +193,16 @@ def _render_seed_ws(G: torch.nn.Module, centroids: torch.Tensor | None, args: ar
             for seed, one in zip(seeds, img):
                 tiles.append(_save(one, f"seed{seed:04d}", args, convert))
     return tiles
+
+
+def centroids_arg(path: Path | None, G: torch.nn.Module) -> torch.Tensor | None:
+    """The --centroids file for `G` (None without one); a bad file is a CliError."""
+    if path is None:
+        return None
+    try:
+        return load_centroids(path, G.w_dim)
+    except LatentFileError as e:
+        raise CliError(f"--centroids {e}") from None
 
 
 def check_class(c_dim: int, class_idx: int | None) -> None:

@@ -13,13 +13,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..editing.latents import LatentFileError
-from ..editing.sampling import load_centroids, seed_ws
+from ..editing.sampling import seed_ws
 from ..io.load import load_network
 from ..ops import NOISE_MODES
 from ..training.report import save_png
 from .common import CliError, parse_int_list, resolve_device
-from .generate import check_class, pixel_converter, to_pil
+from .generate import centroids_arg, check_class, pixel_converter, to_pil
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,12 +51,7 @@ def run(args: argparse.Namespace) -> None:
         raise CliError(f"{args.network}: this network is unconditional (c_dim=0); a sample sheet needs classes")
     for k in args.classes:
         check_class(G.c_dim, k)
-    centroids = None
-    if args.centroids is not None:
-        try:
-            centroids = load_centroids(args.centroids, G.w_dim)
-        except LatentFileError as e:
-            raise CliError(f"--centroids {e}") from None
+    centroids = centroids_arg(args.centroids, G)
     convert = pixel_converter(G)
     tiles = []
     torch.manual_seed(args.seed)  # noise inputs of --noise-mode random (StyleGAN-XL has none)
