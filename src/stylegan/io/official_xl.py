@@ -117,6 +117,7 @@ def generator_config_from_official(entry: dict[str, Any], state: dict[str, torch
     map_init = dict(entry["mapping"]["init_kwargs"])
     w_dim = int(syn_init["w_dim"])
     img_channels = int(top.get("img_channels", syn_init.get("img_channels", 3)))
+    img_resolution = int(syn.get("img_resolution", top.get("img_resolution")))  # the mutated attribute: the real one
 
     layers = []
     for item in entry["layers"]:
@@ -139,9 +140,9 @@ def generator_config_from_official(entry: dict[str, Any], state: dict[str, torch
     )
     return GeneratorConfig(
         z_dim=int(top["z_dim"]), c_dim=int(top["c_dim"]), w_dim=w_dim,
-        img_resolution=int(syn.get("img_resolution", top.get("img_resolution"))), img_channels=img_channels,
-        mapping=mapping, layers=layers, output_scale=float(syn.get("output_scale", syn_init.get("output_scale", 0.25))),
-        history=_history(class_name, top, syn_init, int(syn.get("img_resolution", top.get("img_resolution")))),
+        img_resolution=img_resolution, img_channels=img_channels, mapping=mapping, layers=layers,
+        output_scale=float(syn.get("output_scale", syn_init.get("output_scale", 0.25))),
+        history=_history(class_name, top, syn_init, img_resolution),
     )
 
 
