@@ -28,7 +28,6 @@ from ..data.dataset import ImageDataset
 from ..io.checkpoint import atomic_write_bytes
 from .common import plt, save_figure, save_json
 
-NUM_IMAGES = 1000
 BETA = 8.0
 INTERP = 4
 HEATMAP_SMOOTH = 1.25
