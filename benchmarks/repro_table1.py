@@ -30,7 +30,7 @@ from stylegan.io.cache import cache_dir
 from stylegan.io.load import load_network
 from stylegan.metrics.registry import MetricOptions, compute
 from stylegan.training.distributed import DistEnv
-from stylegan.training.loop import latest_snapshot
+from stylegan.io.runs import latest_snapshot
 
 
 def train(cfg: str, args: argparse.Namespace, outdir: Path) -> Path:

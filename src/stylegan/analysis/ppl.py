@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..metrics.fid import batch_seed
 from ..metrics.perceptual import PPL_BATCH, PPL_EPSILON, PPL_NUM_SAMPLES, filtered_mean, ppl_distances, randomize_noise
-from ..training.report import grid_layout, save_image_grid
+from ..io.images import grid_layout, save_image_grid
 from .common import labels_for, plt, save_figure, save_json
 
 DISTANCES = ("lpips", "pixel-mse")

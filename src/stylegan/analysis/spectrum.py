@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
 from ..io.checkpoint import atomic_write_bytes
+from ..io.images import to_uint8
 from .common import plt, save_figure, save_json
 
 BETA = 8.0
@@ -162,7 +163,7 @@ def generated_images(G: torch.nn.Module, num: int, seed: int, device: torch.devi
                 c.append(onehot)
             z_t = torch.from_numpy(np.stack(z).astype(np.float32)).to(device)
             c_t = torch.from_numpy(np.stack(c)).to(device) if G.c_dim > 0 else None
-            yield (G(z_t, c_t, noise_mode="random") * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+            yield to_uint8(G(z_t, c_t, noise_mode="random"))
 
 
 def dataset_images(path: str | os.PathLike, num: int | None, seed: int) -> tuple[int, int, Iterator[torch.Tensor]]:

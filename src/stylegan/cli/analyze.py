@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ..io.load import NetworkLoadError, load_network
+from ..io.errors import NetworkLoadError
+from ..io.load import load_network
 from ..metrics.detectors import DetectorUnavailable
 from ..ops import NOISE_MODES
 from .common import CliError, resolve_device

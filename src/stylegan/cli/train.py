@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ..data.common import DatasetError
 from ..data.dataset import ImageDataset
 from ..io.checkpoint import atomic_write_bytes
 from ..io.load import load_network
+from ..io.runs import OPTIONS_FILE, is_run_dir, latest_snapshot, new_run_dir, truncate_stats
 from ..training import distributed
 from ..training.options import (CONFIGS, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs, resolve,
                                 with_overrides)
@@ -87,15 +87,10 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k not in skip}
 
 
-def _new_run_dir(outdir: Path, opts: TrainingOptions) -> Path:
-    outdir.mkdir(parents=True, exist_ok=True)
-    ids = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"(\d+)-", p.name))]
+def _run_desc(opts: TrainingOptions) -> str:
+    """The run folder's name after its number (NVIDIA's): config, dataset, GPUs, batch, gamma, --desc."""
     desc = f"{opts.cfg}-{opts.dataset['name']}-gpus{opts.gpus}-batch{opts.batch}-gamma{opts.loss.r1_gamma:g}"
-    if opts.desc:
-        desc += f"-{opts.desc}"
-    run_dir = outdir / f"{max(ids, default=-1) + 1:05d}-{desc}"
-    run_dir.mkdir()
-    return run_dir
+    return f"{desc}-{opts.desc}" if opts.desc else desc
 
 
 def run(args: argparse.Namespace) -> None:
@@ -120,13 +115,13 @@ def run(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.DistEnv) -> None:
     from ..metrics.registry import is_valid_metric, list_valid_metrics
-    from ..training.loop import Trainer, latest_snapshot, truncate_stats
+    from ..training.loop import Trainer
 
     unknown = [m for m in flags.get("metrics") or [] if not is_valid_metric(m)]
     if unknown:
         raise CliError(f"--metrics: unknown {', '.join(unknown)}; available: {', '.join(list_valid_metrics())}")
     resume = flags.get("resume")
-    continuing = resume is not None and Path(resume).is_dir() and (Path(resume) / "training_options.json").is_file()
+    continuing = resume is not None and is_run_dir(resume)
     source = None
     if continuing:
         run_dir = Path(resume)
@@ -136,7 +131,7 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
             raise CliError(f"--resume {run_dir}: {names} cannot change when a run continues (only "
                            f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_FLAGS)} can); to train with other "
                            f"settings, start a new run with --resume {run_dir}/<snapshot> to fine-tune")
-        opts = with_overrides(TrainingOptions.from_dict(json.loads((run_dir / "training_options.json").read_text())), flags)
+        opts = with_overrides(TrainingOptions.from_dict(json.loads((run_dir / OPTIONS_FILE).read_text())), flags)
         snapshot = latest_snapshot(run_dir)
         if snapshot is None:
             raise CliError(f"--resume {run_dir}: the run folder holds no network-snapshot-*.safetensors to continue from")
@@ -172,8 +167,8 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
             return
         run_dir = None
         if env.rank == 0:
-            run_dir = _new_run_dir(args.outdir or Path("training-runs"), opts)
-            atomic_write_bytes(run_dir / "training_options.json", (json.dumps(opts.to_dict(), indent=2) + "\n").encode())
+            run_dir = new_run_dir(args.outdir or Path("training-runs"), _run_desc(opts))
+            atomic_write_bytes(run_dir / OPTIONS_FILE, (json.dumps(opts.to_dict(), indent=2) + "\n").encode())
         run_dir = Path(env.broadcast_object(str(run_dir) if run_dir else None))
     if args.dry_run:
         print("\n".join(describe(opts)))

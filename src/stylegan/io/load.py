@@ -18,14 +18,12 @@ from ..models.registry import build_network, network_spec
 from ..models.stylegan2 import Discriminator, Generator
 from . import official
 from .checkpoint import read_checkpoint, save_checkpoint
+from .errors import NetworkLoadError
 from .mismatch import describe_mismatch
 from .safe_pickle import PersistentObject, TFNetwork, safe_load
 
 NETWORK_NAMES = ("G", "D", "G_ema")
-
-
-class NetworkLoadError(ValueError):
-    """A checkpoint could not be read; the message names the file and the problem."""
+__all__ = ["NETWORK_NAMES", "Network", "NetworkLoadError", "load_network"]
 
 
 @dataclass

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..models.stylegan1 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from .load import NetworkLoadError
+from .errors import NetworkLoadError
 from .tf_stylegan2 import Row, _fill, _Kwargs, _lookup, _network
 
 # Rows: (our name regex, TF variable name template or None = derived from the config, transform).

@@ -36,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
+from ..io.images import to_uint8
 from . import detectors
 from .inception import LOGITS_DIM, POOL_DIM, SPATIAL_DIM, InceptionV3
 from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
@@ -239,7 +240,7 @@ def generator_batches(G: torch.nn.Module, labels: ImageDataset | None, num: int,
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)  # the noise inputs
             img = G(z.to(device), c.to(device))
-        yield torch.arange(start, start + size), (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+        yield torch.arange(start, start + size), to_uint8(img)
 
 
 def _dataset_fingerprint(path: Path) -> str:

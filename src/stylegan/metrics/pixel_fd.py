@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
+from ..io.images import to_uint8
 from .registry import MetricOptions, all_reduce_sum, rank_share, register_metric
 
 FEATURE_RES = 8
@@ -79,7 +80,7 @@ def _generated_batches(G: torch.nn.Module, dataset: ImageDataset, num: int, opts
                 c = torch.stack([dataset.get_label(i) for i in torch.randint(len(dataset), [b], generator=rng).tolist()])
             img = G(z.to(opts.device), c.to(opts.device), noise_mode="const")
             bar.update(b)
-            yield (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+            yield to_uint8(img)
 
 
 @register_metric

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..io.images import from_uint8
 from . import detectors
 from .detectors import DetectorUnavailable
 
@@ -126,8 +127,8 @@ class VGG16(torch.nn.Module):
         """The five unit-normalised LPIPS feature maps of [N, 3, H, W] pixels in [0, 255]."""
         assert self.has_lpips, "this VGG16 was built without the LPIPS layers"
         assert images.ndim == 4 and images.shape[1] == 3, f"expected [N, 3, H, W] images, got {list(images.shape)}"
-        x = images.to(torch.float32)
-        x = (x / 127.5 - 1 - _per_channel(_LPIPS_SHIFT, x)) / _per_channel(_LPIPS_SCALE, x)
+        x = from_uint8(images)
+        x = (x - _per_channel(_LPIPS_SHIFT, x)) / _per_channel(_LPIPS_SCALE, x)
         taps = []
         for i, layer in enumerate(self.features[:_LPIPS_TAPS[-1] + 1]):
             x = layer(x)
