@@ -185,28 +185,3 @@ def test_save_load_round_trip(config, tmp_path):
         assert torch.equal(back.G_ema(z, c), G.eval()(z, c))
     assert GeneratorConfig.from_dict(G.config.to_dict()) == G.config
     assert math.isclose(getattr(back.G_ema.synthesis, G.synthesis.layer_names[0]).magnitude_ema.item(), 1.5)
-
-
-@pytest.mark.parametrize("kernel, demodulate, gain", [(3, True, True), (3, False, False), (1, True, True), (3, True, False)])
-@pytest.mark.parametrize("grad", [False, True])
-def test_modulated_conv_fast_paths_match_the_grouped_reference(kernel, demodulate, gain, grad):
-    """The CPU fast paths (shared channels-last convolution in inference, batched 1x1 product) against the official
-    grouped convolution."""
-    from stylegan.models.stylegan3 import modulated_conv2d
-    from stylegan.ops import fast_paths
-
-    g = torch.Generator().manual_seed(0)
-    x0 = torch.randn([3, 5, 9, 9], generator=g)
-    w0 = torch.randn([4, 5, kernel, kernel], generator=g)
-    s0 = torch.randn([3, 5], generator=g) + 1
-    input_gain = torch.tensor(0.7) if gain else None
-    outs = {}
-    for fast in (False, True):
-        x, w, s = (t.clone().requires_grad_(grad) for t in (x0, w0, s0))
-        with fast_paths(fast), torch.set_grad_enabled(grad):
-            y = modulated_conv2d(x, w, s, demodulate=demodulate, padding=kernel - 1, input_gain=input_gain)
-            assert y.is_contiguous() and y.shape == (3, 4, 9 + kernel - 1, 9 + kernel - 1)
-            grads = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum(), [x, w, s]) if grad else ()
-        outs[fast] = (y.detach(), *grads)
-    for ref, got in zip(outs[False], outs[True]):
-        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)

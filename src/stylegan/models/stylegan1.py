@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from ..nn import Conv2dLayer, FullyConnectedLayer
-from ..ops import make_noise, minibatch_stddev, normalize_2nd_moment, setup_filter, upsample2d
+from ..ops import assert_shape, make_noise, minibatch_stddev, normalize_2nd_moment, setup_filter, upsample2d
 from . import stylegan2
+from .common import check_labels, check_resolution, truncate, update_w_avg
 from .config import JsonConfig
-from .stylegan2 import _assert_shape, _check_resolution
 
 G_STYLES = ("adain", "demod")
 D_STYLES = ("basic", "revised")
@@ -77,7 +77,7 @@ def nf(stage: int, channel_base: int, channel_max: int) -> int:
 
 
 def _check_channels(img_resolution: int, channel_base: int, channel_max: int) -> None:
-    if nf(_check_resolution(img_resolution) - 1, channel_base, channel_max) < 1:
+    if nf(check_resolution(img_resolution) - 1, channel_base, channel_max) < 1:
         raise ValueError(f"channel_base {channel_base} gives no feature maps at {img_resolution}x{img_resolution}; "
                          f"use channel_base >= {img_resolution // 2}")
 
@@ -154,7 +154,7 @@ class Dense(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
-        _assert_shape(x, [None, self.in_features], "Dense input")
+        assert_shape(x, [None, self.in_features], "Dense input")
         x = x.matmul((self.weight * self.weight_gain).t())
         return _act(x + self.bias * self.bias_gain, self.activation)
 
@@ -186,7 +186,7 @@ class Conv2d(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.zeros([out_channels])) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _assert_shape(x, [None, self.in_channels, None, None], "Conv2d input")
+        assert_shape(x, [None, self.in_channels, None, None], "Conv2d input")
         w = self.weight * self.weight_gain
         if self.fused:
             w = F.pad(w, [1, 1, 1, 1])
@@ -236,23 +236,17 @@ class MappingNetwork(torch.nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None, truncation_psi: float = 1, truncation_cutoff: int | None = None,
                 update_emas: bool = False) -> torch.Tensor:
-        _assert_shape(z, [None, self.z_dim], "z")
+        assert_shape(z, [None, self.z_dim], "z")
         x = z.to(torch.float32)
         if self.c_dim > 0:
-            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                got = "none" if c is None else list(c.shape)
-                raise ValueError(f"this network is conditional: c must have shape [N, {self.c_dim}], got {got}")
-            x = torch.cat([x, c.to(torch.float32).matmul(self.embed)], dim=1)
+            x = torch.cat([x, check_labels(c, self.c_dim).to(torch.float32).matmul(self.embed)], dim=1)
         x = normalize_2nd_moment(x)
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
         if update_emas and self.w_avg_beta is not None:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            update_w_avg(self.w_avg, x, self.w_avg_beta)
         x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:  # w' = w_avg + psi (w - w_avg) for the first truncation_cutoff ws (StyleGAN §3.1)
-            cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
-            x = torch.cat([self.w_avg.lerp(x[:, :cutoff], truncation_psi), x[:, cutoff:]], dim=1)
-        return x
+        return truncate(x, self.w_avg, truncation_psi, truncation_cutoff)
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
@@ -286,7 +280,7 @@ class StyleLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
         in_res = self.resolution // 2 if self.up else self.resolution
-        _assert_shape(x, [None, self.in_channels or self.out_channels, in_res, in_res], f"StyleLayer@{self.resolution} input")
+        assert_shape(x, [None, self.in_channels or self.out_channels, in_res, in_res], f"StyleLayer@{self.resolution} input")
         if self.in_channels > 0:
             x = self.conv(x)
         if self.blur:
@@ -370,7 +364,7 @@ class SynthesisNetwork(torch.nn.Module):
         _check_channels(img_resolution, cfg.channel_base, cfg.channel_max)
         self.w_dim = w_dim
         self.img_resolution = img_resolution
-        self.img_resolution_log2 = _check_resolution(img_resolution)
+        self.img_resolution_log2 = check_resolution(img_resolution)
         self.img_channels = img_channels
         self.style = cfg.style
         self.num_ws = 2 * self.img_resolution_log2 - 2
@@ -389,7 +383,7 @@ class SynthesisNetwork(torch.nn.Module):
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False, update_emas: bool = False) -> torch.Tensor:
         """`force_fp32` and `update_emas` are accepted for the common calling convention (fp32 only, no EMAs)."""
-        _assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
+        assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
         ws = ws.to(torch.float32)
         # The highest level whose own image has nonzero weight; higher blocks are not computed.
         top = max([4] + [res for res in self.block_resolutions if self.blend_weight(res) < 1])
@@ -511,7 +505,7 @@ class Discriminator(torch.nn.Module):
         self.config = cfg
         self.c_dim = cfg.c_dim
         self.img_resolution = cfg.img_resolution
-        self.img_resolution_log2 = _check_resolution(cfg.img_resolution)
+        self.img_resolution_log2 = check_resolution(cfg.img_resolution)
         self.img_channels = cfg.img_channels
         self.block_resolutions = [2**r for r in range(self.img_resolution_log2, 2, -1)]
         for res in self.block_resolutions:
@@ -524,10 +518,9 @@ class Discriminator(torch.nn.Module):
         return min(max(float(self.lod) - (self.img_resolution_log2 - int(math.log2(res))), 0.0), 1.0)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, update_emas: bool = False, force_fp32: bool = False) -> torch.Tensor:
-        _assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "D input image")
-        if self.c_dim > 0 and (c is None or c.ndim != 2 or c.shape[1] != self.c_dim):
-            got = "none" if c is None else list(c.shape)
-            raise ValueError(f"this discriminator is conditional: c must have shape [N, {self.c_dim}], got {got}")
+        assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "D input image")
+        if self.c_dim > 0:
+            check_labels(c, self.c_dim, "discriminator")
         img = img.to(torch.float32)
         # The entry level: the highest resolution whose block has nonzero weight.
         entry = max([4] + [res for res in self.block_resolutions if self.blend_weight(res) < 1])

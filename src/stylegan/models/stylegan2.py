@@ -10,13 +10,14 @@ import contextlib
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from ..nn import Conv2dLayer, FullyConnectedLayer
 from ..ops import (
     activation_gain,
+    assert_shape,
     bias_act,
+    downsample2d,
     fast_paths,
     fast_paths_enabled,
     make_noise,
@@ -25,8 +26,8 @@ from ..ops import (
     normalize_2nd_moment,
     setup_filter,
     upsample2d,
-    downsample2d,
 )
+from .common import MappingSynthesisGenerator, block_dtype, check_labels, check_resolution, truncate, update_w_avg
 from .config import JsonConfig, config_to_dict
 
 ARCHITECTURES = ("orig", "skip", "resnet")
@@ -92,18 +93,6 @@ class DiscriminatorConfig(JsonConfig):
     mapping: MappingConfig = field(default_factory=MappingConfig)  # label embedding (conditional D only)
 
 
-def _check_resolution(res: int) -> int:
-    if res < 4 or res & (res - 1):
-        raise ValueError(f"img_resolution must be a power of two >= 4, got {res}")
-    return int(np.log2(res))
-
-
-def _assert_shape(t: torch.Tensor, shape: list[int | None], name: str) -> None:
-    if t.ndim != len(shape) or any(s is not None and s != t.shape[i] for i, s in enumerate(shape)):
-        expected = ", ".join("?" if s is None else str(s) for s in shape)
-        raise ValueError(f"{name}: expected shape [{expected}], got {list(t.shape)}")
-
-
 # ----------------------------------------------------------------------------- mapping
 
 
@@ -143,26 +132,20 @@ class MappingNetwork(torch.nn.Module):
     ) -> torch.Tensor:
         x = None
         if self.z_dim > 0:
-            _assert_shape(z, [None, self.z_dim], "z")
+            assert_shape(z, [None, self.z_dim], "z")
             x = normalize_2nd_moment(z.to(torch.float32))
         if self.c_dim > 0:
-            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                got = "none" if c is None else list(c.shape)
-                raise ValueError(f"this network is conditional: c must have shape [N, {self.c_dim}], got {got}")
-            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+            y = normalize_2nd_moment(self.embed(check_labels(c, self.c_dim).to(torch.float32)))
             x = torch.cat([x, y], dim=1) if x is not None else y
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
         if update_emas and self.w_avg_beta is not None:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            update_w_avg(self.w_avg, x, self.w_avg_beta)
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:  # w' = w_avg + psi (w - w_avg), StyleGAN §3.1 / appendix B
+        if truncation_psi != 1:
             assert self.w_avg_beta is not None, "truncation needs a W average"
-            if self.num_ws is None or truncation_cutoff is None:
-                x = self.w_avg.lerp(x, truncation_psi)
-            else:
-                x = torch.cat([self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi), x[:, truncation_cutoff:]], dim=1)
+            x = truncate(x, self.w_avg, truncation_psi, truncation_cutoff if self.num_ws is not None else None)
         return x
 
     def extra_repr(self) -> str:
@@ -202,7 +185,7 @@ class SynthesisLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1) -> torch.Tensor:
         in_res = self.resolution // self.up
-        _assert_shape(x, [None, self.in_channels, in_res, in_res], f"SynthesisLayer@{self.resolution} input")
+        assert_shape(x, [None, self.in_channels, in_res, in_res], f"SynthesisLayer@{self.resolution} input")
         styles = self.affine(w)
         noise = None
         if self.use_noise:
@@ -238,14 +221,6 @@ class ToRGBLayer(torch.nn.Module):
         return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 
 
-def _block_dtype(use_fp16: bool, force_fp32: bool, fp16_cuda_only: bool, device: torch.device) -> torch.dtype:
-    """Precision policy: fp16 only for fp16 blocks, never when forced off, and only on CUDA unless the
-    network comes from code that ran fp16 everywhere."""
-    if not use_fp16 or force_fp32 or (fp16_cuda_only and device.type != "cuda"):
-        return torch.float32
-    return torch.float16
-
-
 def _exact_fp16_ops(blocks: list[torch.nn.Module], force_fp32: bool, device: torch.device) -> contextlib.AbstractContextManager:
     """Reference ops for networks that compute fp16 blocks off CUDA.
 
@@ -255,7 +230,7 @@ def _exact_fp16_ops(blocks: list[torch.nn.Module], force_fp32: bool, device: tor
     """
     if device.type != "cuda" and fast_paths_enabled():
         for b in blocks:
-            if _block_dtype(b.use_fp16, force_fp32, b.fp16_cuda_only, device) == torch.float16:
+            if block_dtype(b.use_fp16, force_fp32, b.fp16_cuda_only, device) == torch.float16:
                 return fast_paths(False)
     return contextlib.nullcontext()
 
@@ -310,9 +285,9 @@ class SynthesisBlock(torch.nn.Module):
         self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, force_fp32: bool = False,
         fused_modconv: bool | str | None = None, noise_mode: str = "random",
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        _assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], f"block {self.resolution} ws")
+        assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], f"block {self.resolution} ws")
         w_iter = iter(ws.unbind(dim=1))
-        dtype = _block_dtype(self.use_fp16, force_fp32, self.fp16_cuda_only, ws.device)
+        dtype = block_dtype(self.use_fp16, force_fp32, self.fp16_cuda_only, ws.device)
         memory_format = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
         fused = _resolve_fused_modconv(fused_modconv, self.fused_modconv_default, self.training)
 
@@ -320,7 +295,7 @@ class SynthesisBlock(torch.nn.Module):
             x = self.const.to(dtype=dtype, memory_format=memory_format)
             x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         else:
-            _assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2], f"block {self.resolution} x")
+            assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2], f"block {self.resolution} x")
             x = x.to(dtype=dtype, memory_format=memory_format)
 
         if self.in_channels == 0:
@@ -359,7 +334,7 @@ class SynthesisNetwork(torch.nn.Module):
         super().__init__()
         self.w_dim = w_dim
         self.img_resolution = img_resolution
-        self.img_resolution_log2 = _check_resolution(img_resolution)
+        self.img_resolution_log2 = check_resolution(img_resolution)
         self.img_channels = img_channels
         self.num_fp16_res = cfg.num_fp16_res
         self.block_resolutions = [2**i for i in range(2, self.img_resolution_log2 + 1)]
@@ -376,7 +351,7 @@ class SynthesisNetwork(torch.nn.Module):
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False, fused_modconv: bool | str | None = None,
                 update_emas: bool = False) -> torch.Tensor:
         """`update_emas` is accepted for the StyleGAN3 calling convention; this network keeps no EMAs."""
-        _assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
+        assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
         ws = ws.to(torch.float32)
         x = img = None
         w_idx = 0
@@ -392,43 +367,12 @@ class SynthesisNetwork(torch.nn.Module):
         return f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, img_channels={self.img_channels}"
 
 
-class MappingSynthesisGenerator(torch.nn.Module):
-    """G(z, c) = synthesis(mapping(z, c)): the structure and attributes every generator family shares.
-    Subclasses name their synthesis network and define `forward`."""
-
-    synthesis_class: type[torch.nn.Module]
-
-    def __init__(self, cfg: GeneratorConfig) -> None:
-        super().__init__()
-        self.config = cfg
-        self.z_dim = cfg.z_dim
-        self.c_dim = cfg.c_dim
-        self.w_dim = cfg.w_dim
-        self.img_resolution = cfg.img_resolution
-        self.img_channels = cfg.img_channels
-        self.synthesis = self.synthesis_class(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.synthesis)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping)
-
-
 class Generator(MappingSynthesisGenerator):
-    """StyleGAN2 generator: G(z, c) = synthesis(mapping(z, c))."""
+    """StyleGAN2 generator: G(z, c) = synthesis(mapping(z, c)); synthesis takes `noise_mode`, `force_fp32` and
+    `fused_modconv`."""
 
     synthesis_class = SynthesisNetwork
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1,
-        truncation_cutoff: int | None = None,
-        update_emas: bool = False,
-        noise_mode: str = "random",
-        force_fp32: bool = False,
-        fused_modconv: bool | str | None = None,
-    ) -> torch.Tensor:
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=fused_modconv)
+    mapping_class = MappingNetwork
 
 
 # ----------------------------------------------------------------------------- discriminator
@@ -474,13 +418,13 @@ class DiscriminatorBlock(torch.nn.Module):
             )
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        dtype = _block_dtype(self.use_fp16, force_fp32, self.fp16_cuda_only, (x if x is not None else img).device)
+        dtype = block_dtype(self.use_fp16, force_fp32, self.fp16_cuda_only, (x if x is not None else img).device)
         memory_format = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
         if x is not None:
-            _assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], f"D block {self.resolution} x")
+            assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], f"D block {self.resolution} x")
             x = x.to(dtype=dtype, memory_format=memory_format)
         if self.in_channels == 0 or self.architecture == "skip":
-            _assert_shape(img, [None, self.img_channels, self.resolution, self.resolution], "D input image")
+            assert_shape(img, [None, self.img_channels, self.resolution, self.resolution], "D input image")
             img = img.to(dtype=dtype, memory_format=memory_format)
             y = self.fromrgb(img)
             x = x + y if x is not None else y
@@ -530,7 +474,7 @@ class DiscriminatorEpilogue(torch.nn.Module):
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None) -> torch.Tensor:
-        _assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], "D epilogue x")
+        assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], "D epilogue x")
         x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
         if self.architecture == "skip":
             x = x + self.fromrgb(img.to(dtype=torch.float32, memory_format=torch.contiguous_format))
@@ -552,7 +496,7 @@ class Discriminator(torch.nn.Module):
         self.config = cfg
         self.c_dim = cfg.c_dim
         self.img_resolution = cfg.img_resolution
-        self.img_resolution_log2 = _check_resolution(cfg.img_resolution)
+        self.img_resolution_log2 = check_resolution(cfg.img_resolution)
         self.img_channels = cfg.img_channels
         self.block_resolutions = [2**i for i in range(self.img_resolution_log2, 2, -1)]
         ch = {res: channels_at(res, cfg.channel_base, cfg.channel_max) for res in self.block_resolutions + [4]}
@@ -572,7 +516,7 @@ class Discriminator(torch.nn.Module):
         self.b4 = DiscriminatorEpilogue(ch[4], cmap_dim, 4, cfg)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False) -> torch.Tensor:
-        _assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "D input image")
+        assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "D input image")
         x = None
         blocks = [getattr(self, f"b{res}") for res in self.block_resolutions]
         with _exact_fp16_ops(blocks, force_fp32, img.device):

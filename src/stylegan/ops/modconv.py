@@ -1,4 +1,5 @@
-"""Modulated convolution with weight demodulation (StyleGAN2 paper, section 2.2, eqs. 1-3)."""
+"""Modulated convolution with weight demodulation (StyleGAN2 paper, section 2.2, eqs. 1-3): StyleGAN2's, with
+resampling and noise, and StyleGAN3's, with pre-normalised weights and styles and an input gain."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import math
 
 import torch
 
-from .conv2d_resample import conv2d_resample
 from . import fastpath
+from .conv2d_resample import conv2d_resample
+from .misc import assert_shape
 from .upfirdn2d import Padding, parse_padding
 
 
@@ -184,3 +186,61 @@ def _batched_1x1(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         y = torch.bmm(x.permute(0, 2, 3, 1).reshape(n, h * wd, i), w.transpose(1, 2))  # [N,HW,O]
         return y.reshape(n, h, wd, -1).permute(0, 3, 1, 2)  # channels-last view
     return torch.bmm(w, x.reshape(n, i, h * wd)).reshape(n, -1, h, wd)
+
+
+# ----------------------------------------------------------------------------- StyleGAN3
+
+
+def modulated_conv2d_sg3(
+    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True, padding: int = 0,
+    input_gain: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """StyleGAN3's modulated convolution (NVlabs' `networks_stylegan3.modulated_conv2d`): weight and styles
+    pre-normalised, per-sample weights w'_oikk = w_oikk s_i / ||w' s||_o (demodulation) times an optional input
+    gain, one grouped conv (with fast paths on, 1x1 float32 convolutions as one batched matrix product, and larger
+    float32 kernels on CPU as one shared convolution of the scaled activations, see `_modconv_sg3_shared`)."""
+    batch_size = x.shape[0]
+    out_channels, in_channels, kh, kw = weight.shape
+    assert_shape(x, [batch_size, in_channels, None, None], "modulated_conv2d_sg3 x")
+    assert_shape(styles, [batch_size, in_channels], "modulated_conv2d_sg3 styles")
+    w = weight
+    s = styles
+    if demodulate:
+        w = w * w.square().mean([1, 2, 3], keepdim=True).rsqrt()
+        s = s * s.square().mean().rsqrt()
+    fast = x.dtype == torch.float32 and fastpath.fast_paths_enabled()
+    graph = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or styles.requires_grad)
+    if kh * kw > 1 and fast and fastpath.prefer_cpu_kernels(x) and not graph and not fastpath.under_transform(x):
+        return _modconv_sg3_shared(x, w, s, demodulate, padding, input_gain)
+    w = w.unsqueeze(0) * s.unsqueeze(1).unsqueeze(3).unsqueeze(4)  # [N,O,I,k,k]
+    if demodulate:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N,O]
+        w = w * dcoefs.unsqueeze(2).unsqueeze(3).unsqueeze(4)
+    if input_gain is not None:
+        input_gain = input_gain.expand(batch_size, in_channels)
+        w = w * input_gain.unsqueeze(1).unsqueeze(3).unsqueeze(4)
+    if kh == kw == 1 and padding == 0 and fast:
+        # Fast path: a 1x1 grouped convolution is a batched matrix product (faster on CPU, same sums).
+        y = torch.bmm(w.reshape(batch_size, out_channels, in_channels), x.reshape(batch_size, in_channels, -1))
+        return y.reshape(batch_size, out_channels, *x.shape[2:])
+    x = x.reshape(1, -1, *x.shape[2:])
+    w = w.reshape(-1, in_channels, kh, kw)
+    x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=padding, groups=batch_size)
+    return x.reshape(batch_size, -1, *x.shape[2:])
+
+
+def _modconv_sg3_shared(x: torch.Tensor, w: torch.Tensor, s: torch.Tensor, demodulate: bool, padding: int,
+                        input_gain: torch.Tensor | None) -> torch.Tensor:
+    """CPU inference path of `modulated_conv2d_sg3` (after the pre-normalisation): conv(x * s * gain, w) * dcoefs with
+    one weight shared by the batch on channels-last activations, which oneDNN runs faster than the grouped
+    convolution (its backward is slower, so training keeps the grouped one); dcoefs[n, o] =
+    rsqrt(sum_i s[n, i]^2 sum_k w[o, i, k]^2 + eps), eq. 3 as an [N,I] x [I,O] product."""
+    n = x.shape[0]
+    scale = s if input_gain is None else s * input_gain.expand(n, s.shape[1])
+    cl = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    y = torch.nn.functional.conv2d(torch.mul(x, scale.reshape(n, -1, 1, 1), out=cl), w, padding=padding)  # scale + layout in one pass
+    out = torch.empty(y.shape, dtype=y.dtype, device=y.device)  # back to NCHW in the last pass
+    if not demodulate:
+        return out.copy_(y)
+    d = (s.square() @ w.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N,O]
+    return torch.mul(y, d.reshape(n, -1, 1, 1), out=out)
