@@ -33,7 +33,7 @@ from ..io.images import from_uint8, save_image_grid
 from ..io.runs import snapshot_name, snapshots
 from ..metrics.registry import MetricOptions, compute, format_time, report_metric
 from ..models.registry import build_network, network_spec
-from .augment import augment_pipe
+from .augment import ada_update, augment_pipe
 from .distributed import DistEnv
 from .growing import Schedule, fade_reals, level_changed, schedule
 from .loss import StyleGAN2Loss, ema_beta, lazy_regularization
@@ -387,11 +387,9 @@ class Trainer:
                 b_ema.copy_(b)
         st.cur_nimg += batch
         st.batch_idx += 1
-        if o.aug == "ada" and st.batch_idx % o.ada_interval == 0:  # StyleGAN2-ADA §2.3: p follows sign(D(real)) to r_t
+        if o.aug == "ada" and st.batch_idx % o.ada_interval == 0:
             r_t = self.ada_collector.means(self.env).get("Loss/signs/real")
-            if r_t is not None and math.isfinite(r_t):
-                adjust = np.sign(r_t - o.ada_target) * (batch * o.ada_interval) / (o.ada_kimg * 1000)
-                self.augment.p.copy_((self.augment.p + adjust).clamp(min=0))
+            self.augment.p.copy_(ada_update(self.augment.p, r_t, o.ada_target, batch, o.ada_interval, o.ada_kimg))
 
     def _grids(self) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         gw, gh = _grid_size(self.dataset.resolution)
