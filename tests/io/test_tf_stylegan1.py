@@ -67,7 +67,7 @@ def _tf_variables(state, table, res):
         name, transform = found
         if name is not None:
             assert name not in out, name
-            out[name] = np.array(INVERSE[transform](value.numpy()), order="C")
+            out[name] = np.array(INVERSE[transform.name](value.numpy()), order="C")
     return out
 
 
