@@ -12,13 +12,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from stylegan.models import stylegan1
 from stylegan.models.registry import build_network, network_spec
-from stylegan.models.stylegan1 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, StyleLayer
+from stylegan.models.stylegan1 import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig, StyleLayer,
+                                       SynthesisConfig)
 
 
 def _g(style: str = "adain", res: int = 32, c_dim: int = 0, **kw) -> Generator:
     torch.manual_seed(0)
-    cfg = GeneratorConfig(z_dim=16, w_dim=16, c_dim=c_dim, img_resolution=res, style=style, channel_base=256, channel_max=32,
-                          mapping_layers=2, **kw)
+    cfg = GeneratorConfig(z_dim=16, w_dim=16, c_dim=c_dim, img_resolution=res, mapping=MappingConfig(num_layers=2),
+                          synthesis=SynthesisConfig(style=style, channel_base=256, channel_max=32, **kw))
     G = Generator(cfg).eval()
     with torch.no_grad():  # nonzero noise strengths and biases, so every term of the layers matters
         for name, p in G.named_parameters():
@@ -146,7 +147,7 @@ def test_fused_up_and_down_convs_match_the_separate_ops():
 
 
 def test_fused_scale_auto_from_128():
-    cfg = GeneratorConfig(img_resolution=256, channel_base=1024, channel_max=8, z_dim=4, w_dim=4, mapping_layers=1)
+    cfg = SynthesisConfig(channel_base=1024, channel_max=8)
     syn = stylegan1.SynthesisNetwork(4, 256, 3, cfg)
     assert [getattr(syn, f"b{r}").conv0.conv.fused for r in (8, 64, 128, 256)] == [False, False, True, True]
     d = Discriminator(DiscriminatorConfig(img_resolution=256, channel_base=1024, channel_max=8))
@@ -325,7 +326,8 @@ def test_forward_backward(g_style, d_style, lod):
 
 def test_attributes_and_num_ws():
     for res in (8, 32, 64):
-        G = Generator(GeneratorConfig(z_dim=8, w_dim=8, img_resolution=res, channel_base=64, channel_max=8, mapping_layers=1))
+        G = Generator(GeneratorConfig(z_dim=8, w_dim=8, img_resolution=res, mapping=MappingConfig(num_layers=1),
+                                      synthesis=SynthesisConfig(channel_base=64, channel_max=8)))
         assert G.num_ws == 2 * int(math.log2(res)) - 2 and G.mapping.num_ws == G.num_ws
         assert (G.z_dim, G.c_dim, G.w_dim, G.img_resolution, G.img_channels) == (8, 0, 8, res, 3)
     G = _g()
@@ -333,7 +335,7 @@ def test_attributes_and_num_ws():
     assert "lod" in _d().state_dict()
     assert stylegan1.nf(1, 8192, 512) == 512 and stylegan1.nf(5, 8192, 512) == 256 and stylegan1.nf(9, 8192, 512) == 16
     with pytest.raises(ValueError, match="style must be one of"):
-        Generator(GeneratorConfig(style="skip"))
+        Generator(GeneratorConfig(synthesis=SynthesisConfig(style="skip")))
     with pytest.raises(ValueError, match="channel_base 64 gives no feature maps at 256x256; use channel_base >= 128"):
         Discriminator(DiscriminatorConfig(img_resolution=256, channel_base=64))
     with pytest.raises(ValueError, match="ws: expected shape"):

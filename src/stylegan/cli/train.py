@@ -89,7 +89,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_desc(opts: TrainingOptions) -> str:
     """The run folder's name after its number (NVIDIA's): config, dataset, GPUs, batch, gamma, --desc."""
-    desc = f"{opts.cfg}-{opts.dataset['name']}-gpus{opts.gpus}-batch{opts.batch}-gamma{opts.loss.r1_gamma:g}"
+    desc = f"{opts.cfg}-{opts.dataset.name}-gpus{opts.gpus}-batch{opts.batch}-gamma{opts.loss.r1_gamma:g}"
     return f"{desc}-{opts.desc}" if opts.desc else desc
 
 
@@ -150,7 +150,7 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
                 raise CliError(f"--resume {resume}: holds no discriminator; fine-tuning needs G and D (a training snapshot or official pickle)")
         specs = network_specs(source.G or source.G_ema, source.D) if source is not None else None
         if specs is not None and not flags.get("cfg"):
-            flags["cfg"] = {"stylegan3": "stylegan3-t", "stylegan1": "paper-a"}.get(specs["G"]["family"], "stylegan2")
+            flags["cfg"] = {"stylegan3": "stylegan3-t", "stylegan1": "paper-a"}.get(specs["G"].family, "stylegan2")
         opts = resolve(flags, info, specs)
         if info.has_labels and not opts.cond and env.rank == 0:
             print(f"note: {opts.data} has {info.label_dim} labels; training an unconditional model (pass --cond to use them)")

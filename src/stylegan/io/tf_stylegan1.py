@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models.stylegan1 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ..models.stylegan1 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 from .errors import NetworkLoadError
 from .tensor_map import SAME, Row, Transform, lookup
 from .tf_stylegan2 import CONST, CONV, DENSE, NOISE, _fill, _Kwargs, _network
@@ -138,17 +138,12 @@ def _generator_config(static_kwargs: Any, params: dict[str, np.ndarray], where: 
         w_dim=kw.integer("dlatent_size", avg.shape[0] if avg is not None and avg.ndim == 1 else 512),
         img_resolution=kw.integer("resolution", 2 ** (levels + 1) if levels else 1024),
         img_channels=kw.integer("num_channels", rgb.shape[-1] if rgb is not None and rgb.ndim == 4 else 3),
-        style="adain",
-        channel_base=kw.integer("fmap_base", 8192),
-        channel_max=kw.integer("fmap_max", 512),
-        mapping_layers=kw.integer("mapping_layers", mapping_layers or 8),
-        mapping_features=kw.integer("mapping_fmaps", 512),
-        mapping_lr_multiplier=float(kw.get("mapping_lrmul", 0.01)),
-        w_avg_beta=kw.get("dlatent_avg_beta", 0.995),
-        activation=act,
-        use_noise=bool(kw.get("use_noise", True)),
-        blur_filter=kw.get("blur_filter", [1, 2, 1]),
-        fused_scale=kw.get("fused_scale", "auto"),
+        mapping=MappingConfig(num_layers=kw.integer("mapping_layers", mapping_layers or 8), layer_features=kw.integer("mapping_fmaps", 512),
+                              lr_multiplier=float(kw.get("mapping_lrmul", 0.01)), w_avg_beta=kw.get("dlatent_avg_beta", 0.995),
+                              activation=act),
+        synthesis=SynthesisConfig(style="adain", channel_base=kw.integer("fmap_base", 8192), channel_max=kw.integer("fmap_max", 512),
+                                  activation=act, use_noise=bool(kw.get("use_noise", True)),
+                                  blur_filter=kw.get("blur_filter", [1, 2, 1]), fused_scale=kw.get("fused_scale", "auto")),
     )
     kw.check(_G_KNOWN_IGNORED)
     return cfg

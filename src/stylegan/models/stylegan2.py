@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import typing
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -30,66 +32,67 @@ from ..ops import (
 from .common import MappingSynthesisGenerator, block_dtype, check_labels, check_resolution, truncate, update_w_avg
 from .config import JsonConfig, config_to_dict
 
-ARCHITECTURES = ("orig", "skip", "resnet")
+Architecture = Literal["orig", "skip", "resnet"]
+ARCHITECTURES: tuple[str, ...] = typing.get_args(Architecture)
 
 
 @dataclass
-class MappingConfig:
-    num_layers: int = 8
-    embed_features: int | None = None  # None = w_dim
-    layer_features: int | None = None  # None = w_dim
-    activation: str = "lrelu"
-    lr_multiplier: float = 0.01
-    w_avg_beta: float | None = 0.998  # None = do not track W average
+class MappingConfig(JsonConfig):
+    num_layers: int = 8  # number of mapping layers
+    embed_features: int | None = None  # label embedding dimensionality, None = w_dim
+    layer_features: int | None = None  # features of the intermediate mapping layers, None = w_dim
+    activation: str = "lrelu"  # activation function of the mapping layers
+    lr_multiplier: float = 0.01  # learning rate multiplier of the mapping layers
+    w_avg_beta: float | None = 0.998  # decay of the tracked W average (truncation's centre), None = do not track
 
 
 @dataclass
-class SynthesisConfig:
-    channel_base: int = 32768
-    channel_max: int = 512
-    num_fp16_res: int = 4  # highest resolutions run in fp16 on CUDA
-    conv_clamp: float | None = 256
-    architecture: str = "skip"
-    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])
-    use_noise: bool = True
-    activation: str = "lrelu"
-    kernel_size: int = 3
-    fp16_channels_last: bool = False
-    fp16_cuda_only: bool = True  # False = fp16 blocks run in fp16 on every device (stylegan2-ada-pytorch behaviour)
-    fused_modconv_default: bool | str = True  # True, False or 'inference_only'
+class SynthesisConfig(JsonConfig):
+    channel_base: int = 32768  # overall multiplier of the number of channels: min(channel_base / res, channel_max)
+    channel_max: int = 512  # maximum number of channels in any layer
+    num_fp16_res: int = 4  # the N highest resolutions run in fp16 (on CUDA, see fp16_cuda_only)
+    conv_clamp: float | None = 256  # clamp the outputs of convolution layers to +-X, None = no clamping
+    architecture: Architecture = "skip"  # 'orig', 'skip' or 'resnet'
+    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # low-pass filter of the resampling layers
+    use_noise: bool = True  # enable noise inputs
+    activation: str = "lrelu"  # activation function of the convolution layers
+    kernel_size: int = 3  # convolution kernel size
+    fp16_channels_last: bool = False  # channels-last memory format in the fp16 layers
+    fp16_cuda_only: bool = True  # fp16 blocks compute in fp16 on CUDA only; False = on every device (stylegan2-ada-pytorch)
+    fused_modconv_default: bool | Literal["inference_only"] = True  # fused modulated convolution: True, False or 'inference_only'
 
 
 @dataclass
 class GeneratorConfig(JsonConfig):
     describe = "generator config"
-    z_dim: int = 512
-    c_dim: int = 0
-    w_dim: int = 512
-    img_resolution: int = 1024
-    img_channels: int = 3
-    mapping: MappingConfig = field(default_factory=MappingConfig)
-    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
+    z_dim: int = 512  # input latent (Z) dimensionality
+    c_dim: int = 0  # conditioning label (C) dimensionality, 0 = no labels
+    w_dim: int = 512  # intermediate latent (W) dimensionality
+    img_resolution: int = 1024  # output resolution
+    img_channels: int = 3  # number of output color channels
+    mapping: MappingConfig = field(default_factory=MappingConfig)  # the mapping network
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)  # the synthesis network
 
 
 @dataclass
 class DiscriminatorConfig(JsonConfig):
     describe = "discriminator config"
-    c_dim: int = 0
-    img_resolution: int = 1024
-    img_channels: int = 3
-    architecture: str = "resnet"
-    channel_base: int = 32768
-    channel_max: int = 512
-    num_fp16_res: int = 4
-    conv_clamp: float | None = 256
-    cmap_dim: int | None = None  # None = channels at 4x4
-    activation: str = "lrelu"
-    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])
-    freeze_layers: int = 0
-    fp16_channels_last: bool = False
+    c_dim: int = 0  # conditioning label (C) dimensionality, 0 = no labels
+    img_resolution: int = 1024  # input resolution
+    img_channels: int = 3  # number of input color channels
+    architecture: Architecture = "resnet"  # 'orig', 'skip' or 'resnet'
+    channel_base: int = 32768  # overall multiplier of the number of channels: min(channel_base / res, channel_max)
+    channel_max: int = 512  # maximum number of channels in any layer
+    num_fp16_res: int = 4  # the N highest resolutions run in fp16 (on CUDA, see fp16_cuda_only)
+    conv_clamp: float | None = 256  # clamp the outputs of convolution layers to +-X, None = no clamping
+    cmap_dim: int | None = None  # dimensionality of the mapped label (projection), None = channels at 4x4
+    activation: str = "lrelu"  # activation function
+    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # low-pass filter of the resampling layers
+    freeze_layers: int = 0  # freeze the first N layers (fine-tuning with --freezed)
+    fp16_channels_last: bool = False  # channels-last memory format in the fp16 layers
     fp16_cuda_only: bool = True  # as SynthesisConfig.fp16_cuda_only
-    mbstd_group_size: int | None = 4  # None = whole minibatch
-    mbstd_num_channels: int = 1
+    mbstd_group_size: int | None = 4  # group size of the minibatch standard deviation layer, None = whole minibatch
+    mbstd_num_channels: int = 1  # features of the minibatch standard deviation layer, 0 = no such layer
     mapping: MappingConfig = field(default_factory=MappingConfig)  # label embedding (conditional D only)
 
 
@@ -250,8 +253,6 @@ class SynthesisBlock(torch.nn.Module):
         cfg: SynthesisConfig, use_fp16: bool = False,
     ) -> None:
         super().__init__()
-        if cfg.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {cfg.architecture!r}")
         self.in_channels = in_channels
         self.w_dim = w_dim
         self.resolution = resolution
@@ -387,8 +388,6 @@ class DiscriminatorBlock(torch.nn.Module):
     ) -> None:
         super().__init__()
         assert in_channels in (0, tmp_channels)
-        if cfg.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {cfg.architecture!r}")
         self.in_channels = in_channels
         self.resolution = resolution
         self.img_channels = cfg.img_channels

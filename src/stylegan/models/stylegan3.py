@@ -20,35 +20,35 @@ from .stylegan2 import MappingConfig, MappingNetwork
 
 
 @dataclass
-class SynthesisConfig:
-    channel_base: int = 32768
-    channel_max: int = 512
+class SynthesisConfig(JsonConfig):
+    channel_base: int = 32768  # overall multiplier of the number of channels
+    channel_max: int = 512  # maximum number of channels in any layer
     num_layers: int = 14  # layers between the Fourier features and ToRGB
     num_critical: int = 2  # critically sampled layers at the end
-    first_cutoff: float = 2  # f_{c,0}
-    first_stopband: float = 2**2.1  # f_{t,0}
-    last_stopband_rel: float = 2**0.3  # f_{t,N} / f_{c,N}
+    first_cutoff: float = 2  # cutoff frequency of the first layer, f_{c,0}
+    first_stopband: float = 2**2.1  # minimum stopband of the first layer, f_{t,0}
+    last_stopband_rel: float = 2**0.3  # minimum stopband of the last layer relative to its cutoff, f_{t,N} / f_{c,N}
     margin_size: int = 10  # extra pixels around the image in the intermediate layers
-    output_scale: float = 0.25
+    output_scale: float = 0.25  # scale factor of the output image
     num_fp16_res: int = 4  # layers whose sampling rate is among the N highest run in fp16 on CUDA
-    conv_kernel: int = 3  # 3 for config T, 1 for config R (ToRGB is always 1x1)
+    conv_kernel: int = 3  # convolution kernel size: 3 for config T, 1 for config R (ToRGB is always 1x1)
     filter_size: int = 6  # low-pass taps relative to the lower rate when up/downsampling
     lrelu_upsampling: int = 2  # relative sampling rate of the nonlinearity
     use_radial_filters: bool = False  # radially symmetric (jinc) downsampling filters: config R
-    conv_clamp: float | None = 256
-    magnitude_ema_beta: float = 0.999
+    conv_clamp: float | None = 256  # clamp the outputs of convolution layers to +-X, None = no clamping
+    magnitude_ema_beta: float = 0.999  # decay of the input magnitude EMA of each layer
 
 
 @dataclass
 class GeneratorConfig(JsonConfig):
     describe = "generator config"
-    z_dim: int = 512
-    c_dim: int = 0
-    w_dim: int = 512
-    img_resolution: int = 1024
-    img_channels: int = 3
-    mapping: MappingConfig = field(default_factory=lambda: MappingConfig(num_layers=2))
-    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
+    z_dim: int = 512  # input latent (Z) dimensionality
+    c_dim: int = 0  # conditioning label (C) dimensionality, 0 = no labels
+    w_dim: int = 512  # intermediate latent (W) dimensionality
+    img_resolution: int = 1024  # output resolution
+    img_channels: int = 3  # number of output color channels
+    mapping: MappingConfig = field(default_factory=lambda: MappingConfig(num_layers=2))  # the mapping network
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)  # the alias-free synthesis network
 
 
 def stylegan3_config(config: str, img_resolution: int, z_dim: int = 512, w_dim: int = 512, c_dim: int = 0, img_channels: int = 3,

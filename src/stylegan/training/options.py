@@ -4,13 +4,14 @@ dataset into one `TrainingOptions` (what `training_options.json` records and `--
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..data.dataset import DatasetInfo
 from ..models import stylegan1, stylegan2, stylegan3
-from ..models.config import config_from_dict, config_to_dict
-from ..models.registry import network_spec
+from ..models.config import JsonConfig
+from ..models.registry import NetworkSpec
 from .augment import AUGMENT_PRESETS
 from .growing import GrowingConfig
 from .loss import LossConfig
@@ -42,7 +43,8 @@ PAPER_CONFIGS: dict[str, str] = {
     "paper-f": "E + large networks (twice the channels)",
 }
 CONFIGS = (*ADA_TABLE, "stylegan3-t", "stylegan3-r", "demo", *PAPER_CONFIGS)
-AUG_MODES = ("ada", "noaug", "fixed")
+AugMode = Literal["ada", "noaug", "fixed"]
+AUG_MODES: tuple[str, ...] = typing.get_args(AugMode)
 # Flags that may change when a run continues (`--resume RUN_DIR`); everything else is fixed by the run.
 RESUMABLE_FLAGS = ("kimg", "tick", "snap", "batch", "batch_gpu", "gpus", "workers", "metrics")
 # Progressive growing of configs A-D (run_training.py): start at 8x8, 600 kimg per level and per fade,
@@ -52,68 +54,60 @@ PAPER_GROWING = dict(start_res=8, training_kimg=600.0, transition_kimg=600.0, ba
 
 
 @dataclass
-class TrainingOptions:
-    """Everything a training run needs besides the data itself; JSON round trip via `to_dict`/`from_dict`."""
+class TrainingOptions(JsonConfig):
+    """Everything a training run needs besides the data itself (`training_options.json`, JSON round trip via
+    `to_dict` / `from_dict`)."""
 
-    data: str
-    dataset: dict[str, Any]  # DatasetInfo.to_dict() of the training set
-    cfg: str
-    G: dict[str, Any]  # network spec (models.registry) of G
-    D: dict[str, Any]
-    gpus: int = 1
-    batch: int = 32
-    batch_gpu: int = 32
-    kimg: float = 25000
-    tick: float = 4
-    snap: int = 50
-    seed: int = 0
-    workers: int = 3
-    cond: bool = False
-    mirror: bool = False
-    aug: str = "ada"
-    augpipe: str = "bgc"
-    augment_p: float = 0.0  # initial p (--p for --aug fixed)
-    ada_target: float = 0.6
-    ada_interval: int = 4
-    ada_kimg: float = 500
-    metrics: list[str] = field(default_factory=list)
-    glr: float = 0.002
-    dlr: float = 0.002
-    betas: tuple[float, float] = (0.0, 0.99)
-    eps: float = 1e-8
-    G_reg_interval: int | None = 4
-    D_reg_interval: int | None = 16
-    ema_kimg: float = 10.0
-    ema_rampup: float | None = 0.05
-    loss: LossConfig = field(default_factory=LossConfig)
+    describe = "training options"
+    data: str  # dataset zip or folder
+    dataset: DatasetInfo  # what the run recorded about the training set
+    cfg: str  # the --cfg preset the run started from
+    G: NetworkSpec  # the generator's architecture
+    D: NetworkSpec  # the discriminator's architecture
+    gpus: int = 1  # processes (one per GPU)
+    batch: int = 32  # total minibatch size
+    batch_gpu: int = 32  # images per process per accumulation round
+    kimg: float = 25000  # training length in thousands of real images shown to D
+    tick: float = 4  # kimg between progress lines
+    snap: int = 50  # ticks between snapshots (images, checkpoint, metrics)
+    seed: int = 0  # random seed
+    workers: int = 3  # DataLoader worker processes
+    cond: bool = False  # condition on the dataset's labels
+    mirror: bool = False  # add x-flipped copies of the images
+    aug: AugMode = "ada"  # augmentation: 'ada' (adaptive p), 'noaug' or 'fixed' (constant p)
+    augpipe: str = "bgc"  # augmentation pipeline (training.augment.AUGMENT_PRESETS)
+    augment_p: float = 0.0  # initial augmentation probability (--p for --aug fixed)
+    ada_target: float = 0.6  # ADA's target for E[sign(D(real))]
+    ada_interval: int = 4  # minibatches between ADA adjustments
+    ada_kimg: float = 500  # ADA speed: kimg for p to rise or fall by 1
+    metrics: list[str] = field(default_factory=list)  # metrics computed at every snapshot
+    glr: float = 0.002  # G learning rate
+    dlr: float = 0.002  # D learning rate
+    betas: tuple[float, float] = (0.0, 0.99)  # Adam betas of G and D
+    eps: float = 1e-8  # Adam epsilon
+    G_reg_interval: int | None = 4  # lazy path-length regularisation every N minibatches, None = in every minibatch
+    D_reg_interval: int | None = 16  # lazy R1 regularisation every N minibatches, None = in every minibatch
+    ema_kimg: float = 10.0  # half-life of G_ema in kimg
+    ema_rampup: float | None = 0.05  # G_ema ramp-up: half-life at most this times the kimg seen, None = no ramp-up
+    loss: LossConfig = field(default_factory=LossConfig)  # loss and regularisation weights
     growing: GrowingConfig | None = None  # progressive growing (StyleGAN 2019, StyleGAN2 configs A-D)
     resume: str | None = None  # network file fine-tuned from (transfer learning)
-    freezed: int = 0
-    keep_snapshots: int = 5
-    desc: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainingOptions":
-        opts = config_from_dict(cls, data, "training options")
-        opts.betas = tuple(opts.betas)
-        return opts
+    freezed: int = 0  # frozen layers of D when fine-tuning
+    keep_snapshots: int = 5  # snapshots kept in the run folder (the newest)
+    desc: str = ""  # text added to the run folder's name
 
 
 def describe(opts: TrainingOptions) -> list[str]:
     """A short human summary of the resolved options."""
-    g = opts.G["config"]
-    syn = g.get("synthesis", g)  # stylegan1 configs are flat
-    depth = g["mapping"]["num_layers"] if "mapping" in g else g["mapping_layers"]
+    syn = opts.G.config.synthesis
+    style = getattr(syn, "style", None)  # StyleGAN (2019): 'adain' or 'demod'
     ds = opts.dataset
     gr = opts.growing
     return [
-        f"data:      {opts.data} ({ds['num_images']:,} images{' x2 mirrored' if opts.mirror else ''}, {ds['resolution']}x{ds['resolution']}, "
-        f"{ds['channels']} channel(s), {'conditional on ' + str(ds['label_dim']) + ' labels' if opts.cond else 'unconditional'})",
-        f"config:    {opts.cfg} ({opts.G['family']} G{' ' + g['style'] if 'style' in g else ''}, {opts.D['family']} D, "
-        f"channel base {syn['channel_base']}, max {syn['channel_max']}, mapping depth {depth})",
+        f"data:      {opts.data} ({ds.num_images:,} images{' x2 mirrored' if opts.mirror else ''}, {ds.resolution}x{ds.resolution}, "
+        f"{ds.channels} channel(s), {'conditional on ' + str(ds.label_dim) + ' labels' if opts.cond else 'unconditional'})",
+        f"config:    {opts.cfg} ({opts.G.family} G{' ' + style if style else ''}, {opts.D.family} D, "
+        f"channel base {syn.channel_base}, max {syn.channel_max}, mapping depth {opts.G.config.mapping.num_layers})",
         f"batch:     {opts.batch} total, {opts.batch_gpu} per GPU per round, {opts.gpus} process(es)",
         f"optimiser: Adam G lr {opts.glr:g}, D lr {opts.dlr:g}, betas {opts.betas}, lazy reg G every {opts.G_reg_interval}, D every {opts.D_reg_interval}",
         f"loss:      R1 gamma {opts.loss.r1_gamma:g}, path length weight {opts.loss.pl_weight:g}, style mixing {opts.loss.style_mixing_prob:g}, "
@@ -139,7 +133,7 @@ def _ada_row(cfg: str, res: int, gpus: int) -> dict[str, Any]:
     return spec
 
 
-def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str, Any] | None = None) -> TrainingOptions:
+def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str, NetworkSpec] | None = None) -> TrainingOptions:
     """Turn CLI flags (None = not given) and the dataset into options.
 
     `source_networks` ({"G": spec, "D": spec} read from a `--resume` network file) fixes the architecture:
@@ -239,12 +233,13 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
             g.mapping.num_layers = map_depth
             g.synthesis.num_fp16_res, g.synthesis.conv_clamp = fp16_res, clamp
             g.synthesis.magnitude_ema_beta = 0.5 ** (batch / (20 * 1e3))
-            G_spec = {"family": "stylegan3", "kind": "generator", "config": g.to_dict()}
+            G_spec = NetworkSpec("stylegan3", "generator", g)
         elif cfg in ("paper-a", "paper-b", "paper-c", "paper-d"):
             g1 = stylegan1.GeneratorConfig(z_dim=zw, c_dim=c_dim, w_dim=zw, img_resolution=res, img_channels=channels,
-                                           style="adain" if cfg == "paper-a" else "demod", channel_base=cbase // 2,
-                                           channel_max=cmax, mapping_layers=map_depth)
-            G_spec = {"family": "stylegan1", "kind": "generator", "config": g1.to_dict()}
+                                           mapping=stylegan1.MappingConfig(num_layers=map_depth),
+                                           synthesis=stylegan1.SynthesisConfig(style="adain" if cfg == "paper-a" else "demod",
+                                                                               channel_base=cbase // 2, channel_max=cmax))
+            G_spec = NetworkSpec("stylegan1", "generator", g1)
         else:
             g = stylegan2.GeneratorConfig(
                 z_dim=zw, c_dim=c_dim, w_dim=zw, img_resolution=res, img_channels=channels,
@@ -252,16 +247,16 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
                 synthesis=stylegan2.SynthesisConfig(channel_base=cbase, channel_max=cmax, num_fp16_res=fp16_res, conv_clamp=clamp,
                                                     architecture=G_arch, fused_modconv_default="inference_only"),
             )
-            G_spec = {"family": "stylegan2", "kind": "generator", "config": g.to_dict()}
+            G_spec = NetworkSpec("stylegan2", "generator", g)
         d = stylegan2.DiscriminatorConfig(c_dim=c_dim, img_resolution=res, img_channels=channels, architecture=D_arch,
                                           channel_base=cbase, channel_max=cmax, num_fp16_res=fp16_res, conv_clamp=clamp,
                                           mbstd_group_size=mbstd, freeze_layers=get("freezed", 0))
-        D_spec = {"family": "stylegan2", "kind": "discriminator", "config": d.to_dict()}
-        if G_spec["family"] == "stylegan1":
+        D_spec = NetworkSpec("stylegan2", "discriminator", d)
+        if G_spec.family == "stylegan1":
             d1 = stylegan1.DiscriminatorConfig(c_dim=c_dim, img_resolution=res, img_channels=channels,
                                                style="basic" if cfg == "paper-a" else "revised", channel_base=cbase // 2,
                                                channel_max=cmax, mbstd_group_size=mbstd)
-            D_spec = {"family": "stylegan1", "kind": "discriminator", "config": d1.to_dict()}
+            D_spec = NetworkSpec("stylegan1", "discriminator", d1)
 
     aug = get("aug", "noaug" if cfg == "demo" or cfg in PAPER_CONFIGS else "ada")
     if aug not in AUG_MODES:
@@ -284,7 +279,7 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     if tick <= 0 or snap < 1:
         raise OptionsError("--tick must be > 0 and --snap >= 1")
     return TrainingOptions(
-        data=str(flags["data"]), dataset=info.to_dict(), cfg=cfg, G=G_spec, D=D_spec, gpus=gpus, batch=batch, batch_gpu=batch_gpu,
+        data=str(flags["data"]), dataset=info, cfg=cfg, G=G_spec, D=D_spec, gpus=gpus, batch=batch, batch_gpu=batch_gpu,
         kimg=get("kimg", kimg), tick=tick, snap=snap, seed=get("seed", 0), workers=get("workers", 3 if cfg != "demo" else 1),
         cond=cond, mirror=bool(get("mirror", False)), aug=aug, augpipe=augpipe,
         augment_p=float(get("p", 0.2)) if aug == "fixed" else 0.0, ada_target=float(get("target", 0.6)),
@@ -347,8 +342,8 @@ def _short(key: str, spec: dict[str, Any] | None) -> str:
         return "none"
     if key == "growing":
         return f"from {spec['start_res']}x{spec['start_res']}, {spec['training_kimg']:g}+{spec['transition_kimg']:g} kimg per level"
-    cfg = spec["config"]
-    kind = cfg.get("style") or cfg.get("architecture") or cfg.get("synthesis", {}).get("architecture") or ""
+    cfg, syn = spec["config"], spec["config"].get("synthesis", {})
+    kind = cfg.get("style") or cfg.get("architecture") or syn.get("style") or syn.get("architecture") or ""
     return f"{spec['family']} {spec['kind']} ({kind})" if kind else f"{spec['family']} {spec['kind']}"
 def _check_batch(batch: int, batch_gpu: int, gpus: int, mbstd: int | None) -> None:
     if gpus < 1:
@@ -365,29 +360,29 @@ def _check_batch(batch: int, batch_gpu: int, gpus: int, mbstd: int | None) -> No
         raise OptionsError(f"--batch-gpu {batch_gpu} must be a multiple of the minibatch-std group size {mbstd} (--mbstd-group)")
 
 
-def _transfer_specs(nets: dict[str, Any], info: DatasetInfo, c_dim: int, freezed: int, resume: str) -> tuple[dict, dict]:
+def _transfer_specs(nets: dict[str, NetworkSpec], info: DatasetInfo, c_dim: int, freezed: int, resume: str) -> tuple[NetworkSpec, NetworkSpec]:
     """G/D specs of the network being fine-tuned, checked against the dataset; fp16 only on CUDA."""
     G_spec, D_spec = nets["G"], nets["D"]
-    g, d = G_spec["config"], D_spec["config"]
-    for what, have, want in (("resolution", g["img_resolution"], info.resolution), ("image channels", g["img_channels"], info.channels),
-                             ("label dimension (--cond)", g["c_dim"], c_dim)):
+    g = G_spec.config
+    for what, have, want in (("resolution", g.img_resolution, info.resolution), ("image channels", g.img_channels, info.channels),
+                             ("label dimension (--cond)", g.c_dim, c_dim)):
         if have != want:
             raise OptionsError(f"--resume {resume}: the network's {what} is {have} but the dataset's is {want}; "
                                "fine-tuning needs them equal (convert the dataset with `stylegan dataset --resolution`, or match --cond)")
-    if G_spec["family"] == "stylegan1":  # float32 networks; D has no frozen-layer support
+    if G_spec.family == "stylegan1":  # float32 networks; D has no frozen-layer support
         if freezed:
             raise OptionsError(f"--freezed {freezed}: not supported for StyleGAN (2019) discriminators")
         return G_spec, D_spec
-    g = dict(g, synthesis=dict(g["synthesis"], fp16_cuda_only=True))
-    if G_spec["family"] == "stylegan2":
-        g["synthesis"]["fused_modconv_default"] = "inference_only"
-    d = dict(d, fp16_cuda_only=True, freeze_layers=freezed)
-    return dict(G_spec, config=g), dict(D_spec, config=d)
+    synthesis = g.synthesis
+    if G_spec.family == "stylegan2":
+        synthesis = dataclasses.replace(synthesis, fp16_cuda_only=True, fused_modconv_default="inference_only")
+    d = dataclasses.replace(D_spec.config, fp16_cuda_only=True, freeze_layers=freezed)
+    return dataclasses.replace(G_spec, config=dataclasses.replace(g, synthesis=synthesis)), dataclasses.replace(D_spec, config=d)
 
 
-def network_specs(G: Any, D: Any) -> dict[str, Any]:
+def network_specs(G: Any, D: Any) -> dict[str, NetworkSpec]:
     """{"G": spec, "D": spec} of loaded networks (for `resolve`'s `source_networks`)."""
-    return {"G": network_spec(G), "D": network_spec(D)}
+    return {"G": NetworkSpec.of(G), "D": NetworkSpec.of(D)}
 
 
 def with_overrides(opts: TrainingOptions, flags: dict[str, Any]) -> TrainingOptions:
@@ -398,5 +393,5 @@ def with_overrides(opts: TrainingOptions, flags: dict[str, Any]) -> TrainingOpti
     if "gpus" in changes and "batch_gpu" not in changes:
         changes["batch_gpu"] = min(opts.batch_gpu, changes.get("batch", opts.batch) // changes["gpus"])
     new = dataclasses.replace(opts, **changes)
-    _check_batch(new.batch, new.batch_gpu, new.gpus, new.D["config"].get("mbstd_group_size"))
+    _check_batch(new.batch, new.batch_gpu, new.gpus, getattr(new.D.config, "mbstd_group_size", None))
     return new
