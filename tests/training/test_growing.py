@@ -15,7 +15,8 @@ from stylegan.data.dataset import ImageDataset
 from stylegan.io.checkpoint import read_checkpoint
 from stylegan.io.load import load_network
 from stylegan.training.growing import GrowingConfig, fade_reals, level_changed, schedule
-from stylegan.training.options import PAPER_CONFIGS, diff_options, resolve
+from stylegan.training.options import diff_options, resolve
+from stylegan.training.presets import PAPER_CONFIGS
 
 TINY = ["--cbase", "256", "--cmax", "16", "--map-depth", "1", "--workers", "0", "--no-progress", "--batch", "8"]
 

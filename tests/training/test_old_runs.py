@@ -8,7 +8,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 import torch
 from helpers import only_run, run_stats
 from safetensors import safe_open

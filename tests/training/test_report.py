@@ -3,14 +3,14 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan.models.presets import preset
+from stylegan.training.presets import network_preset
 from stylegan.models.stylegan2 import Generator
 from stylegan.training.report import class_grid, plot_curves, truncation_sweep
 
 
 def _generator(c_dim: int) -> Generator:
     torch.manual_seed(0)
-    g, _ = preset("sg2-32", img_channels=1, c_dim=c_dim)
+    g, _ = network_preset("sg2-32", img_channels=1, c_dim=c_dim)
     return Generator(g).eval()
 
 

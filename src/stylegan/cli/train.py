@@ -24,8 +24,9 @@ from ..io.checkpoint import atomic_write_bytes
 from ..io.load import load_network
 from ..io.runs import OPTIONS_FILE, is_run_dir, latest_snapshot, new_run_dir, truncate_stats
 from ..training import distributed
-from ..training.options import (CONFIGS, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs, resolve,
+from ..training.options import (RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs, resolve,
                                 with_overrides)
+from ..training.presets import CONFIGS, PRESETS
 from .common import CliError, parse_bool, parse_float_pair, resolve_data
 
 def _metrics(text: str) -> list[str]:
@@ -34,7 +35,9 @@ def _metrics(text: str) -> list[str]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a generator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    presets = "presets (--cfg):\n" + "\n".join(f"  {name:<12} {row.summary}" for name, row in PRESETS.items())
+    p = sub.add_parser("train", help="train a generator", description=__doc__, epilog=presets,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data and preset")
     g.add_argument("--data", help="dataset .zip or folder (see `stylegan dataset`), or builtin:fashion-mnist; required unless --resume RUN_DIR")
     g.add_argument("--cfg", choices=CONFIGS, default=None, help="preset (default: auto)")

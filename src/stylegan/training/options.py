@@ -1,56 +1,30 @@
-"""Training options: the `--cfg` presets with NVIDIA's hyper-parameters, and their resolution against a
-dataset into one `TrainingOptions` (what `training_options.json` records and `--dry-run` prints)."""
+"""Training options: a `--cfg` preset (`training.presets`) resolved against a dataset and the flags into one
+`TrainingOptions` (what `training_options.json` records and `--dry-run` prints)."""
 
 from __future__ import annotations
 
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ..data.dataset import DatasetInfo
-from ..models import stylegan1, stylegan2, stylegan3
 from ..models.config import JsonConfig
 from ..models.registry import NetworkSpec
 from .augment import AUGMENT_PRESETS
 from .growing import GrowingConfig
 from .loss import LossConfig
+from .presets import PRESETS, AugMode, NetworkArgs, PerBatch, preset
+from .presets import network_specs as preset_network_specs
 
 
 class OptionsError(ValueError):
     """Training options that cannot work together; the message names the setting."""
 
 
-# StyleGAN2-ADA's configuration table (train.py `cfg_specs`): reference GPU count, total kimg, minibatch,
-# minibatch-std group, channel multiplier (x 32768), learning rate, R1 gamma, G_ema half-life (kimg),
-# G_ema ramp-up, mapping depth. `auto` derives the -1 entries from the resolution and GPU count.
-ADA_TABLE: dict[str, dict[str, Any]] = {
-    "auto":      dict(ref_gpus=-1, kimg=25000,  mb=-1, mbstd=-1, fmaps=-1,  lrate=-1,     gamma=-1,   ema=-1,  ramp=0.05, map=2),
-    "stylegan2": dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=10,   ema=10,  ramp=None, map=8),
-    "paper256":  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=0.5, lrate=0.0025, gamma=1,    ema=20,  ramp=None, map=8),
-    "paper512":  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8),
-    "paper1024": dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8),
-    "cifar":     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
-}
-# The StyleGAN2 paper's Table 1 (NVlabs/stylegan2 run_training.py --config-id config-a ... config-f): each
-# configuration is its predecessor plus one step.
-PAPER_CONFIGS: dict[str, str] = {
-    "paper-a": "StyleGAN (2019): AdaIN, progressive growing, R1 every minibatch",
-    "paper-b": "A + weight demodulation (revised normalisation, noise and bias outside the style block)",
-    "paper-c": "B + lazy regularisation (R1 every 16 minibatches)",
-    "paper-d": "C + path length regularisation",
-    "paper-e": "D + no growing: skip G, residual D",
-    "paper-f": "E + large networks (twice the channels)",
-}
-CONFIGS = (*ADA_TABLE, "stylegan3-t", "stylegan3-r", "demo", *PAPER_CONFIGS)
-AugMode = Literal["ada", "noaug", "fixed"]
 AUG_MODES: tuple[str, ...] = typing.get_args(AugMode)
 # Flags that may change when a run continues (`--resume RUN_DIR`); everything else is fixed by the run.
 RESUMABLE_FLAGS = ("kimg", "tick", "snap", "batch", "batch_gpu", "gpus", "workers", "metrics")
-# Progressive growing of configs A-D (run_training.py): start at 8x8, 600 kimg per level and per fade,
-# per-resolution minibatch (for 8 GPUs) and learning rates.
-PAPER_GROWING = dict(start_res=8, training_kimg=600.0, transition_kimg=600.0, batch={8: 256, 16: 128, 32: 64, 64: 32},
-                     glr={128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}, dlr={128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003})
 
 
 @dataclass
@@ -120,28 +94,15 @@ def describe(opts: TrainingOptions) -> list[str]:
           f"batch {gr.batch or 'fixed'}, G lr {gr.glr or 'fixed'}, D lr {gr.dlr or 'fixed'}"] if gr is not None else [])
 
 
-def _ada_row(cfg: str, res: int, gpus: int) -> dict[str, Any]:
-    spec = dict(ADA_TABLE[cfg])
-    if cfg == "auto":  # StyleGAN2-ADA's heuristics
-        spec["ref_gpus"] = gpus
-        spec["mb"] = max(min(gpus * min(4096 // res, 32), 64), gpus)
-        spec["mbstd"] = min(spec["mb"] // gpus, 4)
-        spec["fmaps"] = 1 if res >= 512 else 0.5
-        spec["lrate"] = 0.002 if res >= 1024 else 0.0025
-        spec["gamma"] = 0.0002 * res**2 / spec["mb"]
-        spec["ema"] = spec["mb"] * 10 / 32
-    return spec
-
-
 def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str, NetworkSpec] | None = None) -> TrainingOptions:
-    """Turn CLI flags (None = not given) and the dataset into options.
+    """Turn CLI flags (None = not given) and the dataset into options: the `--cfg` row, every flag given overriding it.
 
     `source_networks` ({"G": spec, "D": spec} read from a `--resume` network file) fixes the architecture:
     the run fine-tunes that network, so the preset's network settings do not apply.
     """
     cfg = flags.get("cfg") or "auto"
-    if cfg not in CONFIGS:
-        raise OptionsError(f"--cfg {cfg}: unknown; choose from {', '.join(CONFIGS)}")
+    if cfg not in PRESETS:
+        raise OptionsError(f"--cfg {cfg}: unknown; choose from {', '.join(PRESETS)}")
 
     def get(name: str, default: Any) -> Any:
         return default if flags.get(name) is None else flags[name]
@@ -152,74 +113,25 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     if cond and not info.has_labels:
         raise OptionsError(f"--cond: {info.path} has no labels (no dataset.json with a 'labels' list)")
     c_dim = info.label_dim if cond else 0
+    p = preset(cfg, res, gpus)
+    assert p.batch is not None and p.channel_base is not None and p.glr is not None and p.dlr is not None
 
-    loss = LossConfig()
-    ada_batch_gpu = None
-    opts: dict[str, Any] = dict(ema_rampup=0.05, G_reg_interval=4)
-    if cfg in ADA_TABLE:
-        spec = _ada_row(cfg, res, gpus)
-        cbase, cmax, mbstd, map_depth = int(spec["fmaps"] * 32768), 512, spec["mbstd"], spec["map"]
-        batch, glr, dlr, gamma, kimg = spec["mb"], spec["lrate"], spec["lrate"], spec["gamma"], spec["kimg"]
-        opts.update(ema_kimg=spec["ema"], ema_rampup=spec["ramp"])
-        ada_batch_gpu = batch // spec["ref_gpus"]  # the table's per-GPU batch (its reference GPU count)
-        zw, G_arch, D_arch = 512, "skip", "resnet"
-        loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
-        if cfg == "cifar":
-            loss.style_mixing_prob = loss.pl_weight = 0.0
-            D_arch = "orig"
-            opts["G_reg_interval"] = None
-    elif cfg == "demo":  # a 2-core CPU: small networks, 32x32, no augmentation
-        cbase, cmax, mbstd, map_depth, zw = 2048, 64, 4, 2, 64
-        batch, glr, dlr, gamma, kimg = 32, 0.005, 0.005, 0.05, 40  # lr 0.005: clean shapes by 10 kimg, 0.0025 still striped
-        opts.update(ema_kimg=2.0)
-        G_arch, D_arch = "skip", "resnet"
-        loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
-    elif cfg in PAPER_CONFIGS:  # NVlabs/stylegan2 run_training.py, configs A-F
-        large, growing = cfg == "paper-f", cfg in ("paper-a", "paper-b", "paper-c", "paper-d")
-        cbase = 32768 if large else 16384  # TF fmap_base 16 << 10 (F) or 8 << 10 (A-E), in channel_base units
-        cmax, mbstd, map_depth, zw = 512, 4, 8, 512
-        batch, glr, dlr, gamma, kimg = 32, 0.002, 0.002, 10.0, 25000
-        G_arch, D_arch = "skip", "resnet"
-        opts.update(ema_kimg=10.0, ema_rampup=None, G_reg_interval=4, D_reg_interval=16)
-        loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
-        if cfg in ("paper-a", "paper-b", "paper-c"):  # no path length regularisation
-            loss.pl_weight = 0.0
-            opts["G_reg_interval"] = None
-        if cfg in ("paper-a", "paper-b"):  # no lazy regularisation
-            opts["D_reg_interval"] = None
-        if growing:
-            glr = dlr = 0.001
-            opts["growing"] = GrowingConfig(**PAPER_GROWING)
-    else:  # NVlabs/stylegan3 train.py
-        cbase, cmax, mbstd, map_depth, zw = 32768, 512, 4, 2, 512
-        batch, glr, dlr, gamma, kimg = 32, 0.0025, 0.002, None, 25000
-        G_arch, D_arch = None, "resnet"
-        opts["G_reg_interval"] = None
-
-    batch = get("batch", batch)
-    batch_gpu = get("batch_gpu", ada_batch_gpu if ada_batch_gpu is not None and flags.get("batch") is None else batch // gpus)
-    growing: GrowingConfig | None = opts.pop("growing", None)
-    if flags.get("resume") is not None:  # fine-tuning a grown network
-        growing = None
+    batch = get("batch", p.batch)
+    table_batch_gpu = p.ref_gpus is not None and flags.get("batch") is None  # the stylegan2-ada row's per-GPU batch
+    batch_gpu = get("batch_gpu", p.batch // p.ref_gpus if table_batch_gpu else batch // gpus)  # type: ignore[operator]
+    growing = p.growing if flags.get("resume") is None else None  # fine-tuning a grown network
     if growing is not None:
         growing = _growing_overrides(growing, flags, res, gpus)
-    for name in ("G_reg_interval", "D_reg_interval"):
-        if flags.get(name) is not None:  # 0 = no lazy regularisation (regularise in every minibatch)
-            opts[name] = flags[name] or None
-    cbase, cmax = get("cbase", cbase), get("cmax", cmax)
-    map_depth, mbstd = get("map_depth", map_depth), get("mbstd_group", mbstd)
-    fp32 = bool(get("fp32", False))
-    fp16_res, clamp = (0, None) if fp32 else (4, 256)
-    gamma = get("gamma", gamma)
+    reg_intervals = {name: getattr(p, name) if flags.get(name) is None else flags[name] or None  # 0 = regularise in every minibatch
+                     for name in ("G_reg_interval", "D_reg_interval")}
+    mbstd = get("mbstd_group", p.mbstd)
+    fp16_res, clamp = (4, 256) if p.fp16 and not get("fp32", False) else (0, None)
+    gamma = get("gamma", p.gamma)
     if gamma is None:  # StyleGAN2-ADA's heuristic where NVlabs/stylegan3 requires --gamma
         gamma = 0.0002 * res**2 / batch
-    loss.r1_gamma = float(gamma)
-    if cfg in PAPER_CONFIGS:
-        fp16_res, clamp = 0, None  # the paper's TF code trained in float32
-    if cfg.startswith("stylegan3"):
-        opts["ema_kimg"] = batch * 10 / 32
-        if cfg == "stylegan3-r":
-            loss.blur_init_sigma, loss.blur_fade_kimg = 10.0, batch * 200 / 32
+    loss = LossConfig(r1_gamma=float(gamma), style_mixing_prob=p.style_mixing_prob, pl_weight=p.pl_weight,
+                      blur_init_sigma=p.blur_init_sigma, blur_fade_kimg=_kimg(p.blur_fade_kimg, batch))
+    ema_kimg = _kimg(p.ema_kimg, batch)
 
     _check_batch(batch, batch_gpu, gpus, mbstd)
     if growing is not None:
@@ -228,37 +140,12 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     if source_networks is not None:
         G_spec, D_spec = _transfer_specs(source_networks, info, c_dim, get("freezed", 0), flags.get("resume"))
     else:
-        if cfg.startswith("stylegan3"):
-            g = stylegan3.stylegan3_config(cfg, res, z_dim=zw, w_dim=zw, c_dim=c_dim, img_channels=channels, channel_base=cbase, channel_max=cmax)
-            g.mapping.num_layers = map_depth
-            g.synthesis.num_fp16_res, g.synthesis.conv_clamp = fp16_res, clamp
-            g.synthesis.magnitude_ema_beta = 0.5 ** (batch / (20 * 1e3))
-            G_spec = NetworkSpec("stylegan3", "generator", g)
-        elif cfg in ("paper-a", "paper-b", "paper-c", "paper-d"):
-            g1 = stylegan1.GeneratorConfig(z_dim=zw, c_dim=c_dim, w_dim=zw, img_resolution=res, img_channels=channels,
-                                           mapping=stylegan1.MappingConfig(num_layers=map_depth),
-                                           synthesis=stylegan1.SynthesisConfig(style="adain" if cfg == "paper-a" else "demod",
-                                                                               channel_base=cbase // 2, channel_max=cmax))
-            G_spec = NetworkSpec("stylegan1", "generator", g1)
-        else:
-            g = stylegan2.GeneratorConfig(
-                z_dim=zw, c_dim=c_dim, w_dim=zw, img_resolution=res, img_channels=channels,
-                mapping=stylegan2.MappingConfig(num_layers=map_depth),
-                synthesis=stylegan2.SynthesisConfig(channel_base=cbase, channel_max=cmax, num_fp16_res=fp16_res, conv_clamp=clamp,
-                                                    architecture=G_arch, fused_modconv_default="inference_only"),
-            )
-            G_spec = NetworkSpec("stylegan2", "generator", g)
-        d = stylegan2.DiscriminatorConfig(c_dim=c_dim, img_resolution=res, img_channels=channels, architecture=D_arch,
-                                          channel_base=cbase, channel_max=cmax, num_fp16_res=fp16_res, conv_clamp=clamp,
-                                          mbstd_group_size=mbstd, freeze_layers=get("freezed", 0))
-        D_spec = NetworkSpec("stylegan2", "discriminator", d)
-        if G_spec.family == "stylegan1":
-            d1 = stylegan1.DiscriminatorConfig(c_dim=c_dim, img_resolution=res, img_channels=channels,
-                                               style="basic" if cfg == "paper-a" else "revised", channel_base=cbase // 2,
-                                               channel_max=cmax, mbstd_group_size=mbstd)
-            D_spec = NetworkSpec("stylegan1", "discriminator", d1)
+        G_spec, D_spec = preset_network_specs(p, NetworkArgs(
+            resolution=res, channels=channels, c_dim=c_dim, z_dim=p.z_dim, channel_base=get("cbase", p.channel_base),
+            channel_max=get("cmax", p.channel_max), map_depth=get("map_depth", p.map_depth), mbstd=mbstd, fp16_res=fp16_res,
+            conv_clamp=clamp, freezed=get("freezed", 0), batch=batch))
 
-    aug = get("aug", "noaug" if cfg == "demo" or cfg in PAPER_CONFIGS else "ada")
+    aug = get("aug", p.aug)
     if aug not in AUG_MODES:
         raise OptionsError(f"--aug {aug}: choose from {', '.join(AUG_MODES)}")
     augpipe = get("augpipe", "bgc")
@@ -267,25 +154,32 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     if flags.get("p") is not None and aug != "fixed":
         raise OptionsError("--p applies only with --aug fixed")
     resume = flags.get("resume")
+    ada_kimg, ema_rampup = 500, p.ema_rampup
     if resume is not None:  # NVlabs: a fine-tuning run adapts faster and starts without ramp-ups
-        opts.update(ada_kimg=100, ema_rampup=None)
+        ada_kimg, ema_rampup = 100, None
         loss.blur_init_sigma = 0.0
     if flags.get("ema_kimg") is not None:
         if flags["ema_kimg"] <= 0:
             raise OptionsError(f"--ema-kimg {flags['ema_kimg']}: must be > 0")
-        opts["ema_kimg"] = float(flags["ema_kimg"])
-    tick = get("tick", 1 if cfg == "demo" else 4)
-    snap = get("snap", 5 if cfg == "demo" else 50)
+        ema_kimg = float(flags["ema_kimg"])
+    tick, snap = get("tick", p.tick), get("snap", p.snap)
     if tick <= 0 or snap < 1:
         raise OptionsError("--tick must be > 0 and --snap >= 1")
     return TrainingOptions(
         data=str(flags["data"]), dataset=info, cfg=cfg, G=G_spec, D=D_spec, gpus=gpus, batch=batch, batch_gpu=batch_gpu,
-        kimg=get("kimg", kimg), tick=tick, snap=snap, seed=get("seed", 0), workers=get("workers", 3 if cfg != "demo" else 1),
+        kimg=get("kimg", p.kimg), tick=tick, snap=snap, seed=get("seed", 0), workers=get("workers", p.workers),
         cond=cond, mirror=bool(get("mirror", False)), aug=aug, augpipe=augpipe,
-        augment_p=float(get("p", 0.2)) if aug == "fixed" else 0.0, ada_target=float(get("target", 0.6)),
-        metrics=list(get("metrics", [])), glr=float(get("glr", glr)), dlr=float(get("dlr", dlr)), loss=loss,
-        resume=None if resume is None else str(resume), freezed=get("freezed", 0), desc=get("desc", "") or "", growing=growing, **opts,
+        augment_p=float(get("p", 0.2)) if aug == "fixed" else 0.0, ada_target=float(get("target", 0.6)), ada_kimg=ada_kimg,
+        metrics=list(get("metrics", [])), glr=float(get("glr", p.glr)), dlr=float(get("dlr", p.dlr)), betas=p.betas, eps=p.eps,
+        ema_kimg=ema_kimg, ema_rampup=ema_rampup, loss=loss, growing=growing, resume=None if resume is None else str(resume),
+        freezed=get("freezed", 0), desc=get("desc", "") or "", **reg_intervals,
     )
+
+
+def _kimg(value: float | PerBatch | None, batch: int) -> float:
+    """A preset's length in kimg at the resolved minibatch."""
+    assert value is not None
+    return value.at(batch) if isinstance(value, PerBatch) else value
 
 
 def _growing_overrides(growing: GrowingConfig, flags: dict[str, Any], res: int, gpus: int) -> GrowingConfig:
