@@ -10,7 +10,8 @@ import pickle
 import sys
 import types
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 import pytest

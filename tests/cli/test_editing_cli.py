@@ -9,9 +9,9 @@ from PIL import Image
 
 from stylegan import load_network
 from stylegan.cli.common import seed_to_z
-from stylegan.io.images import hwc_uint8
 from stylegan.cli.main import main
 from stylegan.editing.latents import save_projected_w
+from stylegan.io.images import hwc_uint8
 
 
 @pytest.fixture(scope="module")

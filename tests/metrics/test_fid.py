@@ -6,8 +6,8 @@ import torch
 from stylegan.data.tool import ConvertConfig, convert_dataset
 from stylegan.metrics import detectors, fid
 from stylegan.metrics.registry import MetricOptions, compute, counted_name, list_valid_metrics
-from stylegan.training.presets import network_preset
 from stylegan.models.stylegan2 import Generator
+from stylegan.training.presets import network_preset
 
 OFFICIAL = ["fid50k", "fid50k_full", "is50k", "kid50k_full", "rfid50k_full", "sfid50k_full"]
 

@@ -13,8 +13,8 @@ from stylegan.metrics.perceptual import (coverage, filtered_mean, knn_radii, ppl
                                          randomize_noise)
 from stylegan.metrics.registry import MetricOptions
 from stylegan.metrics.vgg import LPIPS_CHANNELS, VGG16
-from stylegan.training.presets import network_preset
 from stylegan.models.stylegan2 import Generator
+from stylegan.training.presets import network_preset
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from stylegan.metrics import registry
 from stylegan.metrics.pixel_fd import frechet_distance, pixel_features
 from stylegan.metrics.registry import (MetricOptions, MetricResult, compute, format_time, is_valid_metric,
                                        list_valid_metrics, register_metric, report_metric)
-from stylegan.training.presets import network_preset
 from stylegan.models.stylegan2 import Generator
+from stylegan.training.presets import network_preset
 
 OFFICIAL_KEYS = ["results", "metric", "total_time", "total_time_str", "num_gpus", "snapshot_pkl", "timestamp"]
 

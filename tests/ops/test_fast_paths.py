@@ -289,7 +289,7 @@ def test_upfirdn2d_non_uniform_scaling():
     x = _rand([1, 2, 6, 5], 13, requires_grad=True)
     f = ops.setup_filter([1, 3, 3, 1])
     for up, down in [((2, 1), 1), (1, (1, 2)), ((2, 3), (1, 2))]:
-        fast, ref = _run_both(lambda x: ops.upfirdn2d(x, f, up=up, down=down, padding=[2, 1, 1, 2]), [x])
+        fast, ref = _run_both(lambda x, up=up, down=down: ops.upfirdn2d(x, f, up=up, down=down, padding=[2, 1, 1, 2]), [x])
         _compare(fast, ref, f"up={up} down={down}")
 
 

@@ -205,7 +205,7 @@ def test_gradcheck_noise():
     x, weight, styles = _inputs(n=2, i=2, o=2, h=4, seed=90)
     noise = _rand((2, 1, 4, 4), seed=91).requires_grad_(True)
     for fused in (True, False):
-        fn = lambda n: modulated_conv2d(x, weight, styles, noise=n, padding=1, fused_modconv=fused)  # noqa: E731
+        fn = lambda n, fused=fused: modulated_conv2d(x, weight, styles, noise=n, padding=1, fused_modconv=fused)  # noqa: E731
         assert torch.autograd.gradcheck(fn, (noise,))
 
 

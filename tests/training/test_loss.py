@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylegan.training.presets import network_preset
 from stylegan.models.stylegan2 import Discriminator, Generator
+from stylegan.training.presets import network_preset
 from stylegan.training.loss import (
     LossConfig,
     StyleGAN2Loss,

@@ -56,7 +56,8 @@ def test_stylegan3_presets():
 def test_flags_override_presets_and_fp32_turns_off_mixed_precision():
     o = resolve({"data": "x", "cfg": "stylegan2", "batch": 16, "gamma": 1, "glr": 0.001, "cbase": 16384, "cmax": 256, "map_depth": 4,
                  "fp32": True, "mirror": True, "aug": "fixed", "p": 0.3, "kimg": 10, "metrics": ["pfd5k_full"]}, info(64))
-    assert (o.batch, o.batch_gpu, o.loss.r1_gamma, o.glr, o.dlr, o.kimg, o.mirror, o.aug, o.augment_p) == (16, 16, 1, 0.001, 0.002, 10, True, "fixed", 0.3)
+    assert (o.batch, o.batch_gpu, o.loss.r1_gamma, o.glr, o.dlr, o.kimg, o.mirror, o.aug, o.augment_p) == \
+        (16, 16, 1, 0.001, 0.002, 10, True, "fixed", 0.3)
     syn = o.G.config.synthesis
     assert (syn.channel_base, syn.channel_max, syn.num_fp16_res, syn.conv_clamp) == (16384, 256, 0, None)
     assert o.G.config.mapping.num_layers == 4 and o.D.config.num_fp16_res == 0

@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan.training.presets import network_preset
 from stylegan.models.stylegan2 import Generator
+from stylegan.training.presets import network_preset
 from stylegan.training.report import class_grid, plot_curves, truncation_sweep
 
 

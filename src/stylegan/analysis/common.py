@@ -41,7 +41,7 @@ def save_json(data: Any, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, (json.dumps(to_jsonable(data), indent=2) + "\n").encode())
 
 
-def save_figure(fig: "plt.Figure", path: str | os.PathLike, dpi: int = 100) -> None:
+def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 100) -> None:
     """Render `fig` to PNG bytes, write them atomically and close the figure."""
     buf = io.BytesIO()
     try:

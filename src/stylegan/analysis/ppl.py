@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..io.images import grid_layout, save_image_grid
 from ..metrics.fid import batch_seed
 from ..metrics.perceptual import PPL_BATCH, PPL_EPSILON, PPL_NUM_SAMPLES, filtered_mean, ppl_distances, randomize_noise
-from ..io.images import grid_layout, save_image_grid
 from .common import labels_for, plt, save_figure, save_json
 
 DISTANCES = ("lpips", "pixel-mse")
@@ -65,7 +65,8 @@ def _batch(G: torch.nn.Module, seed: int, b: int, device: torch.device) -> tuple
 
 @torch.no_grad()
 def ppl_samples(G: torch.nn.Module, num_samples: int = PPL_NUM_SAMPLES, seed: int = 0, distance: str = "lpips",
-                device: torch.device | str = "cpu", num_extremes: int = 16, vgg: object | None = None) -> tuple[PPLSamples, torch.Tensor, torch.Tensor]:
+                device: torch.device | str = "cpu", num_extremes: int = 16,
+                vgg: object | None = None) -> tuple[PPLSamples, torch.Tensor, torch.Tensor]:
     """Path lengths of `num_samples` samples (StyleGAN2 Fig. 5); also G(w0) of the lowest and highest `num_extremes`.
 
     `vgg` overrides the embedding (anything with `lpips_embedding`); by default LPIPS loads the VGG16 weights and

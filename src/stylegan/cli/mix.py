@@ -14,9 +14,9 @@ import torch
 from tqdm import tqdm
 
 from ..editing.mixing import mix_styles
+from ..io.images import hwc_uint8, save_png
 from ..io.load import load_network
 from ..ops import NOISE_MODES
-from ..io.images import hwc_uint8, save_png
 from .common import CliError, class_label, parse_int_list, resolve_device, seed_to_z, to_pil
 
 

@@ -140,7 +140,8 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
             raise CliError(f"--resume {run_dir}: the run folder holds no network-snapshot-*.safetensors to continue from")
     else:
         if resume is not None and Path(resume).is_dir() and not (Path(resume) / "config.json").is_file():
-            raise CliError(f"--resume {resume}: a folder without training_options.json (not a run folder) or config.json (not an official network folder)")
+            raise CliError(f"--resume {resume}: a folder without training_options.json (not a run folder) or config.json "
+                           "(not an official network folder)")
         if not flags.get("data"):
             raise CliError("--data is required (a dataset .zip or folder, or builtin:fashion-mnist)")
         flags["data"] = resolve_data(flags["data"], env)

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..io.images import hwc_uint8, labelled, save_png
 from ..io.load import load_network
 from ..ops import NOISE_MODES
-from ..io.images import hwc_uint8, labelled, save_png
 from .common import CliError, class_label, parse_int_list, resolve_device, seed_to_z, to_pil
 
 

@@ -51,7 +51,7 @@ class Network:
         """Write a native checkpoint (safetensors + JSON configs, atomic)."""
         save_checkpoint(path, {name: (network_spec(net), net.state_dict()) for name, net in self.networks().items()}, self.extra)
 
-    def to(self, device: torch.device | str) -> "Network":
+    def to(self, device: torch.device | str) -> Network:
         for net in self.networks().values():
             net.to(device)
         return self

@@ -102,10 +102,13 @@ def discriminator_config_from_official(init_kwargs: dict[str, Any], module: str)
     """Official `Discriminator(**init_kwargs)` of `module` -> DiscriminatorConfig."""
     flavor = _flavor(module)
     kw = dict(init_kwargs)
-    block = _take(dict(kw.pop("block_kwargs", {}) or {}), {"activation", "resample_filter", "fp16_channels_last", "freeze_layers"}, set(), "discriminator block_kwargs")
-    epilogue = _take(dict(kw.pop("epilogue_kwargs", {}) or {}), {"mbstd_group_size", "mbstd_num_channels", "activation"}, set(), "discriminator epilogue_kwargs")
+    block = _take(dict(kw.pop("block_kwargs", {}) or {}), {"activation", "resample_filter", "fp16_channels_last", "freeze_layers"}, set(),
+                  "discriminator block_kwargs")
+    epilogue = _take(dict(kw.pop("epilogue_kwargs", {}) or {}), {"mbstd_group_size", "mbstd_num_channels", "activation"}, set(),
+                     "discriminator epilogue_kwargs")
     mapping = _mapping(kw.pop("mapping_kwargs", {}) or {}, flavor.w_avg_beta, "discriminator mapping_kwargs")
-    top = _take(kw, {"c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max", "num_fp16_res", "conv_clamp", "cmap_dim"}, set(), "discriminator init_kwargs")
+    top = _take(kw, {"c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max", "num_fp16_res", "conv_clamp",
+                     "cmap_dim"}, set(), "discriminator init_kwargs")
     top.setdefault("num_fp16_res", flavor.d_num_fp16_res)
     top.setdefault("conv_clamp", flavor.d_conv_clamp)
     top["fp16_cuda_only"] = flavor.fp16_cuda_only

@@ -123,7 +123,7 @@ class FeatureStats:
         os.replace(tmp, path)
 
     @staticmethod
-    def load(path: Path) -> "FeatureStats":
+    def load(path: Path) -> FeatureStats:
         with np.load(path, allow_pickle=False) as z:
             return FeatureStats(int(z["count"]), *(z[k] if k in z else None for k in ("total", "outer", "rows")))
 

@@ -1,8 +1,9 @@
 """VGG16 as NVIDIA's metrics use it (`vgg16.pkl`): fc7 features for precision/recall, LPIPS for PPL.
 
 NVIDIA's detector is torchvision's ImageNet VGG16 with the LPIPS v0.1 'vgg' linear layers (Zhang et al.,
-"The Unreasonable Effectiveness of Deep Features as a Perceptual Metric") on top: torch-fidelity's tests find its torchvision+LPIPS reimplementation equal to NVIDIA's
-stylegan2-ada `vgg16.pt` (fc7 features to 1e-4, LPIPS to 1e-5). This module computes the same things:
+"The Unreasonable Effectiveness of Deep Features as a Perceptual Metric") on top: torch-fidelity's tests find its
+torchvision+LPIPS reimplementation equal to NVIDIA's stylegan2-ada `vgg16.pt` (fc7 features to 1e-4, LPIPS to 1e-5).
+This module computes the same things:
 
 - `VGG16.forward`, as `vgg16(img, return_features=True)`: pixels in [0, 255] resized to 224x224 with
   TensorFlow 1.x bilinear resampling (`resize_bilinear_tf`), ImageNet mean/std normalisation, the fc7

@@ -468,7 +468,8 @@ class DiscriminatorEpilogue(torch.nn.Module):
         if cfg.architecture == "skip":
             self.fromrgb = Conv2dLayer(cfg.img_channels, in_channels, kernel_size=1, activation=cfg.activation)
         self.mbstd = MinibatchStdLayer(cfg.mbstd_group_size, cfg.mbstd_num_channels) if cfg.mbstd_num_channels > 0 else None
-        self.conv = Conv2dLayer(in_channels + cfg.mbstd_num_channels, in_channels, kernel_size=3, activation=cfg.activation, conv_clamp=cfg.conv_clamp)
+        self.conv = Conv2dLayer(in_channels + cfg.mbstd_num_channels, in_channels, kernel_size=3, activation=cfg.activation,
+                                conv_clamp=cfg.conv_clamp)
         self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation=cfg.activation)
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 

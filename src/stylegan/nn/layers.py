@@ -4,7 +4,7 @@ variance and scaled by 1/sqrt(fan_in) at run time, so Adam's per-parameter step 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -83,11 +83,13 @@ def describe(opts: TrainingOptions) -> list[str]:
         f"config:    {opts.cfg} ({opts.G.family} G{' ' + style if style else ''}, {opts.D.family} D, "
         f"channel base {syn.channel_base}, max {syn.channel_max}, mapping depth {opts.G.config.mapping.num_layers})",
         f"batch:     {opts.batch} total, {opts.batch_gpu} per GPU per round, {opts.gpus} process(es)",
-        f"optimiser: Adam G lr {opts.glr:g}, D lr {opts.dlr:g}, betas {opts.betas}, lazy reg G every {opts.G_reg_interval}, D every {opts.D_reg_interval}",
+        f"optimiser: Adam G lr {opts.glr:g}, D lr {opts.dlr:g}, betas {opts.betas}, lazy reg G every {opts.G_reg_interval}, "
+        f"D every {opts.D_reg_interval}",
         f"loss:      R1 gamma {opts.loss.r1_gamma:g}, path length weight {opts.loss.pl_weight:g}, style mixing {opts.loss.style_mixing_prob:g}, "
         f"D blur sigma {opts.loss.blur_init_sigma:g} over {opts.loss.blur_fade_kimg:g} kimg",
         f"G_ema:     half-life {opts.ema_kimg:g} kimg, ramp-up {opts.ema_rampup}",
-        f"augment:   {opts.aug}" + (f" ({opts.augpipe}, p {opts.augment_p:g}" + (f", target {opts.ada_target:g}, ada_kimg {opts.ada_kimg:g})" if opts.aug == "ada" else ")")
+        f"augment:   {opts.aug}" + (f" ({opts.augpipe}, p {opts.augment_p:g}"
+                                   + (f", target {opts.ada_target:g}, ada_kimg {opts.ada_kimg:g})" if opts.aug == "ada" else ")")
                                    if opts.aug != "noaug" else ""),
         f"length:    {opts.kimg:g} kimg, tick {opts.tick:g} kimg, snapshot every {opts.snap} ticks, metrics {','.join(opts.metrics) or 'none'}",
     ] + ([f"growing:   from {gr.start_res}x{gr.start_res}, {gr.training_kimg:g} kimg per level + {gr.transition_kimg:g} kimg fade; "
