@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ..io.load import load_network
 from ..io.runs import snapshot_kimg, snapshots
 from ..models import stylegan2
+from ..models.common import Generator
 from ..ops import upsample2d
 from .common import plt, sample_ws, save_figure, save_json
 
@@ -47,7 +48,7 @@ class ResolutionUsageRun:
     usage: list[ResolutionUsage]
 
 
-def skip_blocks(G: torch.nn.Module) -> list[stylegan2.SynthesisBlock]:
+def skip_blocks(G: Generator) -> list[stylegan2.SynthesisBlock]:
     """The synthesis blocks of a skip-architecture StyleGAN2 generator; ValueError for any other generator."""
     syn = getattr(G, "synthesis", None)
     if not isinstance(syn, stylegan2.SynthesisNetwork):
@@ -61,7 +62,7 @@ def skip_blocks(G: torch.nn.Module) -> list[stylegan2.SynthesisBlock]:
 
 
 @torch.no_grad()
-def resolution_usage(G: torch.nn.Module, num_samples: int = NUM_SAMPLES, seed: int = 0, device: torch.device | str = "cpu",
+def resolution_usage(G: Generator, num_samples: int = NUM_SAMPLES, seed: int = 0, device: torch.device | str = "cpu",
                      noise_mode: str = "const", progress: bool = True) -> ResolutionUsage:
     """σ_r of U_r(tRGB_r) over `num_samples` random w (z from `seed`), accumulated in float64 (StyleGAN2 Fig. 8)."""
     if num_samples < 2:

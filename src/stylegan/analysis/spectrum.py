@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..data.dataset import ImageDataset
 from ..io.checkpoint import atomic_write_bytes
 from ..io.images import to_uint8
+from ..models.common import Generator
 from .common import plt, save_figure, save_json
 
 BETA = 8.0
@@ -146,7 +147,7 @@ def source_spectrum(label: str, spectrum: np.ndarray, image_size: int, num_image
 
 
 @torch.no_grad()
-def generated_images(G: torch.nn.Module, num: int, seed: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+def generated_images(G: Generator, num: int, seed: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
     """uint8 [N, C, H, W] batches of G's images for seeds seed..seed+num-1, z (and a random class) from
     RandomState(seed + i) as avg_spectra.py draws them; random noise from the torch stream seeded by `seed`."""
     device = torch.device(device)

@@ -16,6 +16,7 @@ from ..editing.projection import DISTANCES
 from ..io.cache import cache_dir
 from ..io.images import from_uint8
 from ..metrics.detectors import DetectorUnavailable
+from ..models.common import Generator
 from ..training.distributed import DistEnv
 
 
@@ -144,7 +145,7 @@ def metric_name(distance: str) -> str:
     return "LPIPS (VGG16)" if distance == "lpips" else "pixel MSE in [-1, 1] units (not LPIPS)"
 
 
-def load_target(path: Path, G: torch.nn.Module) -> np.ndarray:
+def load_target(path: Path, G: Generator) -> np.ndarray:
     """Image file -> HWC uint8 with G's channels, centre-cropped to a square and Lanczos-resized to G's resolution."""
     try:
         with Image.open(path) as im:

@@ -14,6 +14,7 @@ from ..editing.latents import LatentFileError, load_projected_w
 from ..editing.projection import load_projected_noise
 from ..io.images import hwc_uint8
 from ..io.load import load_network
+from ..models.common import Generator
 from ..models.stylegan3 import set_transform
 from ..ops import NOISE_MODES
 from .common import CliError, class_label, parse_float_pair, parse_int_list, resolve_device, seed_to_z, to_pil
@@ -98,7 +99,7 @@ def _save(one: torch.Tensor, name: str, args: argparse.Namespace) -> np.ndarray:
     return arr
 
 
-def _render_projected(G: torch.nn.Module, ws: torch.Tensor, noise: dict[str, torch.Tensor],
+def _render_projected(G: Generator, ws: torch.Tensor, noise: dict[str, torch.Tensor],
                       args: argparse.Namespace) -> list[np.ndarray]:
     """projNN.png for each w in the file, one per forward pass, with the file's noise maps in 'const' mode."""
     bufs = dict(G.synthesis.named_buffers())
@@ -114,7 +115,7 @@ def _render_projected(G: torch.nn.Module, ws: torch.Tensor, noise: dict[str, tor
     return tiles
 
 
-def _render_seeds(G: torch.nn.Module, c: torch.Tensor | None, device: torch.device, args: argparse.Namespace) -> list[np.ndarray]:
+def _render_seeds(G: Generator, c: torch.Tensor | None, device: torch.device, args: argparse.Namespace) -> list[np.ndarray]:
     # Random noise is drawn per seed so that an image does not depend on its batch.
     batch = 1 if args.noise_mode == "random" else args.batch
     tiles = []

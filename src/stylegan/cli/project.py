@@ -20,6 +20,7 @@ from ..editing.projection import SPACES, ProjectionResult, ProjectionStep, load_
 from ..io.checkpoint import atomic_write_bytes
 from ..io.images import hwc_uint8
 from ..io.load import load_network
+from ..models.common import Generator
 from .common import (CliError, add_projection_args, check_projection_args, class_label, load_target, load_vgg, metric_name, resolve_device,
                      to_pil, uint8_to_target)
 
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> None:
               f"with --resume {args.outdir / 'projected_w.npz'}")
 
 
-def write_outputs(outdir: Path, G: torch.nn.Module, result: ProjectionResult, seconds: float) -> None:
+def write_outputs(outdir: Path, G: Generator, result: ProjectionResult, seconds: float) -> None:
     """projected_w.npz (resumable), proj.png (rendered with the optimised noise maps) and projection.json."""
     save_projection(outdir / "projected_w.npz", result)
     with torch.no_grad(), optimised_noise(G, result.noise):
@@ -135,7 +136,7 @@ def write_outputs(outdir: Path, G: torch.nn.Module, result: ProjectionResult, se
 
 
 @contextlib.contextmanager
-def optimised_noise(G: torch.nn.Module, noise: dict[str, torch.Tensor]) -> Iterator[None]:
+def optimised_noise(G: Generator, noise: dict[str, torch.Tensor]) -> Iterator[None]:
     """Temporarily set G.synthesis's noise_const buffers to `noise`."""
     bufs = dict(G.synthesis.named_buffers())
     saved = {k: bufs[k].clone() for k in noise}

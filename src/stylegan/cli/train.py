@@ -126,8 +126,9 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
     resume = flags.get("resume")
     continuing = resume is not None and is_run_dir(resume)
     source = None
+    snapshot: Path | None = None
     if continuing:
-        run_dir = Path(resume)
+        run_dir = Path(str(resume))
         fixed = [k for k, v in flags.items() if v is not None and k not in (*RESUMABLE_FLAGS, "resume")]
         if fixed:
             names = ", ".join("--" + k.replace("_", "-") for k in fixed)
@@ -169,17 +170,17 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
             print("\n".join(describe(opts)))
             print(json.dumps(opts.to_dict(), indent=2))
             return
-        run_dir = None
+        made = None
         if env.rank == 0:
-            run_dir = new_run_dir(args.outdir or Path("training-runs"), _run_desc(opts))
-            atomic_write_bytes(run_dir / OPTIONS_FILE, (json.dumps(opts.to_dict(), indent=2) + "\n").encode())
-        run_dir = Path(env.broadcast_object(str(run_dir) if run_dir else None))
+            made = new_run_dir(args.outdir or Path("training-runs"), _run_desc(opts))
+            atomic_write_bytes(made / OPTIONS_FILE, (json.dumps(opts.to_dict(), indent=2) + "\n").encode())
+        run_dir = Path(str(env.broadcast_object(str(made) if made else None)))
     if args.dry_run:
         print("\n".join(describe(opts)))
         return
 
     trainer = Trainer(opts, run_dir, env, progress=not args.no_progress)
-    if continuing:
+    if snapshot is not None:
         trainer.load_snapshot(snapshot)
         if env.rank == 0:
             truncate_stats(run_dir, trainer.state.cur_tick)

@@ -408,10 +408,10 @@ def to_rosinality(
         for name in ("G", "G_ema"):
             if name in state_dicts:
                 out[NETWORK_KEYS[name]] = _to_theirs(state_dicts[name], g_template, G_TABLE, G_cfg.img_resolution, name)
-        source = state_dicts.get("G_ema", state_dicts.get("G"))
+        source = state_dicts["G_ema"] if "G_ema" in state_dicts else state_dicts["G"]
         if "mapping.w_avg" in source:
             out["latent_avg"] = source["mapping.w_avg"].detach().to("cpu", torch.float32).clone()
-    if "D" in state_dicts:
+    if D_cfg is not None and "D" in state_dicts:
         _check_discriminator(D_cfg)
         out["d"] = _to_theirs(state_dicts["D"], Discriminator(D_cfg).state_dict(), D_TABLE, D_cfg.img_resolution, "D")
     out[CONFIG_KEY] = _plain(

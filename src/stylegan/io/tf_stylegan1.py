@@ -183,10 +183,10 @@ def _convert(net: Any, where: str, generator: bool) -> tuple[Any, dict[str, torc
     try:
         static_kwargs, params = _network(net, where)
         if generator:
-            cfg = _generator_config(static_kwargs, params, where)
-            return cfg, _state(Generator(cfg), params, G_TABLE, G_IGNORED, cfg.img_resolution, where)
-        cfg = _discriminator_config(static_kwargs, params, where)
-        return cfg, _state(Discriminator(cfg), params, D_TABLE, (), cfg.img_resolution, where)
+            g = _generator_config(static_kwargs, params, where)
+            return g, _state(Generator(g), params, G_TABLE, G_IGNORED, g.img_resolution, where)
+        d = _discriminator_config(static_kwargs, params, where)
+        return d, _state(Discriminator(d), params, D_TABLE, (), d.img_resolution, where)
     except NetworkLoadError:
         raise
     except ValueError as e:

@@ -294,10 +294,9 @@ def _convert_generator(net: Any, where: str) -> tuple[GeneratorConfig, dict[str,
     if aliases:
         init["synthesis_kwargs"]["architecture"] = "orig"
     cfg = generator_config_from_official(init, OFFICIAL_MODULE)
+    ignored: tuple[str, ...] = IGNORED_VARIABLES
     if not cfg.synthesis.use_noise:  # noise inputs built but unused
-        ignored = IGNORED_VARIABLES + (r"synthesis/noise\d+", r"synthesis/\d+x\d+/Conv(0_up|1)?/noise_strength")
-    else:
-        ignored = IGNORED_VARIABLES
+        ignored += (r"synthesis/noise\d+", r"synthesis/\d+x\d+/Conv(0_up|1)?/noise_strength")
     state = _fill(params, aliases, Generator(cfg).state_dict(), G_TABLE, ignored, where)
     return cfg, state
 

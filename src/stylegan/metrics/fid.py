@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
 from ..io.images import to_uint8
+from ..models.common import Generator
 from . import detectors
 from .inception import LOGITS_DIM, POOL_DIM, SPATIAL_DIM, InceptionV3
 from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
@@ -226,7 +227,7 @@ def batch_seed(seed: int, batch: int) -> int:
 
 
 @torch.no_grad()
-def generator_batches(G: torch.nn.Module, labels: ImageDataset | None, num: int,
+def generator_batches(G: Generator, labels: ImageDataset | None, num: int,
                        opts: MetricOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """This rank's share of `num` generated uint8 images, in batches seeded by their global batch number."""
     device = torch.device(opts.device)

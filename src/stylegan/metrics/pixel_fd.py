@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
 from ..io.images import to_uint8
+from ..models.common import Generator
 from .registry import MetricOptions, all_reduce_sum, rank_share, register_metric
 
 FEATURE_RES = 8
@@ -66,7 +67,7 @@ def _real_batches(dataset: ImageDataset, opts: MetricOptions) -> Iterator[torch.
 
 
 @torch.no_grad()
-def _generated_batches(G: torch.nn.Module, dataset: ImageDataset, num: int, opts: MetricOptions) -> Iterator[torch.Tensor]:
+def _generated_batches(G: Generator, dataset: ImageDataset, num: int, opts: MetricOptions) -> Iterator[torch.Tensor]:
     """This rank's share of `num` generated images as uint8, labels drawn from the dataset's labels."""
     seed = int(np.random.SeedSequence([opts.seed, opts.rank]).generate_state(1)[0])
     rng = torch.Generator().manual_seed(seed)

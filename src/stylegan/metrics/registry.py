@@ -19,12 +19,14 @@ from pathlib import Path
 
 import torch
 
+from ..models.common import Generator
+
 
 @dataclass
 class MetricOptions:
     """What a metric needs: the generator, the real data, and how to split the work."""
 
-    G: torch.nn.Module | None  # generator (G_ema); None when `images` stands in for it
+    G: Generator | None  # generator (G_ema); None when `images` stands in for it
     dataset: str | None  # dataset zip or folder (stylegan.data.dataset.ImageDataset); None for G-only metrics
     mirror: bool = False
     num_gen: int | None = None  # overrides the metric's number of generated images

@@ -8,7 +8,6 @@ data (nested configs included, unknown keys refused), `Literal`-typed fields acc
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from typing import Any, ClassVar, Literal, TypeVar
@@ -45,9 +44,14 @@ def config_from_dict(cls: type[T], data: dict[str, Any], where: str = "config") 
     return cls(**kwargs)
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}
+_CHOICES: dict[type, dict[str, tuple[Any, ...]]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _union_args(hint: Any) -> tuple[Any, ...]:
@@ -63,16 +67,17 @@ def _dataclass_in(hint: Any) -> type | None:
     return None
 
 
-@functools.cache
 def _choices(cls: type) -> dict[str, tuple[Any, ...]]:
     """Field -> the values a `Literal`-typed field accepts (True and False too where the hint also allows bool)."""
-    out = {}
-    for name, hint in _hints(cls).items():
-        args = _union_args(hint)
-        literals = [v for a in args if typing.get_origin(a) is Literal for v in typing.get_args(a)]
-        if literals:
-            out[name] = (*literals, *((True, False) if bool in args else ()), *((None,) if type(None) in args else ()))
-    return out
+    if cls not in _CHOICES:
+        out = {}
+        for name, hint in _hints(cls).items():
+            args = _union_args(hint)
+            literals = [v for a in args if typing.get_origin(a) is Literal for v in typing.get_args(a)]
+            if literals:
+                out[name] = (*literals, *((True, False) if bool in args else ()), *((None,) if type(None) in args else ()))
+        _CHOICES[cls] = out
+    return _CHOICES[cls]
 
 
 def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:

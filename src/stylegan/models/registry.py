@@ -47,7 +47,7 @@ class NetworkSpec(JsonConfig):
     config: Any  # the family's config object of that kind
 
     @classmethod
-    def of(cls, net: torch.nn.Module) -> NetworkSpec:
+    def of(cls, net: Any) -> NetworkSpec:
         """The spec from which `build_network` rebuilds `net`'s architecture."""
         for (family, kind), entry in NETWORKS.items():
             if type(net) is entry.network:
@@ -75,7 +75,7 @@ def _registration(family: Any, kind: Any) -> Registration:
     return NETWORKS[(family, kind)]
 
 
-def network_spec(net: torch.nn.Module) -> dict[str, Any]:
+def network_spec(net: Any) -> dict[str, Any]:
     """JSON-ready description from which `build_network` rebuilds `net`'s architecture."""
     return NetworkSpec.of(net).to_dict()
 
@@ -88,9 +88,10 @@ def build_network(spec: NetworkSpec | dict[str, Any]) -> torch.nn.Module:
 # ----------------------------------------------------------------------------- the families
 
 
-def _sg2_generator(c_dim: int, architecture: stylegan2.Architecture) -> stylegan2.GeneratorConfig:
+def _sg2_generator(c_dim: int, architecture: str) -> stylegan2.GeneratorConfig:
     return stylegan2.GeneratorConfig(z_dim=16, w_dim=16, c_dim=c_dim, img_resolution=32, mapping=stylegan2.MappingConfig(num_layers=2),
-                                     synthesis=stylegan2.SynthesisConfig(channel_base=512, channel_max=32, architecture=architecture))
+                                     synthesis=stylegan2.SynthesisConfig(channel_base=512, channel_max=32,
+                                                                         architecture=architecture))  # type: ignore[arg-type]
 
 
 def _sg3_generator(c_dim: int, config: str) -> stylegan3.GeneratorConfig:
@@ -107,7 +108,8 @@ def _sg1_generator(c_dim: int, style: stylegan1.GStyle) -> stylegan1.GeneratorCo
 register("stylegan2", "generator", stylegan2.GeneratorConfig, stylegan2.Generator,
          lambda c: {a: _sg2_generator(c, a) for a in stylegan2.ARCHITECTURES})
 register("stylegan2", "discriminator", stylegan2.DiscriminatorConfig, stylegan2.Discriminator,
-         lambda c: {a: stylegan2.DiscriminatorConfig(c_dim=c, img_resolution=32, channel_base=512, channel_max=32, architecture=a)
+         lambda c: {a: stylegan2.DiscriminatorConfig(c_dim=c, img_resolution=32, channel_base=512, channel_max=32,
+                                                     architecture=a)  # type: ignore[arg-type]
                     for a in stylegan2.ARCHITECTURES})
 register("stylegan3", "generator", stylegan3.GeneratorConfig, stylegan3.Generator,
          lambda c: {t: _sg3_generator(c, t) for t in ("stylegan3-t", "stylegan3-r")})

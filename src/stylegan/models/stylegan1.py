@@ -51,7 +51,7 @@ class SynthesisConfig(JsonConfig):
     channel_max: int = 512  # maximum number of channels in any layer (TF fmap_max)
     activation: Activation = "lrelu"  # activation function
     use_noise: bool = True  # enable noise inputs
-    blur_filter: list[float] | None = field(default_factory=lambda: [1, 2, 1])  # adain: low-pass filter after up-sampling, None = none
+    blur_filter: list[float] | None = field(default_factory=lambda: list[float]((1, 2, 1)))  # adain: low-pass filter after up-sampling, None = none
     fused_scale: bool | Literal["auto"] = "auto"  # adain: fused up-sampling convs: True, False or 'auto' (from 128x128)
     resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # demod: FIR filter of the resampling layers
 
@@ -104,7 +104,7 @@ class DiscriminatorConfig(JsonConfig):
     activation: Activation = "lrelu"  # activation function
     mbstd_group_size: int = 4  # group size of the minibatch standard deviation layer, <= 1 = no such layer (TF)
     mbstd_num_channels: int = 1  # features of the minibatch standard deviation layer
-    blur_filter: list[float] | None = field(default_factory=lambda: [1, 2, 1])  # basic: low-pass filter before down-sampling
+    blur_filter: list[float] | None = field(default_factory=lambda: list[float]((1, 2, 1)))  # basic: low-pass filter before down-sampling
     fused_scale: bool | Literal["auto"] = "auto"  # basic: fused down-sampling convs: True, False or 'auto' (from 128x128)
     resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # revised: FIR filter of the resampling layers
 
@@ -246,6 +246,8 @@ class MappingNetwork(torch.nn.Module):
     """G_mapping (StyleGAN §2): [z, c @ E] -> pixel norm -> dense layers (lr mul, lrelu) -> w, broadcast to
     num_ws; W-average tracking and truncation as stylegan2.MappingNetwork."""
 
+    w_avg: torch.Tensor
+
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int, cfg: stylegan2.MappingConfig) -> None:
         super().__init__()
         check_choice("mapping activation", cfg.activation, ACTIVATIONS)
@@ -291,6 +293,9 @@ class StyleLayer(torch.nn.Module):
     """One StyleGAN layer: [conv (up)] -> [blur] -> layer epilogue: noise B -> bias -> act -> instance
     norm -> AdaIN style A (StyleGAN §2, Fig. 1b). in_channels 0 = epilogue of the learned constant."""
 
+    blur_filter: torch.Tensor
+    noise_const: torch.Tensor
+
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, cfg: SynthesisConfig, up: bool = False) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -333,6 +338,10 @@ class StyleLayer(torch.nn.Module):
 
 class SynthesisBlock(torch.nn.Module):
     """One resolution: (constant | conv0 up) -> conv1, plus the ToRGB of this level of detail."""
+
+    conv0: torch.nn.Module
+    conv1: torch.nn.Module
+    torgb: torch.nn.Module
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
         super().__init__()
@@ -388,6 +397,9 @@ def _stylegan2_synthesis_config(cfg: SynthesisConfig) -> stylegan2.SynthesisConf
 
 class SynthesisNetwork(torch.nn.Module):
     """ws [N, num_ws, w_dim] -> image [N, C, R, R] at the level of detail `lod` (TF G_synthesis)."""
+
+    lod: torch.Tensor
+    resample_filter: torch.Tensor
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
         super().__init__()
@@ -451,6 +463,11 @@ class Generator(MappingSynthesisGenerator):
 class DiscriminatorBlock(torch.nn.Module):
     """fromRGB of this level, and (above 4x4) conv0 -> [blur] -> conv1 down (TF D_basic / D_stylegan block)."""
 
+    blur_filter: torch.Tensor
+    fromrgb: torch.nn.Module
+    conv0: torch.nn.Module
+    conv1: torch.nn.Module
+
     def __init__(self, resolution: int, cfg: DiscriminatorConfig) -> None:
         super().__init__()
         self.resolution = resolution
@@ -487,6 +504,10 @@ class DiscriminatorBlock(torch.nn.Module):
 class DiscriminatorEpilogue(DiscriminatorBlock):
     """4x4: fromRGB, minibatch stddev -> conv -> dense nf(0) -> dense max(c_dim, 1) (gain 1)."""
 
+    conv: torch.nn.Module
+    fc: Dense | FullyConnectedLayer
+    out: torch.nn.Module
+
     def __init__(self, cfg: DiscriminatorConfig) -> None:
         super().__init__(4, cfg)
         ch = nf(1, cfg.channel_base, cfg.channel_max)
@@ -511,6 +532,8 @@ class DiscriminatorEpilogue(DiscriminatorBlock):
 
 class Discriminator(torch.nn.Module):
     """StyleGAN discriminator D(img, c) -> [N, 1] at the level of detail `lod` (TF D_basic / D_stylegan)."""
+
+    lod: torch.Tensor
 
     def __init__(self, cfg: DiscriminatorConfig) -> None:
         super().__init__()
@@ -550,7 +573,7 @@ class Discriminator(torch.nn.Module):
                 x = lerp_clip(x, getattr(self, f"b{res // 2}").fromrgb(img), t)
         x = self.b4(x)
         if self.c_dim > 0:  # label conditioning (Mescheder et al. 2018), as D_basic
-            x = (x * c.to(torch.float32)).sum(dim=1, keepdim=True)
+            x = (x * check_labels(c, self.c_dim, "discriminator").to(torch.float32)).sum(dim=1, keepdim=True)
         return x
 
     def extra_repr(self) -> str:

@@ -10,7 +10,7 @@ import contextlib
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -102,6 +102,8 @@ class DiscriminatorConfig(JsonConfig):
 class MappingNetwork(torch.nn.Module):
     """z (and c) -> w: 2nd-moment normalisation, MLP with lr multiplier, W-average tracking, truncation."""
 
+    w_avg: torch.Tensor
+
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None, cfg: MappingConfig) -> None:
         super().__init__()
         self.z_dim = z_dim
@@ -133,13 +135,11 @@ class MappingNetwork(torch.nn.Module):
         truncation_cutoff: int | None = None,
         update_emas: bool = False,
     ) -> torch.Tensor:
-        x = None
-        if self.z_dim > 0:
-            assert_shape(z, [None, self.z_dim], "z")
-            x = normalize_2nd_moment(z.to(torch.float32))
+        x = normalize_2nd_moment(assert_shape(z, [None, self.z_dim], "z").to(torch.float32)) if self.z_dim > 0 else None
         if self.c_dim > 0:
             y = normalize_2nd_moment(self.embed(check_labels(c, self.c_dim).to(torch.float32)))
             x = torch.cat([x, y], dim=1) if x is not None else y
+        assert x is not None, "a mapping network needs z or c"
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
         if update_emas and self.w_avg_beta is not None:
@@ -160,6 +160,9 @@ class MappingNetwork(torch.nn.Module):
 
 class SynthesisLayer(torch.nn.Module):
     """Style block conv: affine A -> modulated, demodulated 3x3 conv -> noise B -> bias + lrelu."""
+
+    resample_filter: torch.Tensor
+    noise_const: torch.Tensor
 
     def __init__(
         self, in_channels: int, out_channels: int, w_dim: int, resolution: int, cfg: SynthesisConfig,
@@ -224,7 +227,8 @@ class ToRGBLayer(torch.nn.Module):
         return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 
 
-def _exact_fp16_ops(blocks: list[torch.nn.Module], force_fp32: bool, device: torch.device) -> contextlib.AbstractContextManager:
+def _exact_fp16_ops(blocks: list[SynthesisBlock] | list[DiscriminatorBlock], force_fp32: bool,
+                    device: torch.device) -> contextlib.AbstractContextManager:
     """Reference ops for networks that compute fp16 blocks off CUDA.
 
     That mode exists to reproduce stylegan2-ada-pytorch's CPU outputs; fp16 rounding amplifies the
@@ -247,6 +251,8 @@ def _resolve_fused_modconv(fused_modconv: bool | str | None, default: bool | str
 
 class SynthesisBlock(torch.nn.Module):
     """One resolution of the synthesis network: (const | upsampling conv0) -> conv1 -> optional tRGB."""
+
+    resample_filter: torch.Tensor
 
     def __init__(
         self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int, is_last: bool,
@@ -296,7 +302,7 @@ class SynthesisBlock(torch.nn.Module):
             x = self.const.to(dtype=dtype, memory_format=memory_format)
             x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         else:
-            assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2], f"block {self.resolution} x")
+            x = assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2], f"block {self.resolution} x")
             x = x.to(dtype=dtype, memory_format=memory_format)
 
         if self.in_channels == 0:
@@ -362,6 +368,7 @@ class SynthesisNetwork(torch.nn.Module):
                 cur_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
                 w_idx += block.num_conv
                 x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode)
+        assert img is not None
         return img
 
     def extra_repr(self) -> str:
@@ -381,6 +388,8 @@ class Generator(MappingSynthesisGenerator):
 
 class DiscriminatorBlock(torch.nn.Module):
     """fromRGB (first block or skip) -> conv0 -> downsampling conv1 (+ resnet skip)."""
+
+    resample_filter: torch.Tensor
 
     def __init__(
         self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int, first_layer_idx: int,
@@ -403,7 +412,7 @@ class DiscriminatorBlock(torch.nn.Module):
             self.num_layers += 1
             return idx >= cfg.freeze_layers
 
-        common = dict(activation=cfg.activation, conv_clamp=cfg.conv_clamp, channels_last=self.channels_last)
+        common: dict[str, Any] = dict(activation=cfg.activation, conv_clamp=cfg.conv_clamp, channels_last=self.channels_last)
         if in_channels == 0 or cfg.architecture == "skip":
             self.fromrgb = Conv2dLayer(cfg.img_channels, tmp_channels, kernel_size=1, trainable=trainable(), **common)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, trainable=trainable(), **common)
@@ -417,13 +426,15 @@ class DiscriminatorBlock(torch.nn.Module):
             )
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        dtype = block_dtype(self.use_fp16, force_fp32, self.fp16_cuda_only, (x if x is not None else img).device)
+        first = x if x is not None else img
+        assert first is not None
+        dtype = block_dtype(self.use_fp16, force_fp32, self.fp16_cuda_only, first.device)
         memory_format = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
         if x is not None:
             assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], f"D block {self.resolution} x")
             x = x.to(dtype=dtype, memory_format=memory_format)
         if self.in_channels == 0 or self.architecture == "skip":
-            assert_shape(img, [None, self.img_channels, self.resolution, self.resolution], "D input image")
+            img = assert_shape(img, [None, self.img_channels, self.resolution, self.resolution], "D input image")
             img = img.to(dtype=dtype, memory_format=memory_format)
             y = self.fromrgb(img)
             x = x + y if x is not None else y
@@ -477,13 +488,14 @@ class DiscriminatorEpilogue(torch.nn.Module):
         assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], "D epilogue x")
         x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
         if self.architecture == "skip":
+            assert img is not None
             x = x + self.fromrgb(img.to(dtype=torch.float32, memory_format=torch.contiguous_format))
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.conv(x)
         x = self.fc(x.flatten(1))
         x = self.out(x)
-        if self.cmap_dim > 0:  # projection discriminator (Miyato & Koyama 2018)
+        if cmap is not None:  # projection discriminator (Miyato & Koyama 2018)
             x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
         return x
 

@@ -14,6 +14,7 @@ import torch
 
 from ..nn import FullyConnectedLayer
 from ..ops import NOISE_MODES, assert_shape, design_lowpass_filter, filtered_lrelu, modulated_conv2d_sg3
+from . import common
 from .common import MappingSynthesisGenerator, block_dtype
 from .config import JsonConfig
 from .stylegan2 import MappingConfig, MappingNetwork
@@ -154,6 +155,10 @@ class SynthesisInput(torch.nn.Module):
     """Fourier features (§3.1): sinusoids of random frequencies in the band disc, rotated and translated per
     sample by an affine of w, then the user transform `transform` (the inverse of the wanted image transform)."""
 
+    transform: torch.Tensor
+    freqs: torch.Tensor
+    phases: torch.Tensor
+
     def __init__(self, w_dim: int, channels: int, size: int, sampling_rate: float, bandwidth: float) -> None:
         super().__init__()
         self.w_dim = w_dim
@@ -170,6 +175,7 @@ class SynthesisInput(torch.nn.Module):
         self.affine = FullyConnectedLayer(w_dim, 4)
         with torch.no_grad():  # starts as the identity transform: (r_c, r_s, t_x, t_y) = (1, 0, 0, 0)
             self.affine.weight.zero_()
+            assert self.affine.bias is not None
             self.affine.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
         self.register_buffer("transform", torch.eye(3, 3))
         self.register_buffer("freqs", freqs)
@@ -217,6 +223,10 @@ class SynthesisInput(torch.nn.Module):
 
 class SynthesisLayer(torch.nn.Module):
     """Modulated conv (input normalised by the magnitude EMA) -> filtered leaky ReLU (§3.2); ToRGB when last."""
+
+    magnitude_ema: torch.Tensor
+    up_filter: torch.Tensor | None
+    down_filter: torch.Tensor | None
 
     def __init__(self, w_dim: int, spec: LayerSpec, cfg: SynthesisConfig) -> None:
         super().__init__()
@@ -295,9 +305,9 @@ class SynthesisNetwork(torch.nn.Module):
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
-        ws = ws.to(torch.float32).unbind(dim=1)
-        x = self.input(ws[0])
-        for name, w in zip(self.layer_names, ws[1:]):
+        w_all = ws.to(torch.float32).unbind(dim=1)
+        x = self.input(w_all[0])
+        for name, w in zip(self.layer_names, w_all[1:]):
             x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas)
         if self.output_scale != 1:
             x = x * self.output_scale
@@ -326,7 +336,7 @@ def make_transform(translate: tuple[float, float] = (0, 0), angle: float = 0) ->
     return m
 
 
-def set_transform(G: torch.nn.Module, translate: tuple[float, float] = (0, 0), angle: float = 0) -> None:
+def set_transform(G: common.Generator, translate: tuple[float, float] = (0, 0), angle: float = 0) -> None:
     """Make StyleGAN3 generator `G` translate and rotate its output: stores the inverse of
     `make_transform(translate, angle)` in `G.synthesis.input.transform`, as gen_images.py does."""
     inp = getattr(getattr(G, "synthesis", None), "input", None)

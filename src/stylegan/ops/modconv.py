@@ -63,24 +63,21 @@ def _modconv_ref(
         weight = weight * (1 / math.sqrt(in_channels * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
-    w = None
-    dcoefs = None
-    if demodulate or fused_modconv:
-        w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # eq. 1: w' = s_i * w  [N,O,I,k,k]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # eq. 3: 1 / sqrt(sum w'^2 + eps)  [N,O]
-    if demodulate and fused_modconv:
+    w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1) if demodulate or fused_modconv else None  # eq. 1: w' = s_i w
+    dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() if w is not None and demodulate else None  # eq. 3: 1/sqrt(sum w'^2 + eps)
+    if w is not None and dcoefs is not None and fused_modconv:
         w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
-        if demodulate:
+        if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
         if noise is not None:
             x = x + noise.to(x.dtype)
         return x
 
+    assert w is not None
     x = x.reshape(1, -1, *x.shape[2:])
     w = w.reshape(-1, in_channels, kh, kw)
     x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, groups=batch_size, flip_weight=flip_weight)
@@ -119,20 +116,18 @@ def _modconv_fast(
     n = x.shape[0]
     out_channels, in_channels, kh, kw = weight.shape
     on_cpu = fastpath.prefer_cpu_kernels(x)
-    dcoefs = None
-    if demodulate:
-        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N,O]
+    dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt() if demodulate else None  # [N,O]
 
     if on_cpu and kh == 1 and kw == 1 and up == 1 and down == 1 and parse_padding(padding) == (0, 0, 0, 0):
         w = weight.reshape(1, out_channels, in_channels) * styles.reshape(n, 1, in_channels)  # [N,O,I]
-        if demodulate:
+        if dcoefs is not None:
             w = w * dcoefs.reshape(n, out_channels, 1)
         x = _batched_1x1(x, w)
         return _add_noise(x, None, noise)
 
     if fused_modconv and not on_cpu:
         scale = styles.reshape(n, 1, in_channels, 1, 1)
-        if demodulate:
+        if dcoefs is not None:
             scale = scale * dcoefs.reshape(n, out_channels, 1, 1, 1)
         w = (weight.unsqueeze(0) * scale).reshape(-1, in_channels, kh, kw)
         x = x.reshape(1, -1, *x.shape[2:])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..models.common import Generator
 from ..ops.upfirdn2d import filter2d
 
 PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
@@ -121,7 +122,7 @@ class StyleGAN2Loss:
     same target; NVIDIA's code instead updates it after every round and lets each GPU keep its own.
     """
 
-    def __init__(self, G: torch.nn.Module, D: torch.nn.Module, cfg: LossConfig, augment_pipe: torch.nn.Module | None = None,
+    def __init__(self, G: Generator, D: torch.nn.Module, cfg: LossConfig, augment_pipe: torch.nn.Module | None = None,
                  report: Report | None = None, mean_across: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.G = G
         self.D = D
@@ -217,5 +218,5 @@ class StyleGAN2Loss:
                 loss_r1 = penalty * (cfg.r1_gamma / 2)  # R1 = gamma/2 E||grad D(x)||^2, StyleGAN2 appendix B
                 self.report("Loss/r1_penalty", penalty)
                 self.report("Loss/D/reg", loss_r1)
-            (loss_dreal + loss_r1).mean().mul(gain).backward()
+            torch.as_tensor(loss_dreal + loss_r1).mean().mul(gain).backward()
 

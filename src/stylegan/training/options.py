@@ -124,8 +124,8 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     growing = p.growing if flags.get("resume") is None else None  # fine-tuning a grown network
     if growing is not None:
         growing = _growing_overrides(growing, flags, res, gpus)
-    reg_intervals = {name: getattr(p, name) if flags.get(name) is None else flags[name] or None  # 0 = regularise in every minibatch
-                     for name in ("G_reg_interval", "D_reg_interval")}
+    reg_intervals: dict[str, int | None] = {name: getattr(p, name) if flags.get(name) is None else flags[name] or None  # 0 = every minibatch
+                                            for name in ("G_reg_interval", "D_reg_interval")}
     mbstd = get("mbstd_group", p.mbstd)
     fp16_res, clamp = (4, 256) if p.fp16 and not get("fp32", False) else (0, None)
     gamma = get("gamma", p.gamma)
@@ -174,7 +174,8 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
         augment_p=float(get("p", 0.2)) if aug == "fixed" else 0.0, ada_target=float(get("target", 0.6)), ada_kimg=ada_kimg,
         metrics=list(get("metrics", [])), glr=float(get("glr", p.glr)), dlr=float(get("dlr", p.dlr)), betas=p.betas, eps=p.eps,
         ema_kimg=ema_kimg, ema_rampup=ema_rampup, loss=loss, growing=growing, resume=None if resume is None else str(resume),
-        freezed=get("freezed", 0), desc=get("desc", "") or "", **reg_intervals,
+        freezed=get("freezed", 0), desc=get("desc", "") or "", G_reg_interval=reg_intervals["G_reg_interval"],
+        D_reg_interval=reg_intervals["D_reg_interval"],
     )
 
 
@@ -256,7 +257,7 @@ def _check_batch(batch: int, batch_gpu: int, gpus: int, mbstd: int | None) -> No
         raise OptionsError(f"--batch-gpu {batch_gpu} must be a multiple of the minibatch-std group size {mbstd} (--mbstd-group)")
 
 
-def _transfer_specs(nets: dict[str, NetworkSpec], info: DatasetInfo, c_dim: int, freezed: int, resume: str) -> tuple[NetworkSpec, NetworkSpec]:
+def _transfer_specs(nets: dict[str, NetworkSpec], info: DatasetInfo, c_dim: int, freezed: int, resume: Any) -> tuple[NetworkSpec, NetworkSpec]:
     """G/D specs of the network being fine-tuned, checked against the dataset; fp16 only on CUDA."""
     G_spec, D_spec = nets["G"], nets["D"]
     g = G_spec.config

@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from ..io.images import grid_image, labelled, save_png
+from ..models.common import Generator
 
 _GEN_BATCH = 16
 
@@ -121,14 +122,14 @@ def plot_curves(stats: list[dict], path: str | os.PathLike, keys: list[str], x_k
 
 # ----------------------------------------------------------------------------- generator samples
 
-def _generate(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, psi: float, device: torch.device | str) -> torch.Tensor:
+def _generate(G: Generator, z: torch.Tensor, c: torch.Tensor, psi: float, device: torch.device | str) -> torch.Tensor:
     out = [G(zb.to(device), cb.to(device), truncation_psi=psi, noise_mode="const").cpu()
            for zb, cb in zip(z.split(_GEN_BATCH), c.split(_GEN_BATCH))]
     return torch.cat(out)
 
 
 @torch.no_grad()
-def class_grid(G: torch.nn.Module, path: str | os.PathLike, *, per_class: int = 8, seed: int = 0,
+def class_grid(G: Generator, path: str | os.PathLike, *, per_class: int = 8, seed: int = 0,
                truncation_psi: float = 1.0, device: torch.device | str = "cpu",
                class_names: list[str] | None = None) -> None:
     """A PNG of samples: one row of `per_class` images per class for a conditional G, else a square block.
@@ -152,7 +153,7 @@ def class_grid(G: torch.nn.Module, path: str | os.PathLike, *, per_class: int = 
 
 
 @torch.no_grad()
-def truncation_sweep(G: torch.nn.Module, path: str | os.PathLike, *,
+def truncation_sweep(G: Generator, path: str | os.PathLike, *,
                      psis: Sequence[float] = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0), num_seeds: int = 6, seed: int = 0,
                      device: torch.device | str = "cpu", class_idx: int | None = None) -> None:
     """A PNG with one row per latent and one column per truncation psi (labelled on top).
