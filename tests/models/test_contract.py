@@ -13,6 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from stylegan import load_network
 from stylegan.io.load import Network
+from stylegan.models.common import Generator
 from stylegan.models.registry import NETWORKS, NetworkSpec, build_network, network_spec
 
 C_DIM = 3
@@ -101,7 +102,7 @@ def test_attributes_num_ws_and_shape_errors(family, kind, variant):
         with pytest.raises(ValueError, match=rf"D input image: expected shape \[\?, {ch}, {r}, {r}\], got \[2, {ch}, {r - 1}, {r}\]"):
             net(x[:, :, :-1], c)
         return
-    assert (net.z_dim, net.w_dim) == (cfg.z_dim, cfg.w_dim)
+    assert isinstance(net, Generator) and (net.z_dim, net.w_dim) == (cfg.z_dim, cfg.w_dim)
     ws = net.mapping(x, c)
     assert ws.shape == (2, net.num_ws, net.w_dim) and net.mapping.num_ws == net.num_ws == net.synthesis.num_ws
     assert net.synthesis(ws, noise_mode="none").shape == (2, net.img_channels, net.img_resolution, net.img_resolution)

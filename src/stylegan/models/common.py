@@ -4,12 +4,13 @@ it, the W average and the truncation trick of every mapping network, the precisi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 
+@runtime_checkable
 class Generator(Protocol):
     """What every generator offers, with NVIDIA's names: `G(z, c, truncation_psi, truncation_cutoff, update_emas,
     **synthesis_kwargs)` = `G.synthesis(G.mapping(z, c, ...), ...)`, the sizes `z_dim`, `c_dim`, `w_dim`,

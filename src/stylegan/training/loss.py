@@ -100,13 +100,13 @@ def blur_images(img: torch.Tensor, sigma: float) -> torch.Tensor:
 class LossConfig:
     """Settings of `StyleGAN2Loss` (NVIDIA's names)."""
 
-    r1_gamma: float = 10.0
-    style_mixing_prob: float = 0.0
-    pl_weight: float = 0.0
-    pl_batch_shrink: int = 2
-    pl_decay: float = 0.01
-    blur_init_sigma: float = 0.0
-    blur_fade_kimg: float = 0.0
+    r1_gamma: float = 10.0  # R1 regularisation weight (gamma)
+    style_mixing_prob: float = 0.0  # probability of style mixing regularisation
+    pl_weight: float = 0.0  # path length regularisation weight, 0 = none
+    pl_batch_shrink: int = 2  # the path length penalty runs on 1/N of the minibatch
+    pl_decay: float = 0.01  # decay of the path length target (exponential moving average)
+    blur_init_sigma: float = 0.0  # initial blur of D's inputs (StyleGAN3), 0 = none
+    blur_fade_kimg: float = 0.0  # kimg over which the blur fades to 0
 
 
 class StyleGAN2Loss:
