@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from helpers import NoFloat64
 
 from stylegan import load_network
 from stylegan.io.load import Network
@@ -20,14 +20,6 @@ C_DIM = 3
 CASES = [pytest.param(family, kind, variant, id=f"{family}-{kind}-{variant}")
          for (family, kind), entry in NETWORKS.items() for variant in entry.tiny(0)]
 GENERATORS = [case for case in CASES if case.values[1] == "generator"]
-
-
-class _NoFloat64(TorchDispatchMode):
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else [out]:
-            assert not (isinstance(t, torch.Tensor) and t.dtype == torch.float64), f"{func} produced float64"
-        return out
 
 
 def _net(family: str, kind: str, variant: str, c_dim: int = 0, seed: int = 0, vary: bool = False) -> torch.nn.Module:
@@ -150,7 +142,7 @@ def test_forward_backward_without_float64(family, kind, variant, c_dim):
     """Every parameter that influences the output gets a finite gradient; nothing computes in float64."""
     net = _net(family, kind, variant, c_dim, vary=True).train()
     x, c = _inputs(net, kind)
-    with _NoFloat64():
+    with NoFloat64():
         if kind == "generator":
             out = net(x, c, truncation_psi=0.7, update_emas=True)
             assert out.shape == (4, net.img_channels, net.img_resolution, net.img_resolution) and out.dtype == torch.float32

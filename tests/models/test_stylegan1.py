@@ -8,8 +8,8 @@ import math
 
 import pytest
 import torch
+from helpers import NoFloat64
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from stylegan.models import stylegan1
 from stylegan.models.stylegan1 import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig, StyleLayer,
@@ -36,14 +36,6 @@ def _d(style: str = "basic", res: int = 32, c_dim: int = 0, **kw) -> Discriminat
             if name.endswith("bias"):
                 p.copy_(0.2 * torch.randn(p.shape))
     return D
-
-
-class _NoFloat64(TorchDispatchMode):
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else [out]:
-            assert not (isinstance(t, torch.Tensor) and t.dtype == torch.float64), f"{func} produced float64"
-        return out
 
 
 def _ws(G: Generator, n: int = 2) -> torch.Tensor:
@@ -305,7 +297,7 @@ def test_forward_backward(g_style, d_style, lod):
     G, D = _g(g_style), _d(d_style)
     G.train(), D.train()
     G.synthesis.lod.fill_(lod), D.lod.fill_(lod)
-    with _NoFloat64():
+    with NoFloat64():
         img = G(torch.randn(4, 16), None, force_fp32=True)
         assert img.shape == (4, 3, 32, 32) and img.dtype == torch.float32
         logits = D(img, None)

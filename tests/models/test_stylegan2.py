@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from helpers import NoFloat64
 
 from stylegan.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 
@@ -18,20 +18,12 @@ def _pair(res: int, arch_g: str = "skip", arch_d: str = "resnet", c_dim: int = 0
     return g, d
 
 
-class _NoFloat64(TorchDispatchMode):
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else [out]:
-            assert not (isinstance(t, torch.Tensor) and t.dtype == torch.float64), f"{func} produced float64"
-        return out
-
-
 @pytest.mark.parametrize("res", [64])  # 32x32: test_contract.py
 @pytest.mark.parametrize("arch", ["orig", "skip", "resnet"])
 def test_forward_backward(res, arch):
     G, D = _pair(res, arch, arch)
     z = torch.randn(4, 16)
-    with _NoFloat64():
+    with NoFloat64():
         img = G(z, None)
         assert img.shape == (4, 3, res, res) and img.dtype == torch.float32
         logits = D(img, None)

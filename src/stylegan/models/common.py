@@ -4,10 +4,13 @@ it, the W average and the truncation trick of every mapping network, the precisi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+
+from .config import JsonConfig
 
 
 @runtime_checkable
@@ -49,6 +52,18 @@ class Generator(Protocol):
     def named_buffers(self, *args: Any, **kwargs: Any) -> Iterator[tuple[str, torch.Tensor]]: ...
     def modules(self) -> Iterator[torch.nn.Module]: ...
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
+
+
+@dataclass
+class GeneratorConfigBase(JsonConfig):
+    """The sizes every generator config starts with (NVIDIA's constructor arguments); a family's config adds its
+    `mapping` and `synthesis` configs."""
+
+    z_dim: int = 512  # input latent (Z) dimensionality
+    c_dim: int = 0  # conditioning label (C) dimensionality, 0 = no labels
+    w_dim: int = 512  # intermediate latent (W) dimensionality
+    img_resolution: int = 1024  # output resolution
+    img_channels: int = 3  # number of output color channels
 
 
 class MappingSynthesisGenerator(torch.nn.Module):

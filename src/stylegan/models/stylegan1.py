@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..nn import Conv2dLayer, FullyConnectedLayer
 from ..ops import assert_shape, make_noise, minibatch_stddev, normalize_2nd_moment, setup_filter, upsample2d
 from . import stylegan2
-from .common import MappingSynthesisGenerator, check_labels, check_resolution, truncate, update_w_avg
+from .common import GeneratorConfigBase, MappingSynthesisGenerator, check_labels, check_resolution, truncate, update_w_avg
 from .config import JsonConfig, check_choice
 
 GStyle = Literal["adain", "demod"]
@@ -65,13 +65,8 @@ _FLAT_LAYOUT = {
 
 
 @dataclass
-class GeneratorConfig(JsonConfig):
+class GeneratorConfig(GeneratorConfigBase):
     describe = "stylegan1 generator config"
-    z_dim: int = 512  # input latent (Z) dimensionality
-    c_dim: int = 0  # conditioning label (C) dimensionality, 0 = no labels
-    w_dim: int = 512  # intermediate latent (W) dimensionality
-    img_resolution: int = 1024  # output resolution
-    img_channels: int = 3  # number of output color channels
     mapping: MappingConfig = field(default_factory=MappingConfig)  # the mapping network
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)  # the synthesis network
 

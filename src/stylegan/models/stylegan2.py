@@ -29,7 +29,7 @@ from ..ops import (
     setup_filter,
     upsample2d,
 )
-from .common import MappingSynthesisGenerator, block_dtype, check_labels, check_resolution, truncate, update_w_avg
+from .common import GeneratorConfigBase, MappingSynthesisGenerator, block_dtype, check_labels, check_resolution, truncate, update_w_avg
 from .config import JsonConfig, config_to_dict
 
 Architecture = Literal["orig", "skip", "resnet"]
@@ -63,13 +63,8 @@ class SynthesisConfig(JsonConfig):
 
 
 @dataclass
-class GeneratorConfig(JsonConfig):
+class GeneratorConfig(GeneratorConfigBase):
     describe = "generator config"
-    z_dim: int = 512  # input latent (Z) dimensionality
-    c_dim: int = 0  # conditioning label (C) dimensionality, 0 = no labels
-    w_dim: int = 512  # intermediate latent (W) dimensionality
-    img_resolution: int = 1024  # output resolution
-    img_channels: int = 3  # number of output color channels
     mapping: MappingConfig = field(default_factory=MappingConfig)  # the mapping network
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)  # the synthesis network
 

@@ -15,7 +15,7 @@ import torch
 from ..nn import FullyConnectedLayer
 from ..ops import NOISE_MODES, assert_shape, design_lowpass_filter, filtered_lrelu, modulated_conv2d_sg3
 from . import common
-from .common import MappingSynthesisGenerator, block_dtype
+from .common import GeneratorConfigBase, MappingSynthesisGenerator, block_dtype
 from .config import JsonConfig
 from .stylegan2 import MappingConfig, MappingNetwork
 
@@ -41,13 +41,8 @@ class SynthesisConfig(JsonConfig):
 
 
 @dataclass
-class GeneratorConfig(JsonConfig):
+class GeneratorConfig(GeneratorConfigBase):
     describe = "generator config"
-    z_dim: int = 512  # input latent (Z) dimensionality
-    c_dim: int = 0  # conditioning label (C) dimensionality, 0 = no labels
-    w_dim: int = 512  # intermediate latent (W) dimensionality
-    img_resolution: int = 1024  # output resolution
-    img_channels: int = 3  # number of output color channels
     mapping: MappingConfig = field(default_factory=lambda: MappingConfig(num_layers=2))  # the mapping network
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)  # the alias-free synthesis network
 
