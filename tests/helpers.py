@@ -5,15 +5,20 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import os
 import pickle
 import sys
 import types
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
+import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
+PARITY_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "parity"
 SG2_FIXTURES = ("sg2_32", "sg2_64_orig", "ada_sg2_32")
 
 # Module sources as stored in official pickles are whole files; these stand-ins carry the marker that
@@ -34,6 +39,23 @@ MODULE_SRC = {
         "        dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32\n"
     ),
 }
+
+
+class NoFloat64(TorchDispatchMode):
+    """Fails any op that produces a float64 tensor (Apple's MPS has none)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            assert not (isinstance(t, torch.Tensor) and t.dtype == torch.float64), f"{func} produced float64"
+        return out
+
+
+def shared_missing(what: str) -> None:
+    """Skip a test whose `../shared` fixture is absent, or fail it when STYLEGAN_REQUIRE_SHARED=1 (as CI sets)."""
+    if os.environ.get("STYLEGAN_REQUIRE_SHARED") == "1":
+        pytest.fail(f"{what} not found, and STYLEGAN_REQUIRE_SHARED=1 requires it")
+    pytest.skip(f"{what} not found")
 
 
 def reference_inputs(z_dim: int, c_dim: int) -> tuple[torch.Tensor, torch.Tensor]:

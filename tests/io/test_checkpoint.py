@@ -11,12 +11,12 @@ from stylegan import Network, load_network
 from stylegan.io.checkpoint import atomic_write_bytes
 from stylegan.io.load import NetworkLoadError
 from stylegan.models import Discriminator, Generator
-from stylegan.models.presets import preset
+from stylegan.training.presets import network_preset
 
 
 def _tiny_network(c_dim: int = 0) -> Network:
     torch.manual_seed(0)
-    g_cfg, d_cfg = preset("sg2-32", c_dim=c_dim)
+    g_cfg, d_cfg = network_preset("sg2-32", c_dim=c_dim)
     G, D = Generator(g_cfg), Discriminator(d_cfg)
     for p in list(G.parameters()) + list(D.parameters()):
         p.data.add_(torch.randn_like(p) * 0.1)
@@ -93,7 +93,7 @@ def test_missing_file(tmp_path):
 
 def test_native_file_whose_header_length_starts_with_a_pickle_byte(tmp_path):
     # The 8-byte header length of a safetensors file can begin with 0x80, the first byte of a pickle.
-    g_cfg, _ = preset("sg2-32")
+    g_cfg, _ = network_preset("sg2-32")
     G = Generator(g_cfg)
     path = tmp_path / "net.safetensors"
     for pad in range(256):

@@ -6,8 +6,8 @@ import torch
 from stylegan.data.tool import ConvertConfig, convert_dataset
 from stylegan.metrics import detectors, fid
 from stylegan.metrics.registry import MetricOptions, compute, counted_name, list_valid_metrics
-from stylegan.models.presets import preset
 from stylegan.models.stylegan2 import Generator
+from stylegan.training.presets import network_preset
 
 OFFICIAL = ["fid50k", "fid50k_full", "is50k", "kid50k_full", "rfid50k_full", "sfid50k_full"]
 
@@ -27,7 +27,7 @@ def fashion8(tmp_path_factory):
 @pytest.fixture(scope="module")
 def G():
     torch.manual_seed(0)
-    g, _ = preset("sg2-32", img_channels=1)
+    g, _ = network_preset("sg2-32", img_channels=1)
     return Generator(g).eval()
 
 
@@ -118,7 +118,7 @@ def _rank_stats(rank, data, out):
     torch.set_num_threads(1)
     try:
         torch.manual_seed(0)
-        g, _ = preset("sg2-32", img_channels=1)
+        g, _ = network_preset("sg2-32", img_channels=1)
         opts = MetricOptions(G=Generator(g).eval(), dataset=data, mirror=True, batch_size=2, rank=rank, num_gpus=2,
                              cache=False)
         det = fid._detector(opts, random=True)

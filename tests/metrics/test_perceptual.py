@@ -13,8 +13,8 @@ from stylegan.metrics.perceptual import (coverage, filtered_mean, knn_radii, ppl
                                          randomize_noise)
 from stylegan.metrics.registry import MetricOptions
 from stylegan.metrics.vgg import LPIPS_CHANNELS, VGG16
-from stylegan.models.presets import preset
 from stylegan.models.stylegan2 import Generator
+from stylegan.training.presets import network_preset
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def vgg() -> VGG16:
 @pytest.fixture(scope="module")
 def G() -> Generator:
     torch.manual_seed(1)
-    g_cfg, _ = preset("sg2-32", img_channels=1)
+    g_cfg, _ = network_preset("sg2-32", img_channels=1)
     return Generator(g_cfg).eval().requires_grad_(False)
 
 

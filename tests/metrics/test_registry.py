@@ -10,8 +10,8 @@ from stylegan.metrics import registry
 from stylegan.metrics.pixel_fd import frechet_distance, pixel_features
 from stylegan.metrics.registry import (MetricOptions, MetricResult, compute, format_time, is_valid_metric,
                                        list_valid_metrics, register_metric, report_metric)
-from stylegan.models.presets import preset
 from stylegan.models.stylegan2 import Generator
+from stylegan.training.presets import network_preset
 
 OFFICIAL_KEYS = ["results", "metric", "total_time", "total_time_str", "num_gpus", "snapshot_pkl", "timestamp"]
 
@@ -62,7 +62,7 @@ def dataset_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def g_cond():
     torch.manual_seed(0)
-    g, _ = preset("sg2-32", img_channels=1, c_dim=10)
+    g, _ = network_preset("sg2-32", img_channels=1, c_dim=10)
     return Generator(g).eval()
 
 

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from ..editing.latents import LatentFileError, load_projected_w
 from ..editing.projection import load_projected_noise
+from ..io.images import hwc_uint8
 from ..io.load import load_network
+from ..models.common import Generator
 from ..models.stylegan3 import set_transform
 from ..ops import NOISE_MODES
-from .common import CliError, parse_float_pair, parse_int_list, resolve_device
+from .common import CliError, class_label, parse_float_pair, parse_int_list, resolve_device, seed_to_z, to_pil
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,24 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--fp32", action="store_true", help="never use fp16, even where the network asks for it")
     p.set_defaults(func=run)
-
-
-def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
-    """z = RandomState(seed).randn(1, z_dim), as NVIDIA's tools draw it."""
-    return np.random.RandomState(seed).randn(1, z_dim).astype(np.float32)
-
-
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[C,H,W] in [-1,1] -> HWC uint8 (x * 127.5 + 128, clamped), as the official tools convert."""
-    return (img.permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
-
-
-def to_pil(arr: np.ndarray) -> Image.Image:
-    if arr.shape[2] == 1:
-        return Image.fromarray(arr[:, :, 0], "L")
-    if arr.shape[2] in (3, 4):
-        return Image.fromarray(arr, "RGB" if arr.shape[2] == 3 else "RGBA")
-    raise CliError(f"cannot save {arr.shape[2]}-channel images as PNG (use --raw)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -109,14 +92,14 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _save(one: torch.Tensor, name: str, args: argparse.Namespace) -> np.ndarray:
-    arr = to_uint8(one)
+    arr = hwc_uint8(one)
     to_pil(arr).save(args.outdir / f"{name}.png")
     if args.raw:
         np.save(args.outdir / f"{name}.npy", one.cpu().numpy())
     return arr
 
 
-def _render_projected(G: torch.nn.Module, ws: torch.Tensor, noise: dict[str, torch.Tensor],
+def _render_projected(G: Generator, ws: torch.Tensor, noise: dict[str, torch.Tensor],
                       args: argparse.Namespace) -> list[np.ndarray]:
     """projNN.png for each w in the file, one per forward pass, with the file's noise maps in 'const' mode."""
     bufs = dict(G.synthesis.named_buffers())
@@ -132,7 +115,7 @@ def _render_projected(G: torch.nn.Module, ws: torch.Tensor, noise: dict[str, tor
     return tiles
 
 
-def _render_seeds(G: torch.nn.Module, c: torch.Tensor | None, device: torch.device, args: argparse.Namespace) -> list[np.ndarray]:
+def _render_seeds(G: Generator, c: torch.Tensor | None, device: torch.device, args: argparse.Namespace) -> list[np.ndarray]:
     # Random noise is drawn per seed so that an image does not depend on its batch.
     batch = 1 if args.noise_mode == "random" else args.batch
     tiles = []
@@ -148,16 +131,3 @@ def _render_seeds(G: torch.nn.Module, c: torch.Tensor | None, device: torch.devi
                 tiles.append(_save(one, f"seed{seed:04d}", args))
     return tiles
 
-
-def class_label(c_dim: int, class_idx: int | None, device: torch.device) -> torch.Tensor | None:
-    if c_dim == 0:
-        if class_idx is not None:
-            raise CliError(f"--class {class_idx}: this network is unconditional (c_dim=0)")
-        return None
-    if class_idx is None:
-        raise CliError(f"this network is conditional (c_dim={c_dim}): pass --class K with 0 <= K < {c_dim}")
-    if not 0 <= class_idx < c_dim:
-        raise CliError(f"--class {class_idx}: out of range, this network has {c_dim} classes (0..{c_dim - 1})")
-    c = torch.zeros([1, c_dim], device=device)
-    c[0, class_idx] = 1
-    return c

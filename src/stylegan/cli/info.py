@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..io.load import load_network
-from ..models.registry import network_spec
+from ..models.registry import NetworkSpec
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,39 +20,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def describe(net: torch.nn.Module) -> dict[str, Any]:
-    spec = network_spec(net)
-    cfg = spec["config"]
+    spec = NetworkSpec.of(net)
+    cfg = spec.config
     out: dict[str, Any] = {
-        "family": spec["family"],
-        "kind": spec["kind"],
-        "resolution": cfg["img_resolution"],
-        "img_channels": cfg["img_channels"],
-        "c_dim": cfg["c_dim"],
+        "family": spec.family,
+        "kind": spec.kind,
+        "resolution": cfg.img_resolution,
+        "img_channels": cfg.img_channels,
+        "c_dim": cfg.c_dim,
         "parameters": sum(p.numel() for p in net.parameters()),
     }
-    if spec["family"] == "stylegan3":
-        s = cfg["synthesis"]
-        out.update(architecture=_stylegan3_variant(s["conv_kernel"], s["use_radial_filters"]),
-                   z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], num_ws=net.num_ws, mapping_layers=cfg["mapping"]["num_layers"],
-                   channel_base=s["channel_base"], channel_max=s["channel_max"], num_layers=s["num_layers"],
-                   conv_kernel=s["conv_kernel"], use_radial_filters=s["use_radial_filters"],
-                   num_fp16_res=s["num_fp16_res"], conv_clamp=s["conv_clamp"])
-    elif spec["family"] == "stylegan1":
-        out.update(architecture=cfg["style"], channel_base=cfg["channel_base"], channel_max=cfg["channel_max"],
-                   lod=float(net.synthesis.lod if spec["kind"] == "generator" else net.lod))
-        if spec["kind"] == "generator":
-            out.update(z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], num_ws=net.num_ws, mapping_layers=cfg["mapping_layers"])
-        else:
-            out.update(mbstd_group_size=cfg["mbstd_group_size"])
-    elif spec["kind"] == "generator":
-        s = cfg["synthesis"]
-        out.update(architecture=s["architecture"], z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], num_ws=net.num_ws,
-                   mapping_layers=cfg["mapping"]["num_layers"], channel_base=s["channel_base"], channel_max=s["channel_max"],
-                   num_fp16_res=s["num_fp16_res"], conv_clamp=s["conv_clamp"], fp16_cuda_only=s["fp16_cuda_only"])
+    generator = {"z_dim": cfg.z_dim, "w_dim": cfg.w_dim, "num_ws": net.num_ws, "mapping_layers": cfg.mapping.num_layers} \
+        if spec.kind == "generator" else {}
+    if spec.family == "stylegan3":
+        s = cfg.synthesis
+        out.update(architecture=_stylegan3_variant(s.conv_kernel, s.use_radial_filters), **generator,
+                   channel_base=s.channel_base, channel_max=s.channel_max, num_layers=s.num_layers,
+                   conv_kernel=s.conv_kernel, use_radial_filters=s.use_radial_filters,
+                   num_fp16_res=s.num_fp16_res, conv_clamp=s.conv_clamp)
+    elif spec.family == "stylegan1":
+        s = cfg.synthesis if spec.kind == "generator" else cfg
+        out.update(architecture=s.style, channel_base=s.channel_base, channel_max=s.channel_max,
+                   lod=float(net.synthesis.lod if spec.kind == "generator" else net.lod))
+        out.update(generator or {"mbstd_group_size": cfg.mbstd_group_size})
+    elif spec.kind == "generator":
+        s = cfg.synthesis
+        out.update(architecture=s.architecture, **generator, channel_base=s.channel_base, channel_max=s.channel_max,
+                   num_fp16_res=s.num_fp16_res, conv_clamp=s.conv_clamp, fp16_cuda_only=s.fp16_cuda_only)
     else:
-        out.update(architecture=cfg["architecture"], channel_base=cfg["channel_base"], channel_max=cfg["channel_max"],
-                   num_fp16_res=cfg["num_fp16_res"], conv_clamp=cfg["conv_clamp"], fp16_cuda_only=cfg["fp16_cuda_only"],
-                   mbstd_group_size=cfg["mbstd_group_size"])
+        out.update(architecture=cfg.architecture, channel_base=cfg.channel_base, channel_max=cfg.channel_max,
+                   num_fp16_res=cfg.num_fp16_res, conv_clamp=cfg.conv_clamp, fp16_cuda_only=cfg.fp16_cuda_only,
+                   mbstd_group_size=cfg.mbstd_group_size)
     return out
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import torch
 
 from ..io.load import Network
-from ..models.presets import PRESETS, preset
 from ..models.stylegan2 import Discriminator, Generator
+from ..training.presets import NETWORK_PRESETS, network_preset
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="write a freshly initialised StyleGAN2 checkpoint", description=__doc__)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="sg2-32", help="architecture (default sg2-32)")
+    p.add_argument("--preset", choices=sorted(NETWORK_PRESETS), default="sg2-32", help="architecture (default sg2-32)")
     p.add_argument("--channels", type=int, default=3, help="image channels (default 3)")
     p.add_argument("--c-dim", type=int, default=0, help="number of classes, 0 = unconditional")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed")
@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    g_cfg, d_cfg = preset(args.preset, img_channels=args.channels, c_dim=args.c_dim)
+    g_cfg, d_cfg = network_preset(args.preset, img_channels=args.channels, c_dim=args.c_dim)
     torch.manual_seed(args.seed)
     G = Generator(g_cfg)
     D = Discriminator(d_cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..io.load import NetworkLoadError
+from ..io.errors import NetworkLoadError
 from . import analyze, attribute, convert, dataset, generate, info, init, metrics, mix, project, train, truncation, video
 from .common import CliError
 

@@ -32,6 +32,7 @@ from ..metrics.detectors import DetectorUnavailable
 from ..metrics.fid import check_detectors
 from ..metrics.inception import WeightsError
 from ..metrics.registry import MetricOptions, MetricResult, compute, list_valid_metrics, report_metric
+from ..models.common import Generator
 from ..training import distributed
 from .common import CliError, parse_bool, resolve_data, resolve_device
 
@@ -69,8 +70,7 @@ def _emit(line: str, out: str | None, result: MetricResult | None = None, networ
     if result is not None and (Path(out).is_dir() or out.endswith(("/", os.sep))):
         report_metric(result, out, snapshot_pkl=network)
         return
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as f:
         f.write(line + "\n")
 
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace, names: list[str], env: distributed.DistEnv | 
             _emit(result.to_json(), args.out, result, network)
 
 
-def _equivariance(args: argparse.Namespace, name: str, G: torch.nn.Module, device: torch.device) -> None:
+def _equivariance(args: argparse.Namespace, name: str, G: Generator, device: torch.device) -> None:
     flag, default_samples = EQUIVARIANCE[name]
     samples = args.samples or default_samples
     start = time.time()

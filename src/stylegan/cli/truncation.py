@@ -13,11 +13,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..io.images import hwc_uint8, labelled, save_png
 from ..io.load import load_network
 from ..ops import NOISE_MODES
-from ..training.report import labelled, save_png
-from .common import CliError, parse_int_list, resolve_device
-from .generate import class_label, seed_to_z, to_pil, to_uint8
+from .common import CliError, class_label, parse_int_list, resolve_device, seed_to_z, to_pil
 
 
 def parse_float_list(text: str) -> list[float]:
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace) -> None:
                     ws = torch.cat([ws[:, : args.trunc_cutoff], w[:, args.trunc_cutoff :]], dim=1)
                 if args.noise_mode == "random":
                     torch.manual_seed(seed)
-                row.append(to_uint8(G.synthesis(ws, noise_mode=args.noise_mode)[0].float()))
+                row.append(hwc_uint8(G.synthesis(ws, noise_mode=args.noise_mode)[0].float()))
             rows.append(row)
     args.outdir.mkdir(parents=True, exist_ok=True)
     if args.cells:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.common import Generator
 from .latents import LatentFileError, load_projected_w, save_projected_w
 
 SPACES = ("w", "w+")
@@ -53,7 +54,7 @@ def w_noise_scale(t: float, w_std: float, initial_noise_factor: float = 0.05, no
 # ----------------------------------------------------------------------------- noise maps
 
 
-def noise_buffers(G: torch.nn.Module) -> dict[str, torch.Tensor]:
+def noise_buffers(G: Generator) -> dict[str, torch.Tensor]:
     """The noise maps of `G.synthesis` (buffers named `noise_const`), by name; empty for StyleGAN3."""
     return {name: buf for name, buf in G.synthesis.named_buffers() if "noise_const" in name}
 
@@ -86,7 +87,7 @@ def normalize_noise_(noise_maps: Iterable[torch.Tensor]) -> None:
 
 
 @torch.no_grad()
-def w_statistics(G: torch.nn.Module, c: torch.Tensor | None = None, num_samples: int = W_AVG_SAMPLES,
+def w_statistics(G: Generator, c: torch.Tensor | None = None, num_samples: int = W_AVG_SAMPLES,
                  seed: int = W_AVG_SEED, batch: int = 1000) -> tuple[torch.Tensor, float]:
     """W midpoint [1, 1, w_dim] and sigma_w = sqrt(sum |w - w_avg|^2 / N) over z ~ RandomState(123).randn(N, z_dim)."""
     device = next(G.parameters()).device
@@ -174,7 +175,7 @@ class ProjectionResult:
 
 
 def project(
-    G: torch.nn.Module,
+    G: Generator,
     target: torch.Tensor,
     *,
     num_steps: int = 1000,
@@ -279,12 +280,12 @@ def project(
         distances=distances, adam_state=_save_adam(optimizer), rng_state=gen.get_state(), interrupted=interrupted)
 
 
-def _private_copy(G: torch.nn.Module) -> torch.nn.Module:
+def _private_copy(G: Generator) -> torch.nn.Module:
     """A copy of G whose noise buffers can be optimised without touching the caller's network."""
     return copy.deepcopy(G).eval().requires_grad_(False)
 
 
-def _check_resume(state: ProjectionResult, G: torch.nn.Module, space: str, distance: str,
+def _check_resume(state: ProjectionResult, G: Generator, space: str, distance: str,
                   noise_bufs: dict[str, torch.Tensor]) -> None:
     if state.space != space:
         raise ValueError(f"the saved projection is in {state.space!r}, not {space!r}")
@@ -356,7 +357,7 @@ def load_projection(path: str | os.PathLike) -> ProjectionResult:
         rng_state=torch.from_numpy(d["rng_state"]) if d["rng_state"].size else None)
 
 
-def load_projected_noise(path: str | os.PathLike, G: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+def load_projected_noise(path: str | os.PathLike, G: Generator | None = None) -> dict[str, torch.Tensor]:
     """The optimised noise maps stored in a `projected_w.npz` (empty when it has none), checked against `G` when given."""
     p = Path(path)
     with np.load(p, allow_pickle=False) as data:

@@ -1,4 +1,4 @@
-"""Translate NVlabs constructor arguments (`init_kwargs`) to our configs and back.
+"""Translate NVlabs constructor arguments (`init_kwargs`) to our configs.
 
 Tensor names need no table here: our modules carry the official names (`mapping.fc0.weight`,
 `synthesis.b64.conv1.affine.bias`, `b4.out.weight`, ...), so official state dicts load as they are.
@@ -102,10 +102,13 @@ def discriminator_config_from_official(init_kwargs: dict[str, Any], module: str)
     """Official `Discriminator(**init_kwargs)` of `module` -> DiscriminatorConfig."""
     flavor = _flavor(module)
     kw = dict(init_kwargs)
-    block = _take(dict(kw.pop("block_kwargs", {}) or {}), {"activation", "resample_filter", "fp16_channels_last", "freeze_layers"}, set(), "discriminator block_kwargs")
-    epilogue = _take(dict(kw.pop("epilogue_kwargs", {}) or {}), {"mbstd_group_size", "mbstd_num_channels", "activation"}, set(), "discriminator epilogue_kwargs")
+    block = _take(dict(kw.pop("block_kwargs", {}) or {}), {"activation", "resample_filter", "fp16_channels_last", "freeze_layers"}, set(),
+                  "discriminator block_kwargs")
+    epilogue = _take(dict(kw.pop("epilogue_kwargs", {}) or {}), {"mbstd_group_size", "mbstd_num_channels", "activation"}, set(),
+                     "discriminator epilogue_kwargs")
     mapping = _mapping(kw.pop("mapping_kwargs", {}) or {}, flavor.w_avg_beta, "discriminator mapping_kwargs")
-    top = _take(kw, {"c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max", "num_fp16_res", "conv_clamp", "cmap_dim"}, set(), "discriminator init_kwargs")
+    top = _take(kw, {"c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max", "num_fp16_res", "conv_clamp",
+                     "cmap_dim"}, set(), "discriminator init_kwargs")
     top.setdefault("num_fp16_res", flavor.d_num_fp16_res)
     top.setdefault("conv_clamp", flavor.d_conv_clamp)
     top["fp16_cuda_only"] = flavor.fp16_cuda_only
@@ -115,32 +118,3 @@ def discriminator_config_from_official(init_kwargs: dict[str, Any], module: str)
     if "resample_filter" in block:
         block["resample_filter"] = list(block["resample_filter"])
     return DiscriminatorConfig(**top, **block, **epilogue, activation=act, mapping=mapping)
-
-
-def generator_config_to_official(cfg: GeneratorConfig) -> dict[str, Any]:
-    """GeneratorConfig -> `init_kwargs` for stylegan3's `training.networks_stylegan2.Generator`."""
-    m = cfg.mapping
-    s = cfg.synthesis
-    return dict(
-        z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim, img_resolution=cfg.img_resolution, img_channels=cfg.img_channels,
-        mapping_kwargs=dict(num_layers=m.num_layers, embed_features=m.embed_features, layer_features=m.layer_features,
-                            activation=m.activation, lr_multiplier=m.lr_multiplier, w_avg_beta=m.w_avg_beta),
-        channel_base=s.channel_base, channel_max=s.channel_max, num_fp16_res=s.num_fp16_res, conv_clamp=s.conv_clamp,
-        architecture=s.architecture, resample_filter=list(s.resample_filter), use_noise=s.use_noise, activation=s.activation,
-        kernel_size=s.kernel_size, fp16_channels_last=s.fp16_channels_last, fused_modconv_default=s.fused_modconv_default,
-    )
-
-
-def discriminator_config_to_official(cfg: DiscriminatorConfig) -> dict[str, Any]:
-    """DiscriminatorConfig -> `init_kwargs` for stylegan3's `training.networks_stylegan2.Discriminator`."""
-    m = cfg.mapping
-    return dict(
-        c_dim=cfg.c_dim, img_resolution=cfg.img_resolution, img_channels=cfg.img_channels, architecture=cfg.architecture,
-        channel_base=cfg.channel_base, channel_max=cfg.channel_max, num_fp16_res=cfg.num_fp16_res, conv_clamp=cfg.conv_clamp,
-        cmap_dim=cfg.cmap_dim,
-        block_kwargs=dict(activation=cfg.activation, resample_filter=list(cfg.resample_filter),
-                          fp16_channels_last=cfg.fp16_channels_last, freeze_layers=cfg.freeze_layers),
-        mapping_kwargs=dict(num_layers=m.num_layers, embed_features=m.embed_features, layer_features=m.layer_features,
-                            activation=m.activation, lr_multiplier=m.lr_multiplier),
-        epilogue_kwargs=dict(mbstd_group_size=cfg.mbstd_group_size, mbstd_num_channels=cfg.mbstd_num_channels, activation=cfg.activation),
-    )

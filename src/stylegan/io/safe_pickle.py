@@ -101,7 +101,7 @@ class Inert:
 
     qualified_name = "?"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Inert":
+    def __new__(cls, *args: Any, **kwargs: Any) -> Inert:
         obj = super().__new__(cls)
         obj.__dict__["args"] = args
         return obj

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.common import Generator
 from ..ops import filter2d, upsample2d
 
 
@@ -147,7 +148,7 @@ def apply_fractional_pseudo_rotation(x: torch.Tensor, angle: torch.Tensor, a: in
 
 @torch.no_grad()
 def compute_equivariance_metrics(
-    G: torch.nn.Module,
+    G: Generator,
     num_samples: int = 50000,
     batch_size: int = 4,
     translate_max: float = 0.125,

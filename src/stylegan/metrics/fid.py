@@ -36,6 +36,8 @@ import torch
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
+from ..io.images import to_uint8
+from ..models.common import Generator
 from . import detectors
 from .inception import LOGITS_DIM, POOL_DIM, SPATIAL_DIM, InceptionV3
 from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
@@ -122,7 +124,7 @@ class FeatureStats:
         os.replace(tmp, path)
 
     @staticmethod
-    def load(path: Path) -> "FeatureStats":
+    def load(path: Path) -> FeatureStats:
         with np.load(path, allow_pickle=False) as z:
             return FeatureStats(int(z["count"]), *(z[k] if k in z else None for k in ("total", "outer", "rows")))
 
@@ -225,7 +227,7 @@ def batch_seed(seed: int, batch: int) -> int:
 
 
 @torch.no_grad()
-def generator_batches(G: torch.nn.Module, labels: ImageDataset | None, num: int,
+def generator_batches(G: Generator, labels: ImageDataset | None, num: int,
                        opts: MetricOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """This rank's share of `num` generated uint8 images, in batches seeded by their global batch number."""
     device = torch.device(opts.device)
@@ -239,7 +241,7 @@ def generator_batches(G: torch.nn.Module, labels: ImageDataset | None, num: int,
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)  # the noise inputs
             img = G(z.to(device), c.to(device))
-        yield torch.arange(start, start + size), (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+        yield torch.arange(start, start + size), to_uint8(img)
 
 
 def _dataset_fingerprint(path: Path) -> str:

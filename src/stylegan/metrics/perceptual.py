@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
+from ..models.common import Generator
 from .fid import batch_seed, dataset_batches, generated_batches
 from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
 from .vgg import VGG16, load_vgg16
@@ -150,14 +151,14 @@ def pr50k3_full(opts: MetricOptions) -> dict[str, float]:
 # ----------------------------------------------------------------------------- perceptual path length
 
 
-def _labels(G: torch.nn.Module, dataset: ImageDataset | None, n: int, rng: torch.Generator) -> torch.Tensor:
+def _labels(G: Generator, dataset: ImageDataset | None, n: int, rng: torch.Generator) -> torch.Tensor:
     """[n, c_dim] labels of random dataset images (empty for an unconditional G)."""
     if G.c_dim == 0:
         return torch.zeros([n, 0])
     return torch.stack([dataset.get_label(i) for i in torch.randint(len(dataset), [n], generator=rng).tolist()])
 
 
-def randomize_noise(G: torch.nn.Module, rng: torch.Generator) -> None:
+def randomize_noise(G: Generator, rng: torch.Generator) -> None:
     """Redraw every constant noise buffer (`*.noise_const`) of `G` from a standard normal."""
     for name, buf in G.named_buffers():
         if name.endswith(".noise_const"):
@@ -165,7 +166,7 @@ def randomize_noise(G: torch.nn.Module, rng: torch.Generator) -> None:
 
 
 @torch.no_grad()
-def ppl_distances(G: torch.nn.Module, vgg: VGG16, z: torch.Tensor, c: torch.Tensor, epsilon: float) -> torch.Tensor:
+def ppl_distances(G: Generator, vgg: VGG16, z: torch.Tensor, c: torch.Tensor, epsilon: float) -> torch.Tensor:
     """[B] LPIPS(synthesis(w0), synthesis(lerp(w0, w1, ε))) / ε² for z = [z0; z1] ([2B, z_dim]), labels c [B, c_dim].
 
     Images are synthesised in float32 with the constant noise buffers, box-downsampled to 256x256 when

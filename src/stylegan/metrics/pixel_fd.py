@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
+from ..io.images import to_uint8
+from ..models.common import Generator
 from .registry import MetricOptions, all_reduce_sum, rank_share, register_metric
 
 FEATURE_RES = 8
@@ -65,7 +67,7 @@ def _real_batches(dataset: ImageDataset, opts: MetricOptions) -> Iterator[torch.
 
 
 @torch.no_grad()
-def _generated_batches(G: torch.nn.Module, dataset: ImageDataset, num: int, opts: MetricOptions) -> Iterator[torch.Tensor]:
+def _generated_batches(G: Generator, dataset: ImageDataset, num: int, opts: MetricOptions) -> Iterator[torch.Tensor]:
     """This rank's share of `num` generated images as uint8, labels drawn from the dataset's labels."""
     seed = int(np.random.SeedSequence([opts.seed, opts.rank]).generate_state(1)[0])
     rng = torch.Generator().manual_seed(seed)
@@ -79,7 +81,7 @@ def _generated_batches(G: torch.nn.Module, dataset: ImageDataset, num: int, opts
                 c = torch.stack([dataset.get_label(i) for i in torch.randint(len(dataset), [b], generator=rng).tolist()])
             img = G(z.to(opts.device), c.to(opts.device), noise_mode="const")
             bar.update(b)
-            yield (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+            yield to_uint8(img)
 
 
 @register_metric

@@ -19,21 +19,23 @@ from pathlib import Path
 
 import torch
 
+from ..models.common import Generator
+
 
 @dataclass
 class MetricOptions:
     """What a metric needs: the generator, the real data, and how to split the work."""
 
-    G: torch.nn.Module | None  # generator (G_ema); None when `images` stands in for it
+    G: Generator | None  # generator (G_ema); None when `images` stands in for it
     dataset: str | None  # dataset zip or folder (stylegan.data.dataset.ImageDataset); None for G-only metrics
-    mirror: bool = False
+    mirror: bool = False  # add x-flipped copies of the real images
     num_gen: int | None = None  # overrides the metric's number of generated images
-    device: torch.device | str = "cpu"
-    batch_size: int = 64
-    seed: int = 0
-    rank: int = 0
-    num_gpus: int = 1
-    progress: bool = False
+    device: torch.device | str = "cpu"  # where G and the feature networks run
+    batch_size: int = 64  # images per forward pass
+    seed: int = 0  # seed of the latents and labels
+    rank: int = 0  # this process (the work is split across num_gpus processes)
+    num_gpus: int = 1  # processes
+    progress: bool = False  # progress bars
     detector: str | None = None  # feature-network weights file; None: the default source (metrics.detectors)
     images: str | None = None  # a zip or folder of generated images to evaluate instead of G (FID, KID)
     cache: bool = True  # keep real-data feature statistics on disk (metrics.detectors.cache_dir()/gan-metrics)

@@ -1,10 +1,19 @@
-"""Small differentiable primitives: 2nd-moment normalization, minibatch stddev, noise inputs."""
+"""Small differentiable primitives: 2nd-moment normalization, minibatch stddev, noise inputs; the shape check of
+ops and networks."""
 
 from __future__ import annotations
 
 import torch
 
 NOISE_MODES = ("const", "random", "none")
+
+
+def assert_shape(t: torch.Tensor | None, shape: list[int | None], name: str) -> torch.Tensor:
+    """`t`, after a ValueError naming `name` and both shapes unless it has `shape` (None = any size along that axis)."""
+    if t is None or t.ndim != len(shape) or any(s is not None and s != t.shape[i] for i, s in enumerate(shape)):
+        expected = ", ".join("?" if s is None else str(s) for s in shape)
+        raise ValueError(f"{name}: expected shape [{expected}], got {'none' if t is None else list(t.shape)}")
+    return t
 
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
