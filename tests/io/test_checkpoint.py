@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from stylegan import Network, load_network
-from stylegan.io.checkpoint import atomic_write_bytes
+from stylegan.io.checkpoint import atomic_write_bytes, process_umask, temp_file_beside
 from stylegan.io.load import NetworkLoadError
 from stylegan.models import Discriminator, Generator
 from stylegan.training.presets import network_preset
@@ -52,6 +52,26 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
         atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test (restored afterwards)."""
+    old = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002, 0o027])
+def test_atomic_writes_respect_the_umask(tmp_path, umask, mask):
+    umask(mask)
+    assert process_umask() == mask
+    atomic_write_bytes(tmp_path / "a.bin", b"x")
+    _tiny_network().save(tmp_path / "net.safetensors")
+    tmp = temp_file_beside(tmp_path / "video.mp4", suffix=".mp4")
+    for path in (tmp_path / "a.bin", tmp_path / "net.safetensors", tmp):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, (path.name, oct(path.stat().st_mode))
+    assert tmp.parent == tmp_path and tmp.name.startswith(".video.mp4.") and tmp.suffix == ".mp4"
 
 
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):

@@ -204,7 +204,7 @@ def test_ppl2_wend_protocol(monkeypatch, G, vgg):
         z = torch.randn(4, G.z_dim, generator=rng)
         randomize_noise(g, rng)
         dists.append(ppl_distances(g, vgg, z, torch.zeros(2, 0), 1e-4))
-    assert result == {"ppl2_wend": pytest.approx(filtered_mean(torch.cat(dists)[:5].numpy()), rel=1e-6)}
+    assert result == {"ppl2_wend_5": pytest.approx(filtered_mean(torch.cat(dists)[:5].numpy()), rel=1e-6)}
     assert all(torch.equal(v, noise_before[k]) for k, v in G.named_buffers())
     assert registry.METRICS["ppl2_wend"] is perceptual.ppl2_wend
 

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..io.images import grid_layout, save_image_grid
-from ..metrics.fid import batch_seed
+from ..metrics.fid import index_seed
 from ..metrics.perceptual import PPL_BATCH, PPL_EPSILON, PPL_NUM_SAMPLES, filtered_mean, ppl_distances, randomize_noise
 from ..models.common import Generator
 from .common import labels_for, plt, save_figure, save_json
@@ -57,7 +57,7 @@ class PPLSamples:
 
 def _batch(G: Generator, seed: int, b: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """z [2 PPL_BATCH, z_dim] and c [PPL_BATCH, c_dim] of batch b; redraws G's constant noise as `ppl2_wend` does."""
-    rng = torch.Generator().manual_seed(batch_seed(seed, b))
+    rng = torch.Generator().manual_seed(index_seed(seed, b))
     z = torch.randn([PPL_BATCH * 2, G.z_dim], generator=rng)
     c = labels_for(G, PPL_BATCH, rng)
     randomize_noise(G, rng)

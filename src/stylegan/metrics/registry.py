@@ -65,7 +65,7 @@ class MetricResult:
 MetricFn = Callable[[MetricOptions], dict[str, float]]
 METRICS: dict[str, MetricFn] = {}
 COUNTED: set[str] = set()  # metrics whose name states the generated-image count
-METRIC_MODULES = ("pixel_fd", "fid", "perceptual")
+METRIC_MODULES = ("pixel_fd", "fid", "perceptual", "equivariance")
 
 
 def register_metric(fn: MetricFn | None = None, *, counted: bool = False) -> Callable[[MetricFn], MetricFn] | MetricFn:
@@ -81,11 +81,13 @@ def register_metric(fn: MetricFn | None = None, *, counted: bool = False) -> Cal
 
 def counted_name(name: str, num_gen: int | None) -> str:
     """The name a counted metric is reported under: the count after the leading letters becomes `num_gen`
-    ("fid50k_full", 1000 -> "fid1k_full"; 64 -> "fid64_full"; "pr50k3_full", 2000 -> "pr2k3_full")."""
+    ("fid50k_full", 1000 -> "fid1k_full"; 64 -> "fid64_full"; "pr50k3_full", 2000 -> "pr2k3_full"); a name
+    that states no count gets it appended ("ppl2_wend", 1000 -> "ppl2_wend_1k")."""
     if num_gen is None:
         return name
     tag = f"{num_gen // 1000}k" if num_gen % 1000 == 0 else str(num_gen)
-    return re.sub(r"^([a-z]+)\d+k", lambda m: m.group(1) + tag, name, count=1)
+    counted, found = re.subn(r"^([a-z]+)\d+k", lambda m: m.group(1) + tag, name, count=1)
+    return counted if found else f"{name}_{tag}"
 
 
 def _ensure_registered() -> None:
