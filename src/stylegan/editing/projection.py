@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from .latents import LatentFileError, load_projected_w, save_projected_w
 
@@ -29,6 +30,8 @@ DISTANCES = ("lpips", "mse")
 W_AVG_SAMPLES = 10000
 W_AVG_SEED = 123
 LPIPS_MAX_SIZE = 256
+_8BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
+_MODES_FOR = {1: _8BIT_MODES, 3: _8BIT_MODES, 4: ("RGBA", "LA", "PA")}  # image modes that convert to G's channels
 _NOISE_PREFIX = "noise."
 _ADAM_PREFIX = "adam."
 
@@ -48,6 +51,23 @@ def learning_rate(t: float, initial_learning_rate: float = 0.1, rampdown_length:
 def w_noise_scale(t: float, w_std: float, initial_noise_factor: float = 0.05, noise_ramp_length: float = 0.75) -> float:
     """Appendix D: std of the noise added to w, sigma_w * 0.05 * max(0, 1 - t / 0.75)^2."""
     return w_std * initial_noise_factor * max(0.0, 1.0 - t / noise_ramp_length) ** 2
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def image_to_target(img: Image.Image, channels: int, resolution: int) -> np.ndarray:
+    """A PIL image -> HWC uint8 with `channels` channels, centre-cropped to a square and Lanczos-resized to
+    `resolution` (as the official projector prepares its target); ValueError for modes that do not convert."""
+    if img.mode not in _MODES_FOR.get(channels, ()):
+        raise ValueError(f"a {img.mode} image cannot be matched to the network's {channels} channel(s)")
+    img = img.convert({1: "L", 3: "RGB", 4: "RGBA"}[channels])  # RGB -> L for 1-channel networks, alpha dropped for RGB
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
+    img = img.resize((resolution, resolution), Image.LANCZOS)
+    arr = np.array(img, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
 
 
 # ----------------------------------------------------------------------------- noise maps

@@ -15,6 +15,7 @@ import torch
 from ..nn import FullyConnectedLayer
 from ..ops import NOISE_MODES, design_lowpass_filter, fast_paths_enabled, filtered_lrelu
 from ..ops.fastpath import prefer_cpu_kernels, under_transform
+from ..ops.modconv import grouped_modconv_enabled
 from .config import JsonConfig
 from . import stylegan2
 from .stylegan2 import MappingConfig, _assert_shape, _block_dtype
@@ -172,6 +173,7 @@ def modulated_conv2d(
     if kh * kw > 1 and x.dtype == torch.float32 and fast_paths_enabled() and prefer_cpu_kernels(x) and not graph \
             and not under_transform(x):
         return _modconv_shared(x, w, s, demodulate, padding, input_gain)
+    w_shared = w  # [O,I,k,k], pre-normalised
     w = w.unsqueeze(0) * s.unsqueeze(1).unsqueeze(3).unsqueeze(4)  # [N,O,I,k,k]
     if demodulate:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N,O]
@@ -179,6 +181,10 @@ def modulated_conv2d(
     if input_gain is not None:
         input_gain = input_gain.expand(batch_size, in_channels)
         w = w * input_gain.unsqueeze(1).unsqueeze(3).unsqueeze(4)
+    if not grouped_modconv_enabled():  # the same sums with one weight for the batch (ops.modconv.grouped_modconv)
+        scale = s if input_gain is None else s * input_gain
+        y = torch.nn.functional.conv2d(x * scale.reshape(batch_size, -1, 1, 1).to(x.dtype), w_shared.to(x.dtype), padding=padding)
+        return y * dcoefs.reshape(batch_size, -1, 1, 1).to(y.dtype) if demodulate else y
     if kh == kw == 1 and padding == 0 and x.dtype == torch.float32 and fast_paths_enabled():
         # Fast path: a 1x1 grouped convolution is a batched matrix product (faster on CPU, same sums).
         y = torch.bmm(w.reshape(batch_size, out_channels, in_channels), x.reshape(batch_size, in_channels, -1))

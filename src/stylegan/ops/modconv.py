@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
 from .conv2d_resample import conv2d_resample
 from . import fastpath
 from .upfirdn2d import Padding, parse_padding
+
+_grouped = threading.local()  # per-thread override set by `grouped_modconv`
+
+
+def grouped_modconv_enabled() -> bool:
+    """False inside `with grouped_modconv(False)` in this thread, else True."""
+    return getattr(_grouped, "enabled", True)
+
+
+@contextmanager
+def grouped_modconv(enabled: bool = True) -> Iterator[None]:
+    """`with grouped_modconv(False): ...` (this thread only): modulated convolutions never run as one convolution
+    with a group per sample (NVIDIA's fused modconv, whose group count is the batch size) but as the same sums with
+    one weight shared by the batch: activations scaled by the styles before, by the demodulation coefficients after
+    (eqs. 1-3 rearranged). Graphs with a dynamic batch size (ONNX, TorchScript) need that form."""
+    previous = getattr(_grouped, "enabled", None)
+    _grouped.enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del _grouped.enabled
+        else:
+            _grouped.enabled = previous
 
 
 def modulated_conv2d(
@@ -34,6 +61,7 @@ def modulated_conv2d(
     out_channels, in_channels, kh, kw = weight.shape
     assert x.ndim == 4 and x.shape[1] == in_channels, (x.shape, weight.shape)
     assert styles.shape == (batch_size, in_channels), (styles.shape, batch_size, in_channels)
+    fused_modconv = fused_modconv and grouped_modconv_enabled()
     if fastpath.fast_paths_enabled() and x.dtype == weight.dtype == styles.dtype == torch.float32:
         return _modconv_fast(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv)
     return _modconv_ref(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv)
