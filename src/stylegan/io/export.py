@@ -195,7 +195,9 @@ def run_exported(data: bytes, fmt: str, inputs: Sequence[torch.Tensor], names: S
         options.log_severity_level = 3
         session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         return session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
-    module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in PyTorch 2.x, still supported
+        module = torch.jit.load(io.BytesIO(data), map_location="cpu")
     with torch.no_grad():
         return module(*inputs).numpy()
 
