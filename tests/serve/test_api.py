@@ -191,7 +191,13 @@ def test_projection_in_the_background(client):
         time.sleep(0.2)
         job = client.get(f"/api/project/{job['id']}").json()
     assert job["error"] is None and job["step"] == 3 and job["distance"] >= 0
-    assert _png(client, network="sg2", latent=job["latent"]).shape == (32, 32, 3)
+    projected = _png(client, network="sg2", latent=job["latent"])
+    # Its ws alone (downloaded, uploaded again) render with the network's stored noise maps, not the optimised ones.
+    w_file = client.post("/api/ws", json={"network": "sg2", "latent": job["latent"]}).content
+    bare = client.post("/api/latents?network=sg2", content=w_file).json()["latent"]
+    assert not np.array_equal(_png(client, network="sg2", latent=bare), projected)
+    assert np.array_equal(_png(client, network="sg2", latent=bare, noise_mode="none"),
+                          _png(client, network="sg2", latent=job["latent"], noise_mode="none"))
     assert client.get("/api/project/p999").status_code == 404
     r = client.post("/api/project?network=sg2&steps=0", content=buf.getvalue())
     assert r.status_code == 400 and "steps 0" in r.json()["error"]

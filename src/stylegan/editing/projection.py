@@ -11,10 +11,11 @@ whose state travels with the saved state, so a resumed run continues exactly.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,22 @@ def noise_regularization(noise_maps: Iterable[torch.Tensor]) -> torch.Tensor:
                 break
             x = F.avg_pool2d(x, kernel_size=2)
     return reg
+
+
+@contextlib.contextmanager
+def noise_maps_set(G: torch.nn.Module, noise: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Temporarily set G.synthesis's noise buffers named in `noise` (a projection's optimised maps)."""
+    bufs = dict(G.synthesis.named_buffers())
+    saved = {k: bufs[k].clone() for k in noise}
+    with torch.no_grad():
+        for k, v in noise.items():
+            bufs[k].copy_(v)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for k, v in saved.items():
+                bufs[k].copy_(v)
 
 
 @torch.no_grad()

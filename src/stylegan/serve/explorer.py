@@ -9,7 +9,6 @@ import itertools
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..editing.latents import LatentFileError, load_projected_w
-from ..editing.projection import DISTANCES, SPACES, ProjectionStep, image_to_target, load_projected_noise, project
+from ..editing.projection import (DISTANCES, SPACES, ProjectionStep, image_to_target, load_projected_noise,
+                                  noise_maps_set, project)
 from ..io.load import NetworkLoadError, load_network
 from .render import Frame, NetworkSlot, RenderError, RenderParams, encode, frame_ws, open_slot, parse_params, render
 from .worker import RenderWorker
@@ -126,24 +126,10 @@ class Explorer:
         np.savez(buf, w=ws.numpy().astype(np.float32))
         return buf.getvalue()
 
-    @contextlib.contextmanager
-    def _latent_noise(self, slot: NetworkSlot, p: RenderParams) -> Iterator[None]:
+    def _latent_noise(self, slot: NetworkSlot, p: RenderParams) -> contextlib.AbstractContextManager:
         """A projected latent renders with its optimised noise maps (in 'const' noise mode), as `generate --projected-w`."""
         noise = self.noise.get((slot.name, p.latent)) if p.latent is not None and p.noise_mode == "const" else None
-        if not noise:
-            yield
-            return
-        bufs = dict(slot.G.synthesis.named_buffers())
-        saved = {k: bufs[k].clone() for k in noise}
-        with torch.no_grad():
-            for k, v in noise.items():
-                bufs[k].copy_(v)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for k, v in saved.items():
-                    bufs[k].copy_(v)
+        return noise_maps_set(slot.G, noise) if noise else contextlib.nullcontext()
 
     # ------------------------------------------------------------------------- latents
 
