@@ -27,6 +27,12 @@ from stylegan.serve.worker import SUPERSEDED, RenderWorker  # noqa: E402
 def nets(tmp_path_factory):
     d = tmp_path_factory.mktemp("nets")
     assert main(["init", "--preset", "sg2-32", "--seed", "1", "--out", str(d / "sg2.safetensors")]) == 0
+    net = load_network(d / "sg2.safetensors")
+    with torch.no_grad():  # fresh networks have zero noise strengths; noise maps must matter here
+        for name, p in net.G_ema.named_parameters():
+            if name.endswith("noise_strength"):
+                p.fill_(0.3)
+    net.save(d / "sg2.safetensors")
     assert main(["init", "--preset", "sg2-32", "--seed", "2", "--c-dim", "3", "--out", str(d / "cond.safetensors")]) == 0
     return d
 
