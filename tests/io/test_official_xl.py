@@ -18,7 +18,7 @@ from xl_pickle import FOREIGN_MODULES, ProjectedDiscriminator, _DillType, _Reduc
 from stylegan import load_network
 from stylegan.cli.main import main as cli_main
 from stylegan.io import official_xl
-from stylegan.io.load import NetworkLoadError
+from stylegan.io.errors import NetworkLoadError
 from stylegan.io.safe_pickle import Inert, TorchModule, safe_load
 from stylegan.models import stylegan_xl
 

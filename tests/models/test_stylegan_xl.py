@@ -1,21 +1,21 @@
 """StyleGAN-XL generator: the growth function against values worked out by hand from SuperresGenerator's formulas,
-the paper's layer counts, the config round trip and history check, the class embedding and the mapping's label
-and truncation semantics against naive re-statements of the official code."""
+the paper's layer counts, the history check, the class embedding and the mapping's label and truncation semantics
+against naive re-statements of the official code. What every generator keeps (spec round trip, save and load,
+num_ws, truncation, label errors, float64-free forward and backward) is checked on the registered tiny XL
+configs by tests/models/test_contract.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 from importlib import resources
 
 import pytest
 import torch
 
 from stylegan.models import stylegan3
-from stylegan.models.registry import build_network, network_spec
 from stylegan.models.stylegan_xl import (
-    Generator, GeneratorConfig, GrowthStage, LayerConfig, MappingConfig, StageHistory, drop_critical, grow, grow_generator,
+    Generator, GeneratorConfig, GrowthStage, MappingConfig, StageHistory, SynthesisConfig, drop_critical, grow, grow_generator,
     history_layers, imagenet_class_embedding, stem_layers, superres_head, xl_config,
 )
 
@@ -28,8 +28,12 @@ def tiny(c_dim: int = 4, stages: tuple[int, ...] = (), class_embed: str = "rando
     history = StageHistory(stem_resolution=8, stem=stylegan3.SynthesisConfig(channel_base=256, channel_max=16, num_layers=4),
                            stages=[GrowthStage(f, 3) for f in stages])
     layers, res = history_layers(history, 3)
-    return GeneratorConfig(z_dim=8, c_dim=c_dim, w_dim=16, img_resolution=res, layers=layers, history=history,
+    return GeneratorConfig(z_dim=8, c_dim=c_dim, w_dim=16, img_resolution=res, synthesis=SynthesisConfig(layers=layers), history=history,
                            mapping=MappingConfig(embed_classes=embed_classes, embed_features=6, class_embed=class_embed))
+
+
+def with_layers(cfg: GeneratorConfig, layers: list, **changes) -> GeneratorConfig:
+    return dataclasses.replace(cfg, synthesis=SynthesisConfig(layers=layers), **changes)
 
 
 # ----------------------------------------------------------------------------- growth
@@ -109,7 +113,7 @@ def test_paper_layer_count_at_1024():
     assert res == 1024 and len(layers) == 39 and len(layers) + 1 == 40
     assert layers[-1].name == "L39_1024_3" and "L8" not in {lc.name.split("_")[0] for lc in layers}  # one gap: L8
     cfg = xl_config(1024, final_head_layers=5)
-    assert [lc.name for lc in cfg.layers] == [lc.name for lc in layers]
+    assert [lc.name for lc in cfg.synthesis.layers] == [lc.name for lc in layers]
     with pytest.raises(ValueError, match="head_layers must exceed 2"):
         grow(layers, 1024, GrowthStage(2, 2), STEM, 3)
     with pytest.raises(ValueError, match="up_factor"):
@@ -119,22 +123,15 @@ def test_paper_layer_count_at_1024():
 # ----------------------------------------------------------------------------- config
 
 
-def test_config_round_trip_and_registry():
-    cfg = tiny(stages=(2,))
-    assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
-    G = build_network({"family": "stylegan_xl", "kind": "generator", "config": cfg.to_dict()})
-    assert network_spec(G) == {"family": "stylegan_xl", "kind": "generator", "config": cfg.to_dict()}
-    assert G.num_ws == G.mapping.num_ws == len(cfg.layers) + 1 == G.synthesis.num_ws
-
-
 def test_history_mismatch_is_refused():
     cfg = tiny(stages=(2,))
-    bad = dataclasses.replace(cfg, layers=[*cfg.layers[:-2], dataclasses.replace(cfg.layers[-2], out_cutoff=7.5), cfg.layers[-1]])
+    layers = cfg.synthesis.layers
+    bad = with_layers(cfg, [*layers[:-2], dataclasses.replace(layers[-2], out_cutoff=7.5), layers[-1]])
     with pytest.raises(ValueError, match=r"disagree with its stage history .*: layer L\d+_\w+: out_cutoff is 7.5"):
         Generator(bad)
     Generator(dataclasses.replace(bad, history=None))  # without a history the explicit layers are the truth
     with pytest.raises(ValueError, match="takes 16 channels of 28² but L0_28_16 gives 7"):
-        Generator(dataclasses.replace(cfg, history=None, layers=[dataclasses.replace(cfg.layers[0], out_channels=7), *cfg.layers[1:]]))
+        Generator(with_layers(cfg, [dataclasses.replace(layers[0], out_channels=7), *layers[1:]], history=None))
 
 
 def test_class_embedding_limits():
@@ -193,7 +190,7 @@ def test_labels_enter_through_argmax_and_truncation_is_class_wise():
             assert torch.allclose(G.mapping(z, c, truncation_psi=psi, truncation_cutoff=cutoff), naive_mapping(G, z, c, psi, cutoff), atol=1e-5)
         hard = torch.nn.functional.one_hot(torch.tensor([2, 0, 1, 1, 0]), 4).float()  # argmax: all-zero row -> 0, ties -> first
         assert torch.equal(G.mapping(z, c, truncation_psi=0.7), G.mapping(z, hard, truncation_psi=0.7))
-    with pytest.raises(ValueError, match=r"c must have shape \[5, 4\]"):
+    with pytest.raises(ValueError, match=r"c must have shape \[N, 4\]"):
         G.mapping(z, None)
 
 
@@ -214,13 +211,10 @@ def test_update_emas_tracks_each_class_sample_by_sample():
 
 
 def test_unconditional_network_keeps_the_embedding_and_a_global_w_avg():
-    G = Generator(tiny(c_dim=0))
-    sd = G.state_dict()
+    sd = Generator(tiny(c_dim=0)).state_dict()
     assert sd["mapping.embed.weight"].shape == (8, 6) and "mapping.embed_proj.weight" not in sd
     assert sd["mapping.w_avg"].shape == (16,) and sd["mapping.fc0.weight"].shape == (16, 8)
-    with torch.no_grad():
-        img = G(torch.randn(2, 8), None, truncation_psi=0.5, noise_mode="const")
-    assert img.shape == (2, 3, 8, 8)
+    assert Generator(tiny(c_dim=4)).state_dict()["mapping.w_avg"].shape == (4, 16)  # one average per class
 
 
 def test_grow_generator_keeps_the_stem_weights():
@@ -228,23 +222,12 @@ def test_grow_generator_keeps_the_stem_weights():
     G = Generator(tiny())
     big = grow_generator(G, GrowthStage(2, 3))
     assert big.img_resolution == 16 and big.config.history.stages == [GrowthStage(2, 3)]
-    kept = {lc.name for lc in drop_critical(G.config.layers)}
+    assert big.num_ws == len(big.config.synthesis.layers) + 1 == 2 + 4 + 1  # 2 kept + 3 head + ToRGB layers, one w each, + 1 for the Fourier features
+    kept = {lc.name for lc in drop_critical(G.config.synthesis.layers)}
     small, grown = G.state_dict(), big.state_dict()
     for key, value in small.items():
         if key.startswith(("mapping.", "synthesis.input.")) or key.split(".")[1] in kept:
             assert torch.equal(grown[key], value), key
-    assert {k.split(".")[1] for k in grown if k.startswith("synthesis.L")} - {"input"} == {lc.name for lc in big.config.layers}
+    assert {k.split(".")[1] for k in grown if k.startswith("synthesis.L")} - {"input"} == {lc.name for lc in big.config.synthesis.layers}
     with torch.no_grad():
         assert big(torch.randn(1, 8), torch.eye(4)[:1]).shape == (1, 3, 16, 16)
-
-
-def test_forward_and_backward_without_float64():
-    from test_stylegan2 import _NoFloat64
-
-    G = Generator(tiny(stages=(2,)))
-    z = torch.randn(2, 8)
-    with _NoFloat64():
-        img = G(z, torch.eye(4)[:2], truncation_psi=0.8, update_emas=True)
-        img.square().mean().backward()
-    assert img.dtype == torch.float32 and G.mapping.fc0.weight.grad is not None
-    assert math.isfinite(float(G.synthesis.input.weight.grad.abs().sum()))

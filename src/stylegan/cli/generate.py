@@ -1,28 +1,27 @@
 """Generate images for a list of seeds, drawing latents as NVIDIA's gen_images.py does, or render projected ws.
 
 StyleGAN-XL networks follow StyleGAN-XL's gen_images.py: without --class, each seed draws its own class;
-truncation is class-wise (or towards the nearest of --centroids); pixels are (x + 1) * 127.5, truncated."""
+truncation is class-wise (or towards the nearest of --centroids); pixels are (x + 1) * 255 / 2, truncated."""
 
 from __future__ import annotations
 
 import argparse
 import re
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from ..editing.latents import LatentFileError, load_projected_w
 from ..editing.projection import load_projected_noise
-from ..editing.sampling import load_centroids, one_hot, seed_classes, seed_ws
+from ..editing.sampling import nearest_centroids
+from ..io.images import hwc_uint8, to_uint8_for
 from ..io.load import load_network
+from ..models.common import Generator, truncate
 from ..models.stylegan3 import set_transform
-from ..models.stylegan_xl import Generator as XLGenerator
 from ..ops import NOISE_MODES
-from .common import CliError, parse_float_pair, parse_int_list, resolve_device
+from .common import CliError, centroids_arg, parse_float_pair, parse_int_list, resolve_device, seed_labels, seed_to_z, to_pil
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,34 +51,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
-    """z = RandomState(seed).randn(1, z_dim), as NVIDIA's tools draw it."""
-    return np.random.RandomState(seed).randn(1, z_dim).astype(np.float32)
-
-
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[C,H,W] in [-1,1] -> HWC uint8 (x * 127.5 + 128, clamped), as the official tools convert."""
-    return (img.permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
-
-
-def to_uint8_xl(img: torch.Tensor) -> np.ndarray:
-    """[C,H,W] in [-1,1] -> HWC uint8 as StyleGAN-XL's gen_utils.w_to_img: (x + 1) * 255 / 2, clamped, truncated."""
-    return ((img + 1) * 255 / 2).permute(1, 2, 0).clamp(0, 255).to(torch.uint8).cpu().numpy()
-
-
-def pixel_converter(G: torch.nn.Module) -> Callable[[torch.Tensor], np.ndarray]:
-    """The uint8 conversion of the official tools of `G`'s family."""
-    return to_uint8_xl if isinstance(G, XLGenerator) else to_uint8
-
-
-def to_pil(arr: np.ndarray) -> Image.Image:
-    if arr.shape[2] == 1:
-        return Image.fromarray(arr[:, :, 0], "L")
-    if arr.shape[2] in (3, 4):
-        return Image.fromarray(arr, "RGB" if arr.shape[2] == 3 else "RGBA")
-    raise CliError(f"cannot save {arr.shape[2]}-channel images as PNG (use --raw)")
-
-
 def run(args: argparse.Namespace) -> None:
     if (args.seeds is None) == (args.projected_w is None):
         raise CliError("pass either --seeds or --projected-w (one of the two)")
@@ -106,11 +77,8 @@ def run(args: argparse.Namespace) -> None:
             what = "seeds" if args.projected_w is None else f"ws in {args.projected_w}"
             raise CliError(f"--grid {args.grid}: expected RxC with R*C = number of {what} ({len(names)})")
         grid = int(m.group(1)), int(m.group(2))
+    labels = None if args.projected_w is not None else seed_labels(G, args.seeds, args.class_idx, device)
     centroids = centroids_arg(args.centroids, G)
-    xl_seeds = args.projected_w is None and (isinstance(G, XLGenerator) or centroids is not None)
-    if xl_seeds:
-        check_class(G.c_dim, args.class_idx)
-    c = None if args.projected_w is not None or xl_seeds else class_label(G.c_dim, args.class_idx, device)
     if args.translate is not None or args.rotate is not None:
         try:
             set_transform(G, args.translate or (0.0, 0.0), args.rotate or 0.0)
@@ -122,10 +90,8 @@ def run(args: argparse.Namespace) -> None:
     args.outdir.mkdir(parents=True, exist_ok=True)
     if args.projected_w is not None:
         tiles = _render_projected(G, ws.to(device), noise, args)
-    elif xl_seeds:
-        tiles = _render_seed_ws(G, centroids, args)
     else:
-        tiles = _render_seeds(G, c, device, args)
+        tiles = _render_seeds(G, labels, centroids, device, args)
     if grid is not None:
         rows, cols = grid
         h, w, ch = tiles[0].shape
@@ -134,16 +100,15 @@ def run(args: argparse.Namespace) -> None:
     print(f"wrote {len(names)} image(s) to {args.outdir}")
 
 
-def _save(one: torch.Tensor, name: str, args: argparse.Namespace,
-          convert: Callable[[torch.Tensor], np.ndarray] = to_uint8) -> np.ndarray:
-    arr = convert(one)
+def _save(one: torch.Tensor, name: str, args: argparse.Namespace, G: Generator) -> np.ndarray:
+    arr = hwc_uint8(one, to_uint8_for(G))
     to_pil(arr).save(args.outdir / f"{name}.png")
     if args.raw:
         np.save(args.outdir / f"{name}.npy", one.cpu().numpy())
     return arr
 
 
-def _render_projected(G: torch.nn.Module, ws: torch.Tensor, noise: dict[str, torch.Tensor],
+def _render_projected(G: Generator, ws: torch.Tensor, noise: dict[str, torch.Tensor],
                       args: argparse.Namespace) -> list[np.ndarray]:
     """projNN.png for each w in the file, one per forward pass, with the file's noise maps in 'const' mode."""
     bufs = dict(G.synthesis.named_buffers())
@@ -155,11 +120,14 @@ def _render_projected(G: torch.nn.Module, ws: torch.Tensor, noise: dict[str, tor
             if args.noise_mode == "random":
                 torch.manual_seed(i)
             img = G.synthesis(ws[i : i + 1], noise_mode=args.noise_mode, force_fp32=args.fp32).float()
-            tiles.append(_save(img[0], f"proj{i:02d}", args, pixel_converter(G)))
+            tiles.append(_save(img[0], f"proj{i:02d}", args, G))
     return tiles
 
 
-def _render_seeds(G: torch.nn.Module, c: torch.Tensor | None, device: torch.device, args: argparse.Namespace) -> list[np.ndarray]:
+def _render_seeds(G: Generator, labels: torch.Tensor | None, centroids: torch.Tensor | None, device: torch.device,
+                  args: argparse.Namespace) -> list[np.ndarray]:
+    """seedNNNN.png for each seed, `labels` [len(seeds), c_dim] one per seed. With `centroids`, the untruncated w moves
+    towards its nearest centroid instead of the W average (multimodal truncation, as StyleGAN-XL's gen_utils)."""
     # Random noise is drawn per seed so that an image does not depend on its batch.
     batch = 1 if args.noise_mode == "random" else args.batch
     tiles = []
@@ -167,67 +135,17 @@ def _render_seeds(G: torch.nn.Module, c: torch.Tensor | None, device: torch.devi
         for start in tqdm(range(0, len(args.seeds), batch), desc="generate", unit="batch", disable=None):
             seeds = args.seeds[start : start + batch]
             z = torch.from_numpy(np.concatenate([seed_to_z(s, G.z_dim) for s in seeds])).to(device)
+            c = None if labels is None else labels[start : start + len(seeds)]
             if args.noise_mode == "random":
                 torch.manual_seed(seeds[0])
-            img = G(z, None if c is None else c.expand(len(seeds), -1), truncation_psi=args.trunc,
-                    truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode, force_fp32=args.fp32).float()
+            if centroids is None:
+                img = G(z, c, truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode,
+                        force_fp32=args.fp32).float()
+            else:
+                w = G.mapping(z, c)
+                ws = truncate(w, nearest_centroids(w[:, 0], centroids), args.trunc, args.trunc_cutoff)
+                img = G.synthesis(ws, noise_mode=args.noise_mode, force_fp32=args.fp32).float()
             for seed, one in zip(seeds, img):
-                tiles.append(_save(one, f"seed{seed:04d}", args))
+                tiles.append(_save(one, f"seed{seed:04d}", args, G))
     return tiles
 
-
-def _render_seed_ws(G: torch.nn.Module, centroids: torch.Tensor | None, args: argparse.Namespace) -> list[np.ndarray]:
-    """One seed at a time as StyleGAN-XL's gen_images.py (class drawn per seed without --class, truncation towards
-    the class's W average or the nearest centroid), synthesis --batch ws per pass."""
-    batch = 1 if args.noise_mode == "random" else args.batch
-    convert = pixel_converter(G)
-    tiles = []
-    with torch.no_grad():
-        ws = torch.cat([seed_ws(G, s, class_idx=args.class_idx, psi=args.trunc, cutoff=args.trunc_cutoff, centroids=centroids)[0]
-                        for s in args.seeds])
-        for start in tqdm(range(0, len(args.seeds), batch), desc="generate", unit="batch", disable=None):
-            seeds = args.seeds[start : start + batch]
-            if args.noise_mode == "random":
-                torch.manual_seed(seeds[0])
-            img = G.synthesis(ws[start : start + batch], noise_mode=args.noise_mode, force_fp32=args.fp32).float()
-            for seed, one in zip(seeds, img):
-                tiles.append(_save(one, f"seed{seed:04d}", args, convert))
-    return tiles
-
-
-def centroids_arg(path: Path | None, G: torch.nn.Module) -> torch.Tensor | None:
-    """The --centroids file for `G` (None without one); a bad file is a CliError."""
-    if path is None:
-        return None
-    try:
-        return load_centroids(path, G.w_dim)
-    except LatentFileError as e:
-        raise CliError(f"--centroids {e}") from None
-
-
-def check_class(c_dim: int, class_idx: int | None) -> None:
-    """--class must be absent for unconditional networks and in range for conditional ones."""
-    if c_dim == 0 and class_idx is not None:
-        raise CliError(f"--class {class_idx}: this network is unconditional (c_dim=0)")
-    if class_idx is not None and not 0 <= class_idx < c_dim:
-        raise CliError(f"--class {class_idx}: out of range, this network has {c_dim} classes (0..{c_dim - 1})")
-
-
-def seed_labels(G: torch.nn.Module, seeds: list[int], class_idx: int | None, device: torch.device) -> torch.Tensor | None:
-    """[len(seeds), c_dim] labels: --class for every seed; without it, StyleGAN-XL networks draw a class per seed
-    (`seed_classes`, as its tools do) and other conditional networks need --class."""
-    if isinstance(G, XLGenerator) and G.c_dim > 0 and class_idx is None:
-        return one_hot(np.concatenate([seed_classes(s, G.c_dim) for s in seeds]), G.c_dim, device)
-    c = class_label(G.c_dim, class_idx, device)
-    return None if c is None else c.expand(len(seeds), -1)
-
-
-def class_label(c_dim: int, class_idx: int | None, device: torch.device) -> torch.Tensor | None:
-    check_class(c_dim, class_idx)
-    if c_dim == 0:
-        return None
-    if class_idx is None:
-        raise CliError(f"this network is conditional (c_dim={c_dim}): pass --class K with 0 <= K < {c_dim}")
-    c = torch.zeros([1, c_dim], device=device)
-    c[0, class_idx] = 1
-    return c

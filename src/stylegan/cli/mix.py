@@ -14,11 +14,10 @@ import torch
 from tqdm import tqdm
 
 from ..editing.mixing import mix_styles
+from ..io.images import hwc_uint8, save_png
 from ..io.load import load_network
 from ..ops import NOISE_MODES
-from ..training.report import save_png
-from .common import CliError, parse_int_list, resolve_device
-from .generate import seed_labels, seed_to_z, to_pil, to_uint8
+from .common import CliError, parse_int_list, resolve_device, seed_labels, seed_to_z, to_pil
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> None:
         for (row, col), w in tqdm(jobs, desc="mix", unit="img", disable=None):
             if args.noise_mode == "random":
                 torch.manual_seed(row)
-            images[row, col] = to_uint8(G.synthesis(w[None], noise_mode=args.noise_mode)[0].float())
+            images[row, col] = hwc_uint8(G.synthesis(w[None], noise_mode=args.noise_mode)[0].float())
 
     args.outdir.mkdir(parents=True, exist_ok=True)
     for (row, col), arr in images.items():

@@ -14,11 +14,10 @@ import torch
 from tqdm import tqdm
 
 from ..editing.sampling import seed_ws
+from ..io.images import hwc_uint8, save_png, to_uint8_for
 from ..io.load import load_network
 from ..ops import NOISE_MODES
-from ..training.report import save_png
-from .common import CliError, parse_int_list, resolve_device
-from .generate import centroids_arg, check_class, pixel_converter, to_pil
+from .common import CliError, centroids_arg, check_class, parse_int_list, resolve_device, to_pil
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,14 +51,14 @@ def run(args: argparse.Namespace) -> None:
     for k in args.classes:
         check_class(G.c_dim, k)
     centroids = centroids_arg(args.centroids, G)
-    convert = pixel_converter(G)
+    convert = to_uint8_for(G)
     tiles = []
     torch.manual_seed(args.seed)  # noise inputs of --noise-mode random (StyleGAN-XL has none)
     with torch.no_grad():
         for k in tqdm(args.classes, desc="samplesheet", unit="class", disable=None):
             ws, _ = seed_ws(G, args.seed, n=args.samples_per_class, class_idx=k, psi=args.trunc, centroids=centroids)
             for i, w in enumerate(ws):
-                tiles.append(((k, i), convert(G.synthesis(w[None], noise_mode=args.noise_mode)[0].float())))
+                tiles.append(((k, i), hwc_uint8(G.synthesis(w[None], noise_mode=args.noise_mode)[0].float(), convert)))
 
     args.outdir.mkdir(parents=True, exist_ok=True)
     if args.cells:

@@ -15,11 +15,11 @@ import torch
 from tqdm import tqdm
 
 from ..editing.sampling import truncation_centers
+from ..io.images import hwc_uint8, labelled, save_png
 from ..io.load import load_network
+from ..models.common import truncate
 from ..ops import NOISE_MODES
-from ..training.report import labelled, save_png
-from .common import CliError, parse_int_list, resolve_device
-from .generate import seed_labels, seed_to_z, to_pil, to_uint8
+from .common import CliError, parse_int_list, resolve_device, seed_labels, seed_to_z, to_pil
 
 
 def parse_float_list(text: str) -> list[float]:
@@ -57,15 +57,13 @@ def run(args: argparse.Namespace) -> None:
             z = torch.from_numpy(seed_to_z(seed, G.z_dim)).to(device)
             c = None if labels is None else labels[i : i + 1]
             w = G.mapping(z, c)  # untruncated; every psi below moves the same w toward w_avg (of its class)
-            center = truncation_centers(G, w[:, 0], None if c is None else c.argmax(1).cpu().numpy())[:, None]
+            center = truncation_centers(G, w[:, 0], None if c is None else c.argmax(1).cpu().numpy())
             row = []
             for psi in args.psi:
-                ws = center.lerp(w, psi) if psi != 1 else w
-                if args.trunc_cutoff is not None:
-                    ws = torch.cat([ws[:, : args.trunc_cutoff], w[:, args.trunc_cutoff :]], dim=1)
+                ws = truncate(w, center, psi, args.trunc_cutoff)
                 if args.noise_mode == "random":
                     torch.manual_seed(seed)
-                row.append(to_uint8(G.synthesis(ws, noise_mode=args.noise_mode)[0].float()))
+                row.append(hwc_uint8(G.synthesis(ws, noise_mode=args.noise_mode)[0].float()))
             rows.append(row)
     args.outdir.mkdir(parents=True, exist_ok=True)
     if args.cells:

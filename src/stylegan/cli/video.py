@@ -16,11 +16,11 @@ from tqdm import tqdm
 
 from ..editing.interpolation import keyframe_interpolator, num_frames
 from ..editing.latents import LatentFileError, load_projected_w
+from ..io.images import hwc_uint8
 from ..io.load import load_network
 from ..io.video import FORMATS, VideoWriter
 from ..ops import NOISE_MODES
-from .common import CliError, parse_int_list, resolve_device
-from .generate import seed_labels, seed_to_z, to_uint8
+from .common import CliError, parse_int_list, resolve_device, seed_labels, seed_to_z
 
 VIDEO_KINDS = ("cubic", "linear", "slerp-z")
 
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> None:
                 lat = torch.cat([path(np.array([frame])) for path in paths])  # [cells, ...]
                 ws = G.mapping(lat, cell_labels, truncation_psi=args.trunc) if args.kind == "slerp-z" else lat
                 img = G.synthesis(ws, noise_mode=args.noise_mode).float()
-                tiles = np.stack([to_uint8(one) for one in img])  # [cells, H, W, C], row-major over the grid
+                tiles = np.stack([hwc_uint8(one) for one in img])  # [cells, H, W, C], row-major over the grid
                 _, h, w, ch = tiles.shape
                 canvas = tiles.reshape(grid_h, grid_w, h, w, ch).transpose(0, 2, 1, 3, 4)
                 video.append(canvas.reshape(grid_h * h, grid_w * w, ch))

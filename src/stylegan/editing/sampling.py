@@ -1,6 +1,7 @@
 """ws for seeds and classes as StyleGAN-XL's tools draw them (`torch_utils/gen_utils.get_w_from_seed`): z from
 RandomState(seed), classes drawn from RandomState(seed) when none is given, the untruncated w, then truncation
-towards the class's W average or, with centroids (multimodal truncation), the nearest centroid."""
+(`models.common.truncate`) towards the class's W average or, with centroids (multimodal truncation), the nearest
+centroid."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models.common import Generator, truncate
 from .latents import LatentFileError
 
 
@@ -39,32 +41,36 @@ def load_centroids(path: str | os.PathLike, w_dim: int) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float32))
 
 
-def truncation_centers(G: torch.nn.Module, w: torch.Tensor, classes: np.ndarray | None, centroids: torch.Tensor | None = None) -> torch.Tensor:
+def truncation_centers(G: Generator, w: torch.Tensor, classes: np.ndarray | None, centroids: torch.Tensor | None = None) -> torch.Tensor:
     """[N, w_dim] centres to truncate towards: the centroid nearest (L2) to each w [N, w_dim], else the class's W
     average (class-conditional StyleGAN-XL keeps one per class), else the W average."""
     if centroids is not None:
-        centroids = centroids.to(w.device)
-        return centroids[(centroids[None] - w[:, None]).norm(dim=2).argmin(1)]
-    w_avg = G.mapping.w_avg
+        return nearest_centroids(w, centroids)
+    w_avg = w_average(G)
     if w_avg.ndim == 2:
         return w_avg[torch.as_tensor(np.asarray(classes, dtype=np.int64), device=w_avg.device)]
     return w_avg[None].expand(w.shape[0], -1)
 
 
-def truncate(ws: torch.Tensor, centers: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
-    """w' = c + (w - c) psi for the first `cutoff` ws (all by default), in gen_utils' arithmetic."""
-    c = centers[:, None].expand(-1, ws.shape[1], -1)
-    out = c + (ws - c) * psi
-    if cutoff is None or cutoff >= ws.shape[1]:
-        return out
-    return torch.cat([out[:, :cutoff], ws[:, cutoff:]], dim=1)
+def nearest_centroids(w: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """[N, w_dim]: the centroid [K, w_dim] nearest (L2) to each w [N, w_dim]."""
+    centroids = centroids.to(w.device)
+    return centroids[(centroids[None] - w[:, None]).norm(dim=2).argmin(1)]
 
 
-def seed_ws(G: torch.nn.Module, seed: int, n: int = 1, class_idx: int | None = None, psi: float = 1.0,
+def w_average(G: Generator) -> torch.Tensor:
+    """`G.mapping.w_avg`: [w_dim], or [c_dim, w_dim] for a class-wise average."""
+    w_avg = G.mapping.w_avg
+    assert isinstance(w_avg, torch.Tensor)
+    return w_avg
+
+
+def seed_ws(G: Generator, seed: int, n: int = 1, class_idx: int | None = None, psi: float = 1.0,
             cutoff: int | None = None, centroids: torch.Tensor | None = None) -> tuple[torch.Tensor, np.ndarray | None]:
     """ws [n, num_ws, w_dim] and the classes of `n` samples of `seed` (classes None for unconditional networks):
-    z = RandomState(seed).randn(n, z_dim), classes `class_idx` or drawn by `seed_classes`."""
-    device = G.mapping.w_avg.device
+    z = RandomState(seed).randn(n, z_dim), classes `class_idx` or drawn by `seed_classes`; without centroids the
+    same ws as G.mapping(z, c, psi, cutoff)."""
+    device = w_average(G).device
     z = torch.from_numpy(np.random.RandomState(seed).randn(n, G.z_dim).astype(np.float32)).to(device)
     classes = None
     labels = None

@@ -9,31 +9,30 @@ import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
-from ..models import stylegan1, stylegan3, stylegan_xl
+from ..models import stylegan1, stylegan2, stylegan3, stylegan_xl
+from ..models.common import Generator
 from ..models.registry import build_network, network_spec
-from ..models.stylegan2 import Discriminator, Generator
 from . import official, official_xl
 from .checkpoint import read_checkpoint, save_checkpoint
+from .errors import NetworkLoadError
 from .mismatch import describe_mismatch
 from .safe_pickle import PersistentObject, TFNetwork, safe_load
 
 NETWORK_NAMES = ("G", "D", "G_ema")
-
-
-class NetworkLoadError(ValueError):
-    """A checkpoint could not be read; the message names the file and the problem."""
+__all__ = ["NETWORK_NAMES", "Network", "NetworkLoadError", "load_network"]
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 @dataclass
 class Network:
     """The networks of one checkpoint; absent ones are None."""
 
-    G_ema: torch.nn.Module | None = None
-    G: torch.nn.Module | None = None
+    G_ema: Generator | None = None
+    G: Generator | None = None
     D: torch.nn.Module | None = None
     source_format: str = "native"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -42,7 +41,7 @@ class Network:
         return {name: net for name in NETWORK_NAMES if (net := getattr(self, name)) is not None}
 
     @property
-    def generator(self) -> torch.nn.Module:
+    def generator(self) -> Generator:
         """G_ema if present (the one to sample from), else G."""
         net = self.G_ema if self.G_ema is not None else self.G
         if net is None:
@@ -53,7 +52,7 @@ class Network:
         """Write a native checkpoint (safetensors + JSON configs, atomic)."""
         save_checkpoint(path, {name: (network_spec(net), net.state_dict()) for name, net in self.networks().items()}, self.extra)
 
-    def to(self, device: torch.device | str) -> "Network":
+    def to(self, device: torch.device | str) -> Network:
         for net in self.networks().values():
             net.to(device)
         return self
@@ -112,7 +111,7 @@ def _load_native(p: Path) -> Network:
     return out
 
 
-def _with_state(net: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> torch.nn.Module:
+def _with_state(net: M, state: dict[str, torch.Tensor], what: str) -> M:
     """load_state_dict(strict) with a readable message listing what does not fit."""
     own = net.state_dict()
     state = {k: v.reshape([]) if k in own and own[k].ndim == 0 and v.shape == (1,) else v for k, v in state.items()}
@@ -134,14 +133,15 @@ def _with_state(net: torch.nn.Module, state: dict[str, torch.Tensor], what: str)
 
 
 def _build_official(name: str, module: str, class_name: str, init_kwargs: dict[str, Any], state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    net: torch.nn.Module
     if module == "training.networks_stylegan3":
         if class_name != "Generator":
             raise NetworkLoadError(f"{name}: unsupported class {module}.{class_name}")
         net = stylegan3.Generator(official.stylegan3_generator_config_from_official(init_kwargs))
     elif class_name == "Generator":
-        net = Generator(official.generator_config_from_official(init_kwargs, module))
+        net = stylegan2.Generator(official.generator_config_from_official(init_kwargs, module))
     elif class_name == "Discriminator":
-        net = Discriminator(official.discriminator_config_from_official(init_kwargs, module))
+        net = stylegan2.Discriminator(official.discriminator_config_from_official(init_kwargs, module))
     else:
         raise NetworkLoadError(f"{name}: unsupported class {module}.{class_name}")
     return _with_state(net, state, name)
@@ -268,18 +268,18 @@ def _load_tf(data: tuple[TFNetwork, TFNetwork, TFNetwork]) -> Network:
     from .tf_stylegan2 import from_tf_networks
 
     if tf_stylegan1.is_stylegan1(data[0], data[1]):  # NVlabs/stylegan (2019): G_style / D_basic
-        g_cfg, d_cfg, states = tf_stylegan1.from_tf_networks(*data)
+        g1, d1, states = tf_stylegan1.from_tf_networks(*data)
         out = Network(source_format="tf-stylegan1-pickle")
-        out.G = _with_state(stylegan1.Generator(g_cfg), states["G"], "G")
-        out.G_ema = _with_state(stylegan1.Generator(g_cfg), states["G_ema"], "G_ema")
-        out.D = _with_state(stylegan1.Discriminator(d_cfg), states["D"], "D")
+        out.G = _with_state(stylegan1.Generator(g1), states["G"], "G")
+        out.G_ema = _with_state(stylegan1.Generator(g1), states["G_ema"], "G_ema")
+        out.D = _with_state(stylegan1.Discriminator(d1), states["D"], "D")
         return out
 
-    g_cfg, d_cfg, states = from_tf_networks(*data)
+    g2, d2, states = from_tf_networks(*data)
     out = Network(source_format="tf-pickle")
-    out.G = _with_state(Generator(g_cfg), states["G"], "G")
-    out.G_ema = _with_state(Generator(g_cfg), states["G_ema"], "G_ema")
-    out.D = _with_state(Discriminator(d_cfg), states["D"], "D")
+    out.G = _with_state(stylegan2.Generator(g2), states["G"], "G")
+    out.G_ema = _with_state(stylegan2.Generator(g2), states["G_ema"], "G_ema")
+    out.D = _with_state(stylegan2.Discriminator(d2), states["D"], "D")
     return out
 
 
@@ -297,6 +297,6 @@ def _load_torch_file(p: Path) -> Network:
     g_cfg, d_cfg, states = from_rosinality(ckpt)
     out = Network(source_format="rosinality")
     for name, state in states.items():
-        net = Discriminator(d_cfg) if name == "D" else Generator(g_cfg)
+        net = stylegan2.Discriminator(d_cfg) if name == "D" and d_cfg is not None else stylegan2.Generator(g_cfg)
         setattr(out, name, _with_state(net, state, name))
     return out

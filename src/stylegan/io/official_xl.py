@@ -15,14 +15,15 @@ import dataclasses
 import os
 import pickle
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..models import stylegan3
-from ..models.stylegan_xl import GeneratorConfig, GrowthStage, LayerConfig, MappingConfig, StageHistory
-from .official import _SG3_SYNTHESIS_KEYS, _take
+from ..models.stylegan_xl import GeneratorConfig, GrowthStage, LayerConfig, MappingConfig, StageHistory, SynthesisConfig
+from .official import SG3_SYNTHESIS_KEYS, take_kwargs
 from .safe_pickle import Inert, ModuleRecord, PersistentObject, TorchModule, safe_load
 
 XL_MODULE = "training.networks_stylegan3_resetting"
@@ -117,19 +118,19 @@ def generator_config_from_official(entry: dict[str, Any], state: dict[str, torch
     map_init = dict(entry["mapping"]["init_kwargs"])
     w_dim = int(syn_init["w_dim"])
     img_channels = int(top.get("img_channels", syn_init.get("img_channels", 3)))
-    img_resolution = int(syn.get("img_resolution", top.get("img_resolution")))  # the mutated attribute: the real one
+    img_resolution = int(syn["img_resolution"] if "img_resolution" in syn else top["img_resolution"])  # the mutated attribute: the real one
 
     layers = []
     for item in entry["layers"]:
         kwargs = dict(item["init_kwargs"])
         if int(kwargs.pop("w_dim", w_dim)) != w_dim:
             raise ValueError(f"layer {item['name']}: w_dim differs from the synthesis network's {w_dim}")
-        layers.append(LayerConfig(name=str(item["name"]), **_take(kwargs, _LAYER_KEYS, set(), f"layer {item['name']} arguments")))
+        layers.append(LayerConfig(name=str(item["name"]), **take_kwargs(kwargs, _LAYER_KEYS, set(), f"layer {item['name']} arguments")))
     if "layer_names" in syn and list(syn["layer_names"]) != [lc.name for lc in layers]:
         raise ValueError("synthesis.layer_names do not name the listed layers in order")
     _check_input(entry["synthesis_input"]["init_kwargs"], layers[0] if layers else None)
 
-    mapping_kw = _take(map_init, _MAPPING_KEYS, _MAPPING_IGNORED, "mapping arguments")
+    mapping_kw = take_kwargs(map_init, _MAPPING_KEYS, _MAPPING_IGNORED, "mapping arguments")
     embed = state.get("mapping.embed.weight")
     if embed is None or embed.ndim != 2:
         raise ValueError("mapping.embed.weight (the class embedding) is missing")
@@ -140,8 +141,8 @@ def generator_config_from_official(entry: dict[str, Any], state: dict[str, torch
     )
     return GeneratorConfig(
         z_dim=int(top["z_dim"]), c_dim=int(top["c_dim"]), w_dim=w_dim,
-        img_resolution=img_resolution, img_channels=img_channels, mapping=mapping, layers=layers,
-        output_scale=float(syn.get("output_scale", syn_init.get("output_scale", 0.25))),
+        img_resolution=img_resolution, img_channels=img_channels, mapping=mapping,
+        synthesis=SynthesisConfig(layers=layers, output_scale=float(syn.get("output_scale", syn_init.get("output_scale", 0.25)))),
         history=_history(class_name, top, syn_init, img_resolution),
     )
 
@@ -160,7 +161,7 @@ def _history(class_name: str, top: dict[str, Any], syn_init: dict[str, Any], img
     """Stem + stages where the pickle determines them: a stem, or one super-resolution stage on it. Earlier stages
     of a network grown more than once are not recorded in it (their stems were separate files)."""
     stem_kw = {k: v for k, v in syn_init.items() if k not in ("w_dim", "img_resolution", "img_channels")}
-    stem = stylegan3.SynthesisConfig(**_take(stem_kw, _SG3_SYNTHESIS_KEYS, set(), "stem synthesis arguments"))
+    stem = stylegan3.SynthesisConfig(**take_kwargs(stem_kw, SG3_SYNTHESIS_KEYS, set(), "stem synthesis arguments"))
     stem_resolution = int(syn_init["img_resolution"])
     if class_name == "Generator":
         return StageHistory(stem_resolution=stem_resolution, stem=stem, stages=[])

@@ -58,7 +58,7 @@ class ModuleRecord:
             out.update(m.state_dict(f"{prefix}{name}."))
         return out
 
-    def submodules(self) -> dict[str, "ModuleRecord"]:
+    def submodules(self) -> dict[str, ModuleRecord]:
         """The non-None entries of `_modules`; anything but a module record is an error."""
         out = {}
         for name, m in (self.state.get("_modules") or {}).items():
@@ -94,7 +94,7 @@ class TorchModule(ModuleRecord):
 
     qualified_name = "torch.nn.modules.module.Module"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "TorchModule":
+    def __new__(cls, *args: Any, **kwargs: Any) -> TorchModule:
         obj = super().__new__(cls)
         obj.state = {}
         return obj
@@ -140,7 +140,7 @@ class Inert:
 
     qualified_name = "?"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Inert":
+    def __new__(cls, *args: Any, **kwargs: Any) -> Inert:
         obj = super().__new__(cls)
         obj.__dict__["args"] = args
         return obj

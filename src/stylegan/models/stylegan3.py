@@ -13,43 +13,38 @@ import numpy as np
 import torch
 
 from ..nn import FullyConnectedLayer
-from ..ops import NOISE_MODES, design_lowpass_filter, fast_paths_enabled, filtered_lrelu
-from ..ops.fastpath import prefer_cpu_kernels, under_transform
+from ..ops import NOISE_MODES, assert_shape, design_lowpass_filter, filtered_lrelu, modulated_conv2d_sg3
+from . import common
+from .common import GeneratorConfigBase, MappingSynthesisGenerator, block_dtype
 from .config import JsonConfig
-from . import stylegan2
-from .stylegan2 import MappingConfig, _assert_shape, _block_dtype
+from .stylegan2 import MappingConfig, MappingNetwork
 
 
 @dataclass
-class SynthesisConfig:
-    channel_base: int = 32768
-    channel_max: int = 512
+class SynthesisConfig(JsonConfig):
+    channel_base: int = 32768  # overall multiplier of the number of channels
+    channel_max: int = 512  # maximum number of channels in any layer
     num_layers: int = 14  # layers between the Fourier features and ToRGB
     num_critical: int = 2  # critically sampled layers at the end
-    first_cutoff: float = 2  # f_{c,0}
-    first_stopband: float = 2**2.1  # f_{t,0}
-    last_stopband_rel: float = 2**0.3  # f_{t,N} / f_{c,N}
+    first_cutoff: float = 2  # cutoff frequency of the first layer, f_{c,0}
+    first_stopband: float = 2**2.1  # minimum stopband of the first layer, f_{t,0}
+    last_stopband_rel: float = 2**0.3  # minimum stopband of the last layer relative to its cutoff, f_{t,N} / f_{c,N}
     margin_size: int = 10  # extra pixels around the image in the intermediate layers
-    output_scale: float = 0.25
+    output_scale: float = 0.25  # scale factor of the output image
     num_fp16_res: int = 4  # layers whose sampling rate is among the N highest run in fp16 on CUDA
-    conv_kernel: int = 3  # 3 for config T, 1 for config R (ToRGB is always 1x1)
+    conv_kernel: int = 3  # convolution kernel size: 3 for config T, 1 for config R (ToRGB is always 1x1)
     filter_size: int = 6  # low-pass taps relative to the lower rate when up/downsampling
     lrelu_upsampling: int = 2  # relative sampling rate of the nonlinearity
     use_radial_filters: bool = False  # radially symmetric (jinc) downsampling filters: config R
-    conv_clamp: float | None = 256
-    magnitude_ema_beta: float = 0.999
+    conv_clamp: float | None = 256  # clamp the outputs of convolution layers to +-X, None = no clamping
+    magnitude_ema_beta: float = 0.999  # decay of the input magnitude EMA of each layer
 
 
 @dataclass
-class GeneratorConfig(JsonConfig):
+class GeneratorConfig(GeneratorConfigBase):
     describe = "generator config"
-    z_dim: int = 512
-    c_dim: int = 0
-    w_dim: int = 512
-    img_resolution: int = 1024
-    img_channels: int = 3
-    mapping: MappingConfig = field(default_factory=lambda: MappingConfig(num_layers=2))
-    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
+    mapping: MappingConfig = field(default_factory=lambda: MappingConfig(num_layers=2))  # the mapping network
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)  # the alias-free synthesis network
 
 
 def stylegan3_config(config: str, img_resolution: int, z_dim: int = 512, w_dim: int = 512, c_dim: int = 0, img_channels: int = 3,
@@ -166,64 +161,13 @@ def synthesis_schedule(img_resolution: int, img_channels: int, cfg: SynthesisCon
 # ----------------------------------------------------------------------------- layers
 
 
-def modulated_conv2d(
-    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True, padding: int = 0,
-    input_gain: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """StyleGAN3's modulated convolution: weight and styles pre-normalised, per-sample weights
-    w'_oikk = w_oikk s_i / ||w' s||_o (demodulation) times an optional input gain, one grouped conv (with fast
-    paths on, 1x1 float32 convolutions as one batched matrix product, and larger float32 kernels on CPU as one
-    shared convolution of the scaled activations, see `_modconv_shared`)."""
-    batch_size = x.shape[0]
-    out_channels, in_channels, kh, kw = weight.shape
-    _assert_shape(x, [batch_size, in_channels, None, None], "modulated_conv2d x")
-    _assert_shape(styles, [batch_size, in_channels], "modulated_conv2d styles")
-    w = weight
-    s = styles
-    if demodulate:
-        w = w * w.square().mean([1, 2, 3], keepdim=True).rsqrt()
-        s = s * s.square().mean().rsqrt()
-    graph = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or styles.requires_grad)
-    if kh * kw > 1 and x.dtype == torch.float32 and fast_paths_enabled() and prefer_cpu_kernels(x) and not graph \
-            and not under_transform(x):
-        return _modconv_shared(x, w, s, demodulate, padding, input_gain)
-    w = w.unsqueeze(0) * s.unsqueeze(1).unsqueeze(3).unsqueeze(4)  # [N,O,I,k,k]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N,O]
-        w = w * dcoefs.unsqueeze(2).unsqueeze(3).unsqueeze(4)
-    if input_gain is not None:
-        input_gain = input_gain.expand(batch_size, in_channels)
-        w = w * input_gain.unsqueeze(1).unsqueeze(3).unsqueeze(4)
-    if kh == kw == 1 and padding == 0 and x.dtype == torch.float32 and fast_paths_enabled():
-        # Fast path: a 1x1 grouped convolution is a batched matrix product (faster on CPU, same sums).
-        y = torch.bmm(w.reshape(batch_size, out_channels, in_channels), x.reshape(batch_size, in_channels, -1))
-        return y.reshape(batch_size, out_channels, *x.shape[2:])
-    x = x.reshape(1, -1, *x.shape[2:])
-    w = w.reshape(-1, in_channels, kh, kw)
-    x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=padding, groups=batch_size)
-    return x.reshape(batch_size, -1, *x.shape[2:])
-
-
-def _modconv_shared(x: torch.Tensor, w: torch.Tensor, s: torch.Tensor, demodulate: bool, padding: int,
-                    input_gain: torch.Tensor | None) -> torch.Tensor:
-    """CPU inference path of `modulated_conv2d` (after the pre-normalisation): conv(x * s * gain, w) * dcoefs with
-    one weight shared by the batch on channels-last activations, which oneDNN runs faster than the grouped
-    convolution (its backward is slower, so training keeps the grouped one); dcoefs[n, o] =
-    rsqrt(sum_i s[n, i]^2 sum_k w[o, i, k]^2 + eps), eq. 3 as an [N,I] x [I,O] product."""
-    n = x.shape[0]
-    scale = s if input_gain is None else s * input_gain.expand(n, s.shape[1])
-    cl = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
-    y = torch.nn.functional.conv2d(torch.mul(x, scale.reshape(n, -1, 1, 1), out=cl), w, padding=padding)  # scale + layout in one pass
-    out = torch.empty(y.shape, dtype=y.dtype, device=y.device)  # back to NCHW in the last pass
-    if not demodulate:
-        return out.copy_(y)
-    d = (s.square() @ w.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N,O]
-    return torch.mul(y, d.reshape(n, -1, 1, 1), out=out)
-
-
 class SynthesisInput(torch.nn.Module):
     """Fourier features (§3.1): sinusoids of random frequencies in the band disc, rotated and translated per
     sample by an affine of w, then the user transform `transform` (the inverse of the wanted image transform)."""
+
+    transform: torch.Tensor
+    freqs: torch.Tensor
+    phases: torch.Tensor
 
     def __init__(self, w_dim: int, channels: int, size: int, sampling_rate: float, bandwidth: float) -> None:
         super().__init__()
@@ -241,13 +185,14 @@ class SynthesisInput(torch.nn.Module):
         self.affine = FullyConnectedLayer(w_dim, 4)
         with torch.no_grad():  # starts as the identity transform: (r_c, r_s, t_x, t_y) = (1, 0, 0, 0)
             self.affine.weight.zero_()
+            assert self.affine.bias is not None
             self.affine.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
         self.register_buffer("transform", torch.eye(3, 3))
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", phases)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        _assert_shape(w, [None, self.w_dim], "SynthesisInput w")
+        assert_shape(w, [None, self.w_dim], "SynthesisInput w")
         transforms = self.transform.unsqueeze(0)  # [1,3,3]
         freqs = self.freqs.unsqueeze(0)  # [1,C,2]
         phases = self.phases.unsqueeze(0)  # [1,C]
@@ -289,6 +234,10 @@ class SynthesisInput(torch.nn.Module):
 class SynthesisLayer(torch.nn.Module):
     """Modulated conv (input normalised by the magnitude EMA) -> filtered leaky ReLU (§3.2); ToRGB when last."""
 
+    magnitude_ema: torch.Tensor
+    up_filter: torch.Tensor | None
+    down_filter: torch.Tensor | None
+
     def __init__(self, w_dim: int, spec: LayerSpec, cfg: SynthesisConfig) -> None:
         super().__init__()
         self.w_dim = w_dim
@@ -315,8 +264,8 @@ class SynthesisLayer(torch.nn.Module):
             spec.down_taps, spec.out_cutoff, spec.out_half_width * 2, spec.tmp_sampling_rate, radial=spec.down_radial))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, force_fp32: bool = False, update_emas: bool = False) -> torch.Tensor:
-        _assert_shape(x, [None, self.in_channels, self.in_size, self.in_size], f"{self.spec.name} input")
-        _assert_shape(w, [x.shape[0], self.w_dim], f"{self.spec.name} w")
+        assert_shape(x, [None, self.in_channels, self.in_size, self.in_size], f"{self.spec.name} input")
+        assert_shape(w, [x.shape[0], self.w_dim], f"{self.spec.name} w")
         if update_emas:
             magnitude = x.detach().to(torch.float32).square().mean()
             self.magnitude_ema.copy_(magnitude.lerp(self.magnitude_ema, self.magnitude_ema_beta))
@@ -324,8 +273,8 @@ class SynthesisLayer(torch.nn.Module):
         styles = self.affine(w)
         if self.is_torgb:
             styles = styles * (1 / np.sqrt(self.in_channels * self.conv_kernel**2))
-        dtype = _block_dtype(self.use_fp16, force_fp32, True, x.device)
-        x = modulated_conv2d(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
+        dtype = block_dtype(self.use_fp16, force_fp32, True, x.device)
+        x = modulated_conv2d_sg3(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
                              padding=self.conv_kernel - 1, input_gain=input_gain)
         gain = 1 if self.is_torgb else np.sqrt(2)
         slope = 1 if self.is_torgb else 0.2
@@ -365,10 +314,10 @@ class SynthesisNetwork(torch.nn.Module):
         """`noise_mode` is accepted for a uniform calling convention; StyleGAN3 has no noise inputs."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        _assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
-        ws = ws.to(torch.float32).unbind(dim=1)
-        x = self.input(ws[0])
-        for name, w in zip(self.layer_names, ws[1:]):
+        assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
+        w_all = ws.to(torch.float32).unbind(dim=1)
+        x = self.input(w_all[0])
+        for name, w in zip(self.layer_names, w_all[1:]):
             x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas)
         if self.output_scale != 1:
             x = x * self.output_scale
@@ -379,23 +328,12 @@ class SynthesisNetwork(torch.nn.Module):
                 f"img_channels={self.img_channels}, num_layers={self.num_layers}")
 
 
-class Generator(stylegan2.MappingSynthesisGenerator):
-    """StyleGAN3 generator: G(z, c) = synthesis(mapping(z, c)), with the alias-free synthesis network."""
+class Generator(MappingSynthesisGenerator):
+    """StyleGAN3 generator: G(z, c) = synthesis(mapping(z, c)), with the alias-free synthesis network (which takes
+    `noise_mode` for the common calling convention and `force_fp32`)."""
 
     synthesis_class = SynthesisNetwork
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1,
-        truncation_cutoff: int | None = None,
-        update_emas: bool = False,
-        noise_mode: str = "random",
-        force_fp32: bool = False,
-    ) -> torch.Tensor:
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32, update_emas=update_emas)
+    mapping_class = MappingNetwork
 
 
 def make_transform(translate: tuple[float, float] = (0, 0), angle: float = 0) -> np.ndarray:
@@ -408,7 +346,7 @@ def make_transform(translate: tuple[float, float] = (0, 0), angle: float = 0) ->
     return m
 
 
-def set_transform(G: torch.nn.Module, translate: tuple[float, float] = (0, 0), angle: float = 0) -> None:
+def set_transform(G: common.Generator, translate: tuple[float, float] = (0, 0), angle: float = 0) -> None:
     """Make StyleGAN3 generator `G` translate and rotate its output: stores the inverse of
     `make_transform(translate, angle)` in `G.synthesis.input.transform`, as gen_images.py does."""
     inp = getattr(getattr(G, "synthesis", None), "input", None)

@@ -11,48 +11,51 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Literal
 
 import numpy as np
 import torch
 
 from ..nn import FullyConnectedLayer
-from ..ops import normalize_2nd_moment
+from ..ops import assert_shape, normalize_2nd_moment
 from . import stylegan3
+from .common import GeneratorConfigBase, MappingSynthesisGenerator, check_labels, truncate, update_w_avg
 from .config import JsonConfig
-from .stylegan2 import _assert_shape
 from .stylegan3 import LayerSpec, layer_spec, synthesis_schedule
 
-CLASS_EMBEDS = ("imagenet", "random")
+ClassEmbed = Literal["imagenet", "random"]
+CLASS_EMBEDS: tuple[ClassEmbed, ...] = typing.get_args(ClassEmbed)
 UP_FACTORS = (2, 4, 8, 16)  # SuperresGenerator's supported growth factors
 HEAD_NUM_CRITICAL = 2  # SuperresGenerator's exponents use num_critical=2 whatever the stem's
 
 
 @dataclass
-class LayerConfig:
+class LayerConfig(JsonConfig):
     """One synthesis layer: its official name and the official `SynthesisLayer` constructor arguments (w_dim aside)."""
 
-    name: str
-    is_torgb: bool
-    is_critically_sampled: bool
-    use_fp16: bool
-    in_channels: int
-    out_channels: int
-    in_size: int
-    out_size: int
-    in_sampling_rate: int
-    out_sampling_rate: int
-    in_cutoff: float
-    out_cutoff: float
-    in_half_width: float
-    out_half_width: float
-    conv_kernel: int = 3  # as passed; ToRGB uses 1x1 whatever this says
-    filter_size: int = 6
-    lrelu_upsampling: int = 2
-    use_radial_filters: bool = False
-    conv_clamp: float | None = 256
-    magnitude_ema_beta: float = 0.999
+    name: str  # official module name, L{index}_{out_size}_{out_channels}
+    is_torgb: bool  # the last layer: 1x1 modulated conv without demodulation, no nonlinearity
+    is_critically_sampled: bool  # cutoff at half the sampling rate (the last num_critical layers)
+    use_fp16: bool  # fp16 on CUDA (never on other devices)
+    in_channels: int  # number of input channels
+    out_channels: int  # number of output channels
+    in_size: int  # input width and height, margin included
+    out_size: int  # output width and height, margin included
+    in_sampling_rate: int  # input sampling rate, s
+    out_sampling_rate: int  # output sampling rate
+    in_cutoff: float  # input cutoff frequency, f_c
+    out_cutoff: float  # output cutoff frequency
+    in_half_width: float  # input transition band half-width, f_h
+    out_half_width: float  # output transition band half-width
+    conv_kernel: int = 3  # convolution kernel size as passed; ToRGB uses 1x1 whatever this says
+    filter_size: int = 6  # low-pass taps relative to the lower rate when up/downsampling
+    lrelu_upsampling: int = 2  # relative sampling rate of the nonlinearity
+    use_radial_filters: bool = False  # radially symmetric downsampling filters (config R)
+    conv_clamp: float | None = 256  # clamp the convolution output to +-X, None = no clamping
+    magnitude_ema_beta: float = 0.999  # decay of the input magnitude EMA
 
     def spec(self) -> LayerSpec:
         """What the layer derives from these arguments (rates, factors, taps, padding)."""
@@ -67,45 +70,47 @@ class LayerConfig:
 
 
 @dataclass
-class MappingConfig:
-    num_layers: int = 2
-    lr_multiplier: float = 0.01
-    w_avg_beta: float = 0.998
+class MappingConfig(JsonConfig):
+    num_layers: int = 2  # FC layers after the concatenation of z and the class embedding
+    lr_multiplier: float = 0.01  # learning rate multiplier of the FC layers
+    w_avg_beta: float = 0.998  # decay of the W average (one per class in a conditional network)
     embed_classes: int = 1000  # rows of the class embedding (the official one has ImageNet's 1000)
-    embed_features: int = 320
-    class_embed: str = "imagenet"  # initial embedding of a new network: the shipped ImageNet one, or "random"
+    embed_features: int = 320  # columns of the class embedding
+    class_embed: ClassEmbed = "imagenet"  # initial embedding of a new network: the shipped ImageNet one, or "random"
 
 
 @dataclass
-class GrowthStage:
+class SynthesisConfig(JsonConfig):
+    layers: list[LayerConfig] = field(default_factory=list)  # the synthesis layers in order, ToRGB last
+    output_scale: float = 0.25  # scale factor of the output image
+
+
+@dataclass
+class GrowthStage(JsonConfig):
     up_factor: int = 2  # resolution multiplier of the stage
     head_layers: int = 7  # new layers before ToRGB
 
 
 @dataclass
-class StageHistory:
+class StageHistory(JsonConfig):
     """How the layers came about: the stem's synthesis settings and the growth stages after it."""
 
-    stem_resolution: int = 16
-    stem: stylegan3.SynthesisConfig = field(default_factory=lambda: stylegan3.SynthesisConfig(num_layers=10))
-    stages: list[GrowthStage] = field(default_factory=list)
+    stem_resolution: int = 16  # output resolution of the stem
+    stem: stylegan3.SynthesisConfig = field(default_factory=lambda: stylegan3.SynthesisConfig(num_layers=10))  # the stem's settings
+    stages: list[GrowthStage] = field(default_factory=list)  # super-resolution stages, in order
 
 
 @dataclass
-class GeneratorConfig(JsonConfig):
+class GeneratorConfig(GeneratorConfigBase):
     """An XL generator: the explicit layer list (with official names) and, where known, the stage history
     it is recomputed from (a mismatch is refused)."""
 
     describe = "StyleGAN-XL generator config"
-    z_dim: int = 64
-    c_dim: int = 0
-    w_dim: int = 512
-    img_resolution: int = 16
-    img_channels: int = 3
-    mapping: MappingConfig = field(default_factory=MappingConfig)
-    layers: list[LayerConfig] = field(default_factory=list)
-    output_scale: float = 0.25
-    history: StageHistory | None = None
+    z_dim: int = 64  # input latent (Z) dimensionality
+    img_resolution: int = 16  # output resolution
+    mapping: MappingConfig = field(default_factory=MappingConfig)  # the class-embedding mapping network
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)  # the layers
+    history: StageHistory | None = None  # the stem and growth stages the layers come from; None = unknown
 
 
 # ----------------------------------------------------------------------------- layer schedule and growth
@@ -203,14 +208,12 @@ def _describe_history(history: StageHistory) -> str:
 def check_config(cfg: GeneratorConfig) -> None:
     """Refuse configs that cannot describe a working XL generator, with a message naming the problem."""
     m = cfg.mapping
-    if m.class_embed not in CLASS_EMBEDS:
-        raise ValueError(f"mapping.class_embed must be one of {CLASS_EMBEDS}, got {m.class_embed!r}")
     if cfg.c_dim > m.embed_classes:
         raise ValueError(f"c_dim={cfg.c_dim} exceeds the {m.embed_classes} rows of the class embedding; more than 1000 classes "
                          "need a random class embedding with a row per class (--class-embed random)")
     if m.class_embed == "imagenet" and (m.embed_classes, m.embed_features) != (1000, 320):
         raise ValueError(f"the ImageNet class embedding is 1000 x 320, not {m.embed_classes} x {m.embed_features}")
-    layers = cfg.layers
+    layers = cfg.synthesis.layers
     if not layers:
         raise ValueError("the config lists no synthesis layers")
     names = [lc.name for lc in layers]
@@ -226,17 +229,18 @@ def check_config(cfg: GeneratorConfig) -> None:
         raise ValueError(f"the last layer gives {layers[-1].out_channels} channels of {layers[-1].out_size}², not "
                          f"img_channels={cfg.img_channels} at img_resolution={cfg.img_resolution}")
     if cfg.history is not None:
-        _check_history(cfg)
+        _check_history(cfg, cfg.history)
 
 
-def _check_history(cfg: GeneratorConfig) -> None:
-    expected, resolution = history_layers(cfg.history, cfg.img_channels)
-    where = f"the config's layers disagree with its stage history ({_describe_history(cfg.history)})"
+def _check_history(cfg: GeneratorConfig, history: StageHistory) -> None:
+    expected, resolution = history_layers(history, cfg.img_channels)
+    where = f"the config's layers disagree with its stage history ({_describe_history(history)})"
+    layers = cfg.synthesis.layers
     if resolution != cfg.img_resolution:
         raise ValueError(f"{where}: the history gives {resolution}², the config says {cfg.img_resolution}²")
-    if len(expected) != len(cfg.layers):
-        raise ValueError(f"{where}: {len(cfg.layers)} layers listed, the history gives {len(expected)}")
-    for have, want in zip(cfg.layers, expected):
+    if len(expected) != len(layers):
+        raise ValueError(f"{where}: {len(layers)} layers listed, the history gives {len(expected)}")
+    for have, want in zip(layers, expected):
         for f in dataclasses.fields(LayerConfig):
             a, b = getattr(have, f.name), getattr(want, f.name)
             if a != b:
@@ -245,13 +249,12 @@ def _check_history(cfg: GeneratorConfig) -> None:
 
 def xl_config(img_resolution: int, c_dim: int = 0, img_channels: int = 3, z_dim: int = 64, w_dim: int = 512,
               stem_resolution: int = 16, stem: stylegan3.SynthesisConfig | None = None, head_layers: int = 7,
-              final_head_layers: int | None = None, class_embed: str = "imagenet") -> GeneratorConfig:
+              final_head_layers: int | None = None, class_embed: ClassEmbed = "imagenet") -> GeneratorConfig:
     """A new XL generator grown by x2 stages from `stem_resolution` to `img_resolution`, with train.py's settings
     for StyleGAN-XL (z 64, w 512, 2 mapping layers, twice StyleGAN3-T's channels, 10 stem layers as the README's
     stem command). `final_head_layers` sets the last stage's head (the paper uses 5 at 1024²)."""
-    if class_embed not in CLASS_EMBEDS:
-        raise ValueError(f"class_embed must be one of {CLASS_EMBEDS}, got {class_embed!r}")
-    if img_resolution < stem_resolution or img_resolution % stem_resolution or (img_resolution // stem_resolution) & (img_resolution // stem_resolution - 1):
+    factor = img_resolution // stem_resolution
+    if img_resolution < stem_resolution or img_resolution % stem_resolution or factor & (factor - 1):
         raise ValueError(f"img_resolution {img_resolution} must be the stem resolution {stem_resolution} times a power of two")
     if class_embed == "imagenet" and c_dim > 1000:
         raise ValueError(f"c_dim={c_dim}: the ImageNet class embedding has 1000 rows; more classes need class_embed='random' (--class-embed random)")
@@ -264,7 +267,7 @@ def xl_config(img_resolution: int, c_dim: int = 0, img_channels: int = 3, z_dim:
     layers, _ = history_layers(history, img_channels)
     mapping = MappingConfig(embed_classes=max(1000, c_dim), class_embed=class_embed)
     return GeneratorConfig(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-                           mapping=mapping, layers=layers, history=history)
+                           mapping=mapping, synthesis=SynthesisConfig(layers=layers), history=history)
 
 
 # ----------------------------------------------------------------------------- class embedding
@@ -291,6 +294,8 @@ class MappingNetwork(torch.nn.Module):
     """z, c -> w: normalised z concatenated with the normalised projection of the class embedding of argmax(c),
     2 FC layers, class-wise W average and truncation."""
 
+    w_avg: torch.Tensor
+
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int, cfg: MappingConfig) -> None:
         super().__init__()
         self.z_dim = z_dim
@@ -309,36 +314,24 @@ class MappingNetwork(torch.nn.Module):
             setattr(self, f"fc{idx}", FullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu", lr_multiplier=cfg.lr_multiplier))
         self.register_buffer("w_avg", torch.zeros([c_dim, w_dim] if c_dim > 0 else [w_dim]))
 
-    def classes(self, c: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """Class indices argmax(c) [N]: labels enter only through argmax (an all-zero row is class 0)."""
-        if c is None or c.ndim != 2 or c.shape[0] != batch or c.shape[1] != self.c_dim:
-            got = "none" if c is None else list(c.shape)
-            raise ValueError(f"this network is conditional: c must have shape [{batch}, {self.c_dim}], got {got}")
-        return c.argmax(1)
-
     def forward(self, z: torch.Tensor, c: torch.Tensor | None, truncation_psi: float = 1, truncation_cutoff: int | None = None,
                 update_emas: bool = False) -> torch.Tensor:
-        _assert_shape(z, [None, self.z_dim], "z")
-        if truncation_cutoff is None:
-            truncation_cutoff = self.num_ws
-        x = normalize_2nd_moment(z.to(torch.float32))
+        x = normalize_2nd_moment(assert_shape(z, [None, self.z_dim], "z").to(torch.float32))
         labels = None
-        if self.c_dim > 0:
-            labels = self.classes(c, z.shape[0])
-            y = normalize_2nd_moment(self.embed_proj(self.embed(labels)))
-            x = torch.cat([x, y], dim=1)
+        if self.embed_proj is not None:
+            labels = check_labels(c, self.c_dim).argmax(1)  # labels enter only through argmax: an all-zero row is class 0
+            x = torch.cat([x, normalize_2nd_moment(self.embed_proj(self.embed(labels)))], dim=1)
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
         if update_emas:
-            if labels is not None:  # one sample at a time, so a class seen twice moves twice
-                for i, label in enumerate(labels):
-                    self.w_avg[label].copy_(x[i].detach().lerp(self.w_avg[label], self.w_avg_beta))
+            if labels is None:
+                update_w_avg(self.w_avg, x, self.w_avg_beta)
             else:
-                self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+                for i, label in enumerate(labels):  # one sample at a time, so a class seen twice moves twice
+                    update_w_avg(self.w_avg[label], x[i : i + 1], self.w_avg_beta)
         x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:  # w' = w_avg[class] + psi (w - w_avg[class]): class-wise truncation (XL §3.1)
-            center = self.w_avg[labels].unsqueeze(1) if labels is not None else self.w_avg
-            x = torch.cat([center.lerp(x[:, :truncation_cutoff], truncation_psi), x[:, truncation_cutoff:]], dim=1)
+        if truncation_psi != 1:  # class-wise truncation towards w_avg[argmax c] (XL §3.1)
+            x = truncate(x, self.w_avg if labels is None else self.w_avg[labels], truncation_psi, truncation_cutoff)
         return x
 
     def extra_repr(self) -> str:
@@ -348,17 +341,17 @@ class MappingNetwork(torch.nn.Module):
 class SynthesisNetwork(torch.nn.Module):
     """ws [N, num_ws, w_dim] -> image: StyleGAN3's Fourier features and layers, built from an explicit layer list."""
 
-    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, layers: list[LayerConfig], output_scale: float) -> None:
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
         super().__init__()
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        self.num_ws = len(layers) + 1
-        self.output_scale = output_scale
-        first = layers[0]
+        self.num_ws = len(cfg.layers) + 1
+        self.output_scale = cfg.output_scale
+        first = cfg.layers[0]
         self.input = stylegan3.SynthesisInput(w_dim, first.in_channels, first.in_size, first.in_sampling_rate, first.in_cutoff)
-        self.layer_names = []
-        for lc in layers:
+        self.layer_names: list[str] = []
+        for lc in cfg.layers:
             setattr(self, lc.name, stylegan3.SynthesisLayer(w_dim, lc.spec(), lc.hyperparameters()))
             self.layer_names.append(lc.name)
 
@@ -370,26 +363,16 @@ class SynthesisNetwork(torch.nn.Module):
         return len(self.layer_names)
 
 
-class Generator(torch.nn.Module):
+class Generator(MappingSynthesisGenerator):
     """StyleGAN-XL generator: G(z, c) = synthesis(mapping(z, c)), official attribute and tensor names."""
 
-    def __init__(self, cfg: GeneratorConfig) -> None:
-        super().__init__()
-        check_config(cfg)
-        self.config = cfg
-        self.z_dim = cfg.z_dim
-        self.c_dim = cfg.c_dim
-        self.w_dim = cfg.w_dim
-        self.img_resolution = cfg.img_resolution
-        self.img_channels = cfg.img_channels
-        self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.layers, cfg.output_scale)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping)
+    synthesis_class = SynthesisNetwork
+    mapping_class = MappingNetwork
+    config: GeneratorConfig
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1, truncation_cutoff: int | None = None,
-                update_emas: bool = False, noise_mode: str = "random", force_fp32: bool = False) -> torch.Tensor:
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32, update_emas=update_emas)
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        check_config(cfg)
+        super().__init__(cfg)
 
 
 def grow_generator(G: Generator, stage: GrowthStage) -> Generator:
@@ -398,12 +381,12 @@ def grow_generator(G: Generator, stage: GrowthStage) -> Generator:
     cfg = G.config
     if cfg.history is None:
         raise ValueError("this generator's stage history is unknown; growth needs the stem's settings")
-    layers, resolution = grow(cfg.layers, cfg.img_resolution, stage, cfg.history.stem, cfg.img_channels)
+    layers, resolution = grow(cfg.synthesis.layers, cfg.img_resolution, stage, cfg.history.stem, cfg.img_channels)
     history = dataclasses.replace(cfg.history, stages=[*cfg.history.stages, dataclasses.replace(stage)])
-    new_cfg = dataclasses.replace(cfg, img_resolution=resolution, layers=layers, history=history,
-                                  mapping=dataclasses.replace(cfg.mapping))
+    new_cfg = dataclasses.replace(cfg, img_resolution=resolution, synthesis=dataclasses.replace(cfg.synthesis, layers=layers),
+                                  history=history, mapping=dataclasses.replace(cfg.mapping))
     grown = Generator(new_cfg).to(next(G.parameters()).device)
-    kept = set(lc.name for lc in drop_critical(cfg.layers))
+    kept = {lc.name for lc in drop_critical(cfg.synthesis.layers)}
     with torch.no_grad():
         own = grown.state_dict()
         for key, value in G.state_dict().items():
