@@ -290,24 +290,26 @@ class SynthesisLayer(torch.nn.Module):
                 f"up={s.up_factor}, down={s.down_factor}, is_torgb={s.is_torgb}, use_fp16={s.use_fp16}")
 
 
-class SynthesisNetwork(torch.nn.Module):
-    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (float32, not clamped): Fourier features, num_layers
-    alias-free layers, ToRGB, output scaling."""
+class SynthesisBase(torch.nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (float32, not clamped): Fourier features at the first layer's input
+    specification, then the given alias-free layers (ToRGB last), each built from its spec and settings, then output
+    scaling. StyleGAN3's synthesis network derives its layers from its schedule, StyleGAN-XL's lists them."""
 
-    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
+    num_layers: int
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, output_scale: float,
+                 layers: list[tuple[LayerSpec, SynthesisConfig]]) -> None:
         super().__init__()
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        self.num_layers = cfg.num_layers
-        self.num_ws = cfg.num_layers + 2
-        self.output_scale = cfg.output_scale
-        self.schedule = synthesis_schedule(img_resolution, img_channels, cfg)
-        first = self.schedule[0]
+        self.num_ws = len(layers) + 1
+        self.output_scale = output_scale
+        first = layers[0][0]
         self.input = SynthesisInput(w_dim, first.in_channels, first.in_size, first.in_sampling_rate, first.in_cutoff)
-        self.layer_names = []
-        for spec in self.schedule:
-            setattr(self, spec.name, SynthesisLayer(w_dim, spec, cfg))
+        self.layer_names: list[str] = []
+        for spec, layer_cfg in layers:
+            setattr(self, spec.name, SynthesisLayer(w_dim, spec, layer_cfg))
             self.layer_names.append(spec.name)
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False, update_emas: bool = False) -> torch.Tensor:
@@ -326,6 +328,16 @@ class SynthesisNetwork(torch.nn.Module):
     def extra_repr(self) -> str:
         return (f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, "
                 f"img_channels={self.img_channels}, num_layers={self.num_layers}")
+
+
+class SynthesisNetwork(SynthesisBase):
+    """StyleGAN3's synthesis network: num_layers alias-free layers and ToRGB, as `synthesis_schedule` derives them."""
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
+        schedule = synthesis_schedule(img_resolution, img_channels, cfg)
+        super().__init__(w_dim, img_resolution, img_channels, cfg.output_scale, [(spec, cfg) for spec in schedule])
+        self.num_layers = cfg.num_layers
+        self.schedule = schedule
 
 
 class Generator(MappingSynthesisGenerator):

@@ -22,7 +22,7 @@ import torch
 from ..nn import FullyConnectedLayer
 from ..ops import assert_shape, normalize_2nd_moment
 from . import stylegan3
-from .common import GeneratorConfigBase, MappingSynthesisGenerator, check_labels, truncate, update_w_avg
+from .common import GeneratorConfigBase, MappingNetworkBase, MappingSynthesisGenerator, check_labels, truncate, update_w_avg
 from .config import JsonConfig
 from .stylegan3 import LayerSpec, layer_spec, synthesis_schedule
 
@@ -290,20 +290,15 @@ def imagenet_class_embedding() -> torch.Tensor:
 # ----------------------------------------------------------------------------- networks
 
 
-class MappingNetwork(torch.nn.Module):
+class MappingNetwork(MappingNetworkBase):
     """z, c -> w: normalised z concatenated with the normalised projection of the class embedding of argmax(c),
     2 FC layers, class-wise W average and truncation."""
 
-    w_avg: torch.Tensor
+    num_ws: int
+    w_avg_beta: float
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int, cfg: MappingConfig) -> None:
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.num_ws = num_ws
-        self.num_layers = cfg.num_layers
-        self.w_avg_beta = cfg.w_avg_beta
+        super().__init__(z_dim, c_dim, w_dim, num_ws, cfg.num_layers, cfg.w_avg_beta)
         self.embed = torch.nn.Embedding(cfg.embed_classes, cfg.embed_features)  # present even without labels, as the official
         if cfg.class_embed == "imagenet":
             with torch.no_grad():
@@ -334,33 +329,14 @@ class MappingNetwork(torch.nn.Module):
             x = truncate(x, self.w_avg if labels is None else self.w_avg[labels], truncation_psi, truncation_cutoff)
         return x
 
-    def extra_repr(self) -> str:
-        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
 
-
-class SynthesisNetwork(torch.nn.Module):
-    """ws [N, num_ws, w_dim] -> image: StyleGAN3's Fourier features and layers, built from an explicit layer list."""
+class SynthesisNetwork(stylegan3.SynthesisBase):
+    """ws [N, num_ws, w_dim] -> image: StyleGAN3's Fourier features and layers, built from an explicit layer list
+    (each layer with its own settings); num_layers counts them all, ToRGB included."""
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
-        super().__init__()
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.num_ws = len(cfg.layers) + 1
-        self.output_scale = cfg.output_scale
-        first = cfg.layers[0]
-        self.input = stylegan3.SynthesisInput(w_dim, first.in_channels, first.in_size, first.in_sampling_rate, first.in_cutoff)
-        self.layer_names: list[str] = []
-        for lc in cfg.layers:
-            setattr(self, lc.name, stylegan3.SynthesisLayer(w_dim, lc.spec(), lc.hyperparameters()))
-            self.layer_names.append(lc.name)
-
-    forward = stylegan3.SynthesisNetwork.forward
-    extra_repr = stylegan3.SynthesisNetwork.extra_repr
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.layer_names)
+        super().__init__(w_dim, img_resolution, img_channels, cfg.output_scale, [(lc.spec(), lc.hyperparameters()) for lc in cfg.layers])
+        self.num_layers = len(cfg.layers)
 
 
 class Generator(MappingSynthesisGenerator):
