@@ -142,6 +142,11 @@ def test_init_needs_a_random_embedding_beyond_1000_classes(tmp_path, capsys):
                  "--out", str(out)]) == 0
     G = load_network(out).G_ema
     assert G.c_dim == 1001 and G.mapping.embed.weight.shape == (1001, 320) and G.img_resolution == 32 and G.num_ws == 17
+    sg2 = tmp_path / "sg2.safetensors"
+    for flags, words in ((["--resolution", "64"], ("--preset sg2-32: resolution 64", "only the StyleGAN-XL presets")),
+                         (["--class-embed", "random"], ("--preset sg2-32: class_embed 'random'",))):
+        one_line_error(capsys, main(["init", "--preset", "sg2-32", *flags, "--out", str(sg2)]), *words)
+    assert not sg2.exists()
 
 
 def test_mix_video_and_truncation_on_xl(g16, G, tmp_path):

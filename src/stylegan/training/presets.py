@@ -258,9 +258,10 @@ def network_preset(name: str, img_channels: int = 3, c_dim: int = 0, resolution:
         xl.mapping.num_layers = p.map_depth
         return xl, None
     if resolution not in (None, p.resolution):
-        raise ValueError(f"preset {name} is {p.resolution}x{p.resolution}; only StyleGAN-XL presets grow to another resolution")
+        raise ValueError(f"resolution {resolution}: a {p.resolution}x{p.resolution} StyleGAN2 preset; only the StyleGAN-XL presets grow to "
+                         "another resolution")
     if class_embed is not None:
-        raise ValueError(f"preset {name} has no class embedding; only StyleGAN-XL presets take one")
+        raise ValueError(f"class_embed {class_embed!r}: a StyleGAN2 preset has no class embedding; only the StyleGAN-XL presets take one")
     g = stylegan2.GeneratorConfig(z_dim=p.z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=p.resolution, img_channels=img_channels,
                                   mapping=stylegan2.MappingConfig(num_layers=p.map_depth),
                                   synthesis=stylegan2.SynthesisConfig(channel_base=p.channel_base, channel_max=p.channel_max))
