@@ -1,6 +1,7 @@
 """ONNX and TorchScript export: every family round-trips through the exported file within 1e-4 of the eager
 network (checked here independently of the export's own verification, at a batch size it was not traced with),
-graphs hold standard operators only, and the shared-weight modulated convolution equals the grouped one."""
+graphs hold standard operators only, StyleGAN-XL's labels still enter through argmax, and the shared-weight
+modulated convolution equals the grouped one."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import torch
 from stylegan.cli.main import main
 from stylegan.io.export import ExportedGenerator, export_generator, input_transform
 from stylegan.io.load import load_network
-from stylegan.models import stylegan1, stylegan2, stylegan3
+from stylegan.models import stylegan1, stylegan2, stylegan3, stylegan_xl
+from stylegan.models.registry import NETWORKS
 from stylegan.models.stylegan3 import make_transform
 from stylegan.ops import fast_paths
 from stylegan.ops.modconv import grouped_modconv, grouped_modconv_enabled
@@ -56,14 +58,22 @@ def _sg1(style: str, c_dim: int = 0) -> torch.nn.Module:
         synthesis=stylegan1.SynthesisConfig(style=style, channel_base=128, channel_max=16))))
 
 
-FAMILIES = {
-    "sg2-orig": lambda parity: _sg2("orig"),
-    "sg2-skip-parity": lambda parity: load_network(parity / "sg2_32").generator,
-    "sg2-resnet-cond": lambda parity: _sg2("resnet", c_dim=3),
-    "sg3-t-parity": lambda parity: load_network(parity / "sg3t_32").generator,
-    "sg3-r-cond": lambda parity: _sg3("stylegan3-r", c_dim=2),
-    "sg1-adain-cond": lambda parity: _sg1("adain", c_dim=3),
-    "sg1-demod": lambda parity: _sg1("demod"),
+def _xl(c_dim: int = 0) -> torch.nn.Module:
+    """The registered tiny StyleGAN-XL generator grown once (8² stem -> 16²)."""
+    torch.manual_seed(0)
+    return _perturbed(stylegan_xl.Generator(NETWORKS[("stylegan_xl", "generator")].tiny(c_dim)["x2"]))
+
+
+FAMILIES = {  # name -> (the fixtures it reads) -> generator
+    "sg2-orig": lambda fx: _sg2("orig"),
+    "sg2-skip-parity": lambda fx: load_network(fx("parity_dir") / "sg2_32").generator,
+    "sg2-resnet-cond": lambda fx: _sg2("resnet", c_dim=3),
+    "sg3-t-parity": lambda fx: load_network(fx("parity_dir") / "sg3t_32").generator,
+    "sg3-r-cond": lambda fx: _sg3("stylegan3-r", c_dim=2),
+    "sg1-adain-cond": lambda fx: _sg1("adain", c_dim=3),
+    "sg1-demod": lambda fx: _sg1("demod"),
+    "xl-parity-cond": lambda fx: load_network(fx("parity_xl_dir") / "xl_g32_sr_cond").generator,
+    "xl-tiny": lambda fx: _xl(),
 }
 
 
@@ -103,11 +113,11 @@ def _run(path, fmt: str, names: list[str], x: dict[str, torch.Tensor]) -> np.nda
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_export_round_trip(family, fmt, parity_dir, tmp_path):
+def test_export_round_trip(family, fmt, request, tmp_path):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")
         pytest.importorskip("onnxscript")
-    G = FAMILIES[family](parity_dir)
+    G = FAMILIES[family](request.getfixturevalue)
     path = tmp_path / f"g.{fmt}"
     result = export_generator(G, path, fmt)
     names = ["z"] + (["c"] if G.c_dim else []) + ["psi"] + (["transform"] if input_transform(G) is not None else [])
@@ -152,6 +162,25 @@ def test_synthesis_part_and_baked_settings(fmt, tmp_path):
     expected = np.concatenate([_eager(G, {k: v[i:i + 1] for k, v in y.items()}, psi=float(psi[i]), truncation_cutoff=3)
                                for i in range(3)])
     assert np.abs(_run(tmp_path / "g", fmt, ["z", "c", "psi"], y) - expected).max() <= TOL
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_xl_labels_enter_the_graph_through_argmax(fmt, tmp_path):
+    """Soft, all-zero and tied label rows: the exported XL generator takes argmax(c) (first maximum) as the eager one."""
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnxscript")
+    G = _xl(c_dim=3)
+    result = export_generator(G, tmp_path / "xl", fmt)
+    assert list(result.inputs) == ["z", "c", "psi", "transform"] and result.max_abs_diff <= TOL
+    x = _inputs(G, 5)
+    x["c"] = torch.tensor([[0.0, 0, 0], [0.2, 0.5, 0.3], [0, 2, 2], [0, 0, 1], [0.4, 0.4, 0.1]])
+    expected = _eager(G, x, psi=0.6)
+    x_hard = {**x, "c": torch.eye(3)[[0, 1, 1, 2, 0]]}
+    assert np.array_equal(expected, _eager(G, x_hard, psi=0.6))
+    names = list(result.inputs)
+    got = _run(tmp_path / "xl", fmt, names, x)
+    assert np.abs(got - expected).max() <= TOL and np.array_equal(got, _run(tmp_path / "xl", fmt, names, x_hard))
 
 
 def test_fp16_blocks_export_in_float32(parity_dir, tmp_path):

@@ -89,6 +89,44 @@ def test_seed_frames_equal_stylegan_generate(client, nets, tmp_path):
     assert np.array_equal(got, expected)
 
 
+@pytest.fixture(scope="module")
+def xl_client(tmp_path_factory):
+    """An explorer serving a tiny conditional StyleGAN-XL network (5 classes) with distinct class-wise W averages."""
+    path = tmp_path_factory.mktemp("xl") / "xl.safetensors"
+    assert main(["init", "--preset", "xl-tiny", "--c-dim", "5", "--seed", "3", "--out", str(path)]) == 0
+    net = load_network(path)
+    with torch.no_grad():
+        net.G_ema.mapping.w_avg.normal_(generator=torch.Generator().manual_seed(4))
+    net.save(path)
+    explorer = Explorer(torch.device("cpu"))
+    explorer.load(str(path))
+    with TestClient(create_app(explorer)) as c:
+        c.path = path
+        yield c
+    explorer.close()
+
+
+def test_stylegan_xl_frames_and_class_selector(xl_client, tmp_path):
+    """XL through the generator interface: the class selector picks the label (and the class's W average), frames equal
+    `stylegan generate --class` (StyleGAN-XL's (x + 1) * 255 / 2 pixels), its Fourier input takes the transform."""
+    info = xl_client.get("/api/networks").json()["networks"]
+    assert [(n["name"], n["family"], n["c_dim"], n["num_ws"], n["has_transform"]) for n in info] == [("xl", "stylegan_xl", 5, 12, True)]
+    G = load_network(xl_client.path).generator
+    frames = {}
+    for k in (0, 3):
+        with torch.no_grad():
+            img = G(_z(7, G.z_dim), torch.eye(5)[[k]], truncation_psi=0.6, noise_mode="const")
+        frames[k] = _png(xl_client, network="xl", x=7, psi=0.6, class_idx=k)
+        assert np.array_equal(frames[k], ((img[0] + 1) * 255 / 2).permute(1, 2, 0).clamp(0, 255).to(torch.uint8).numpy())
+        assert main(["generate", "--network", str(xl_client.path), "--seeds", "7", "--class", str(k), "--trunc", "0.6",
+                     "--translate", "0.1,0", "--outdir", str(tmp_path / str(k)), "--device", "cpu"]) == 0
+        moved = _png(xl_client, network="xl", x=7, psi=0.6, class_idx=k, translate=[0.1, 0])
+        assert np.array_equal(moved, np.asarray(Image.open(tmp_path / str(k) / "seed0007.png"))) and not np.array_equal(moved, frames[k])
+    assert np.abs(frames[0].astype(int) - frames[3]).mean() > 1  # another class, another image
+    r = xl_client.post("/api/render", json={"network": "xl", "class_idx": 5})
+    assert r.status_code == 400 and "class 5: this network has 5 classes" in r.json()["error"]
+
+
 def test_latent_plane_blends_four_seeds_in_w(client, nets):
     G = load_network(nets / "sg2.safetensors").generator
     x, y = 3.25, 0.5  # corners: seeds 3, 4, 1003, 1004 with weights .375 .125 .375 .125

@@ -1,9 +1,10 @@
 """The explorer in a real browser: Debian's headless Chromium driven by Selenium (chromedriver from the same package),
 on the StyleGAN3-T parity network. Moves the psi slider and the translate-x slider with the keyboard, as a person
-would, and checks that the image changed and equals `stylegan generate`'s output for the same settings.
+would, and checks that the image changed and equals `stylegan generate`'s output for the same settings. Then loads
+the StyleGAN-XL parity stem through the page and picks a class with the class selector, the same way.
 
-Leaves a screenshot at out/artifacts/serve_browser.png (under the repository's ignored out/), kept by CI as an
-artefact. Without /usr/bin/chromium the test is skipped, unless STYLEGAN_REQUIRE_BROWSER=1 (set by .ci/run, which
+Leaves screenshots at out/artifacts/serve_browser.png and serve_browser_xl.png (under the repository's ignored out/),
+kept by CI as artefacts. Without /usr/bin/chromium the test is skipped, unless STYLEGAN_REQUIRE_BROWSER=1 (set by .ci/run, which
 installs it) makes that a failure.
 """
 
@@ -24,6 +25,7 @@ from stylegan.cli.main import main
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "out" / "artifacts" / "serve_browser.png"
+SCREENSHOT_XL = SCREENSHOT.with_name("serve_browser_xl.png")
 # JPEG (quality 90) as Chromium decodes it, against the lossless frame: measured mean |Δ| 0.81 levels, max 5. The
 # bounds leave room for other codec builds and stay well below what the sliders change (mean |Δ| 7.4 here).
 JPEG_MEAN_TOLERANCE = 2.0
@@ -120,11 +122,7 @@ def test_sliders_in_chromium_match_stylegan_generate(browser, live_server, parit
     expected = np.asarray(Image.open(tmp_path / "seed0000.png").convert("RGB")).astype(np.int16)
 
     # The same parameters as a lossless PNG from the server: identical to `stylegan generate`.
-    request = urllib.request.Request(live_server + "/api/render", data=json.dumps({**params, "format": "png"}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=120) as response:
-        png = np.asarray(Image.open(response).convert("RGB")).astype(np.int16)
-    assert np.array_equal(png, expected)
+    assert np.array_equal(_lossless(live_server, params), expected)
 
     # What the page shows (JPEG, decoded by Chromium): the expected image within the codec's error, not the old one.
     shown_err = np.abs(shown.astype(np.int16) - expected)
@@ -143,3 +141,44 @@ def test_sliders_in_chromium_match_stylegan_generate(browser, live_server, parit
     assert browser.find_element("id", "error").is_displayed()
     cutoff.send_keys(Keys.BACKSPACE)  # cutoff 9: valid again
     _wait(browser, "return document.getElementById('error').hidden", "the error to clear")
+
+
+def _lossless(live_server: str, params: dict) -> np.ndarray:
+    """The frame of `params` as a PNG from the server, RGB int16."""
+    request = urllib.request.Request(live_server + "/api/render", data=json.dumps({**params, "format": "png"}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return np.asarray(Image.open(response).convert("RGB")).astype(np.int16)
+
+
+def test_class_selector_of_a_stylegan_xl_network_in_chromium(browser, live_server, parity_xl_dir, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(live_server + "/")
+    _wait(browser, _frame_settled("p.psi === 1"), "the first frame")
+    quality = browser.find_element("id", "quality")  # 16² frames are all detail: JPEG at its best quality
+    quality.clear()
+    quality.send_keys("100")
+    browser.find_element("id", "load-path").send_keys(str(parity_xl_dir / "xl_g16_cond"))
+    browser.find_element("id", "load").click()
+    _wait(browser, _frame_settled("p.network === 'xl_g16_cond' && p.class_idx === 0 && p.quality === 100"), "the XL network's first frame")
+    _, class0 = _shown(browser)
+    assert browser.find_element("id", "class-row").is_displayed() and browser.find_element("id", "transform").is_displayed()
+    for _ in range(6):  # 1 -> 0.7: truncation towards the class's own W average
+        browser.find_element("id", "psi").send_keys(Keys.ARROW_LEFT)
+    for _ in range(3):  # class 0 -> 3
+        browser.find_element("id", "class").send_keys(Keys.ARROW_UP)
+    _wait(browser, _frame_settled("p.class_idx === 3 && p.psi === 0.7"), "the frame of class 3 at psi 0.7")
+    params, shown = _shown(browser)
+
+    assert main(["generate", "--network", str(parity_xl_dir / "xl_g16_cond"), "--seeds", "0", "--class", "3", "--trunc", "0.7",
+                 "--outdir", str(tmp_path), "--device", "cpu"]) == 0
+    expected = np.asarray(Image.open(tmp_path / "seed0000.png").convert("RGB")).astype(np.int16)
+    assert np.array_equal(_lossless(live_server, params), expected)
+    shown_err = np.abs(shown.astype(np.int16) - expected)
+    change = np.abs(class0.astype(np.int16) - expected).mean()
+    print(f"XL: shown JPEG (quality 100) vs generate: mean |Δ| {shown_err.mean():.2f}, max {shown_err.max()}; "
+          f"class 0 at psi 1: mean |Δ| {change:.2f}")
+    assert shown_err.mean() <= JPEG_MEAN_TOLERANCE and shown_err.max() <= JPEG_MAX_TOLERANCE, shown_err
+    assert change > 3 * JPEG_MEAN_TOLERANCE, change
+    browser.save_screenshot(str(SCREENSHOT_XL))

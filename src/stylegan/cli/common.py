@@ -12,10 +12,13 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..data.tool import ConvertConfig, convert_dataset
+from ..editing.latents import LatentFileError
 from ..editing.projection import DISTANCES
+from ..editing.sampling import load_centroids, one_hot, seed_classes
 from ..io.cache import cache_dir
 from ..io.images import from_uint8
 from ..metrics.detectors import DetectorUnavailable
+from ..models import stylegan_xl
 from ..models.common import Generator
 from ..training.distributed import DistEnv
 
@@ -96,19 +99,41 @@ def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
     return np.random.RandomState(seed).randn(1, z_dim).astype(np.float32)
 
 
+def check_class(c_dim: int, class_idx: int | None) -> None:
+    """--class must be absent for unconditional networks and in range for conditional ones (CliError otherwise)."""
+    if c_dim == 0 and class_idx is not None:
+        raise CliError(f"--class {class_idx}: this network is unconditional (c_dim=0)")
+    if class_idx is not None and not 0 <= class_idx < c_dim:
+        raise CliError(f"--class {class_idx}: out of range, this network has {c_dim} classes (0..{c_dim - 1})")
+
+
 def class_label(c_dim: int, class_idx: int | None, device: torch.device) -> torch.Tensor | None:
     """The one-hot label [1, c_dim] of `--class`, None for an unconditional network; a CliError names a missing or bad class."""
+    check_class(c_dim, class_idx)
     if c_dim == 0:
-        if class_idx is not None:
-            raise CliError(f"--class {class_idx}: this network is unconditional (c_dim=0)")
         return None
     if class_idx is None:
         raise CliError(f"this network is conditional (c_dim={c_dim}): pass --class K with 0 <= K < {c_dim}")
-    if not 0 <= class_idx < c_dim:
-        raise CliError(f"--class {class_idx}: out of range, this network has {c_dim} classes (0..{c_dim - 1})")
-    c = torch.zeros([1, c_dim], device=device)
-    c[0, class_idx] = 1
-    return c
+    return one_hot([class_idx], c_dim, device)
+
+
+def seed_labels(G: Generator, seeds: list[int], class_idx: int | None, device: torch.device) -> torch.Tensor | None:
+    """[len(seeds), c_dim] labels: --class for every seed; without it, StyleGAN-XL networks draw a class per seed
+    (`editing.sampling.seed_classes`, as its tools do) and other conditional networks need --class."""
+    if isinstance(G, stylegan_xl.Generator) and G.c_dim > 0 and class_idx is None:
+        return one_hot(np.concatenate([seed_classes(s, G.c_dim) for s in seeds]), G.c_dim, device)
+    c = class_label(G.c_dim, class_idx, device)
+    return None if c is None else c.expand(len(seeds), -1)
+
+
+def centroids_arg(path: Path | None, G: Generator) -> torch.Tensor | None:
+    """The --centroids file for `G` (None without one); a bad file is a CliError."""
+    if path is None:
+        return None
+    try:
+        return load_centroids(path, G.w_dim)
+    except LatentFileError as e:
+        raise CliError(f"--centroids {e}") from None
 
 
 def to_pil(arr: np.ndarray) -> Image.Image:

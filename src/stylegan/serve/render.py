@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..editing.mixing import mix_styles
 from ..io.export import input_transform
+from ..io.images import hwc_uint8, to_uint8_for
 from ..models.common import Generator
 from ..models.stylegan3 import make_transform
 from ..ops import NOISE_MODES
@@ -235,11 +236,6 @@ def frame_ws(slot: NetworkSlot, p: RenderParams) -> torch.Tensor:
     return ws
 
 
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[C, H, W] in [-1, 1] -> HWC uint8 as the official tools (x * 127.5 + 128, clamped)."""
-    return (img.permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
-
-
 def feature_image(x: torch.Tensor, channel: int, resolution: int) -> np.ndarray:
     """One sample's feature maps [C, H, W] -> HW1 uint8: channel `channel` (or the RMS over channels when -1),
     scaled by its largest magnitude (zero is mid-grey for a channel, black for the RMS), nearest-upscaled to
@@ -288,7 +284,8 @@ def render(slot: NetworkSlot, p: RenderParams) -> Frame:
             hook.remove()
         if transform is not None and stored is not None:
             transform.copy_(stored)
-    pixels = feature_image(features[0][0], p.channel, G.img_resolution) if features else to_uint8(img[0])
+    # Images as `stylegan generate` writes them (StyleGAN-XL networks: as StyleGAN-XL's gen_images.py).
+    pixels = feature_image(features[0][0], p.channel, G.img_resolution) if features else hwc_uint8(img[0], to_uint8_for(G))
     if slot.device.type == "cuda":
         torch.cuda.synchronize(slot.device)
     return Frame(pixels=pixels, ws=ws.cpu(), render_ms=(time.perf_counter() - start) * 1000)
