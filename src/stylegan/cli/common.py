@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..data.tool import ConvertConfig, convert_dataset
 from ..editing.latents import LatentFileError
-from ..editing.projection import DISTANCES
+from ..editing.projection import DISTANCES, image_to_target
 from ..editing.sampling import load_centroids, one_hot, seed_classes
 from ..io.cache import cache_dir
 from ..io.images import from_uint8
@@ -147,9 +147,6 @@ def to_pil(arr: np.ndarray) -> Image.Image:
 
 # ----------------------------------------------------------------------------- projection (`project`, `attribute`)
 
-_8BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
-_MODES_FOR = {1: _8BIT_MODES, 3: _8BIT_MODES, 4: ("RGBA", "LA", "PA")}  # image modes that convert to G's channels
-
 
 def add_projection_args(p: argparse.ArgumentParser) -> None:
     """Options shared by `project` and `attribute`."""
@@ -180,16 +177,10 @@ def load_target(path: Path, G: Generator) -> np.ndarray:
         raise CliError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise CliError(f"{path}: cannot read this image ({e})".replace("\n", " ")) from None
-    channels = G.img_channels
-    if img.mode not in _MODES_FOR.get(channels, ()):
-        raise CliError(f"{path}: a {img.mode} image cannot be matched to the network's {channels} channel(s)")
-    img = img.convert({1: "L", 3: "RGB", 4: "RGBA"}[channels])  # RGB -> L for 1-channel networks, alpha dropped for RGB
-    w, h = img.size
-    s = min(w, h)
-    img = img.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
-    img = img.resize((G.img_resolution, G.img_resolution), Image.LANCZOS)
-    arr = np.array(img, dtype=np.uint8)
-    return arr[:, :, None] if arr.ndim == 2 else arr
+    try:
+        return image_to_target(img, G.img_channels, G.img_resolution)
+    except ValueError as e:
+        raise CliError(f"{path}: {e}") from None
 
 
 def uint8_to_target(arr: np.ndarray) -> torch.Tensor:
