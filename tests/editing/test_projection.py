@@ -13,7 +13,7 @@ import torch
 import stylegan.data
 from stylegan import load_network
 from stylegan.editing.projection import (
-    _lpips_pixels, learning_rate, load_projection, noise_buffers, noise_regularization, normalize_noise_, project,
+    lpips_pixels, learning_rate, load_projection, noise_buffers, noise_regularization, normalize_noise_, project,
     save_projection, w_noise_scale, w_statistics)
 from stylegan.models import Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 
@@ -94,11 +94,11 @@ def test_w_statistics_match_direct_computation():
 
 def test_lpips_pixels():
     x = torch.rand(1, 1, 512, 512) * 2 - 1
-    y = _lpips_pixels(x)
+    y = lpips_pixels(x)
     assert y.shape == (1, 3, 256, 256)
     ref = ((x + 1) * 127.5).reshape(1, 1, 256, 2, 256, 2).mean((3, 5))
     assert torch.allclose(y[:, 2:3], ref, atol=1e-4)
-    assert _lpips_pixels(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+    assert lpips_pixels(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
 
 
 def test_recovers_generated_image_better_than_unrelated(parity_dir, record_property):

@@ -33,7 +33,8 @@ def save_projected_w(path: str | os.PathLike, ws: torch.Tensor, **extra: Any) ->
 def load_projected_w(path: str | os.PathLike, G: Generator | None = None) -> torch.Tensor:
     """Read `w` from an .npz (or a bare .npy) as float32 [N, num_ws, w_dim], checked against `G` when given.
 
-    A [N, w_dim] array (one w per image, the W space) is broadcast to every layer.
+    A [N, w_dim] or [N, 1, w_dim] array (one w per image, the W space; StyleGAN-XL's `run_inversion.py` writes the
+    latter) is broadcast to every layer.
     """
     p = Path(path)
     try:
@@ -54,6 +55,8 @@ def load_projected_w(path: str | os.PathLike, G: Generator | None = None) -> tor
         raise LatentFileError(f"{p}: 'w' holds {w.dtype}, expected floats")
     if w.ndim == 2 and G is not None and w.shape[1] == G.w_dim:
         w = np.repeat(w[:, None, :], G.num_ws, axis=1)
+    if w.ndim == 3 and G is not None and w.shape[1:] == (1, G.w_dim):  # StyleGAN-XL's run_inversion.py writes [1, 1, w_dim]
+        w = np.repeat(w, G.num_ws, axis=1)
     if w.ndim != 3:
         raise LatentFileError(f"{p}: 'w' has shape {list(w.shape)}, expected [N, num_ws, w_dim]")
     if G is not None and tuple(w.shape[1:]) != (G.num_ws, G.w_dim):

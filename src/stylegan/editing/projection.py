@@ -6,7 +6,8 @@ The optimisation is stylegan2-ada-pytorch's: Adam over w (initialised at the W m
 the multi-scale noise-autocorrelation penalty, and noise maps renormalised after every step. The distance is
 LPIPS-VGG16 (the squared distance of `VGG16.lpips_embedding` vectors, as the official loss) or, where the VGG
 weights are not available, pixel MSE. All randomness comes from one CPU `torch.Generator` seeded with `seed`,
-whose state travels with the saved state, so a resumed run continues exactly.
+whose state travels with the saved state, so a resumed run continues exactly. StyleGAN-XL's `run_inversion.py`
+runs the same optimisation without the w noise (`w_noise=0`) on a network without noise maps.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SPACES = ("w", "w+")
 DISTANCES = ("lpips", "mse")
 W_AVG_SAMPLES = 10000
 W_AVG_SEED = 123
+W_NOISE = 0.05  # initial std of the noise added to w, in units of sigma_w (NVIDIA's initial_noise_factor)
 LPIPS_MAX_SIZE = 256
 _8BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
 _MODES_FOR = {1: _8BIT_MODES, 3: _8BIT_MODES, 4: ("RGBA", "LA", "PA")}  # image modes that convert to G's channels
@@ -50,7 +52,7 @@ def learning_rate(t: float, initial_learning_rate: float = 0.1, rampdown_length:
     return initial_learning_rate * ramp
 
 
-def w_noise_scale(t: float, w_std: float, initial_noise_factor: float = 0.05, noise_ramp_length: float = 0.75) -> float:
+def w_noise_scale(t: float, w_std: float, initial_noise_factor: float = W_NOISE, noise_ramp_length: float = 0.75) -> float:
     """Appendix D: std of the noise added to w, sigma_w * 0.05 * max(0, 1 - t / 0.75)^2."""
     return w_std * initial_noise_factor * max(0.0, 1.0 - t / noise_ramp_length) ** 2
 
@@ -143,9 +145,13 @@ def w_statistics(G: Generator, c: torch.Tensor | None = None, num_samples: int =
 # ----------------------------------------------------------------------------- distances
 
 
-def _lpips_pixels(img: torch.Tensor) -> torch.Tensor:
-    """[N, C, H, W] in [-1, 1] -> [N, 3, <=256, <=256] in [0, 255], as the official projector feeds VGG16."""
-    x = (img.to(torch.float32) + 1) * (255 / 2)
+def lpips_pixels(img: torch.Tensor, to_255: bool = True) -> torch.Tensor:
+    """[N, C, H, W] in [-1, 1] -> [N, 3, <=256, <=256] in [0, 255], as the official projector feeds VGG16 (images
+    larger than 256 area-downsampled, grey repeated to RGB); `to_255=False` keeps [-1, 1] (StyleGAN-XL's PTI
+    regulariser feeds VGG16 such pixels, see `editing.pti`)."""
+    x = img.to(torch.float32)
+    if to_255:
+        x = (x + 1) * (255 / 2)
     if x.shape[1] == 1:
         x = x.repeat(1, 3, 1, 1)
     if x.shape[2] > LPIPS_MAX_SIZE:
@@ -153,7 +159,7 @@ def _lpips_pixels(img: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class _Distance:
+class ImageDistance:
     """distance(synth [1, C, H, W] in [-1, 1]) to a fixed target: LPIPS (embedding squared distance) or pixel MSE."""
 
     def __init__(self, kind: str, target: torch.Tensor, vgg: torch.nn.Module | None) -> None:
@@ -161,13 +167,13 @@ class _Distance:
         self.vgg = vgg
         if kind == "lpips":
             assert vgg is not None
-            self.target = vgg.lpips_embedding(_lpips_pixels(target[None]))
+            self.target = vgg.lpips_embedding(lpips_pixels(target[None]))
         else:
             self.target = target[None].to(torch.float32)
 
     def __call__(self, synth: torch.Tensor) -> torch.Tensor:
         if self.kind == "lpips":
-            return (self.target - self.vgg.lpips_embedding(_lpips_pixels(synth))).square().sum()
+            return (self.target - self.vgg.lpips_embedding(lpips_pixels(synth))).square().sum()
         return (synth.to(torch.float32) - self.target).square().mean()
 
 
@@ -201,6 +207,8 @@ class ProjectionResult:
     noise_reg: float
     w_avg: torch.Tensor  # [1, 1, w_dim]
     w_std: float
+    w_noise: float = W_NOISE  # initial std of the w noise in units of w_std
+    c: torch.Tensor | None = None  # the [1, c_dim] label of a conditional network
     distances: list[float] = field(default_factory=list)  # per step, with the w noise of that step
     adam_state: dict[str, np.ndarray] = field(default_factory=dict)
     rng_state: torch.Tensor | None = None  # the CPU generator after the last step
@@ -222,6 +230,7 @@ def project(
     c: torch.Tensor | None = None,
     seed: int = 303,
     noise_reg: float = 1e5,
+    w_noise: float = W_NOISE,
     initial_learning_rate: float = 0.1,
     w_stats: tuple[torch.Tensor, float] | None = None,
     resume: ProjectionResult | None = None,
@@ -230,9 +239,11 @@ def project(
     """Project `target` [C, H, W] in [-1, 1] into W (`space='w'`) or W+ of `G` (StyleGAN2 paper, appendix D).
 
     `distance='lpips'` needs `vgg`, a `stylegan.metrics.vgg.VGG16` with LPIPS layers. `c`: the [1, c_dim] label of
-    a conditional network. `resume`: an unfinished result continues its schedule exactly; a finished one starts a
-    new schedule of `num_steps` from its w and noise. `callback` runs after every step; returning True stops early
-    (the result then has `interrupted=True` and can be resumed).
+    a conditional network (it must be the saved one when resuming). `w_noise`: the initial std of the noise added
+    to w in units of sigma_w (0.05, NVIDIA's; StyleGAN-XL adds none). `resume`: an unfinished result continues its
+    schedule (and its `num_steps`, `noise_reg` and `w_noise`) exactly; a finished one starts a new schedule of
+    `num_steps` from its w and noise. `callback` runs after every step; returning True stops early (the result then
+    has `interrupted=True` and can be resumed).
     """
     if space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
@@ -242,6 +253,8 @@ def project(
         raise ValueError("distance='lpips' needs vgg (stylegan.metrics.vgg.load_vgg16(lpips=True))")
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if not w_noise >= 0:
+        raise ValueError(f"w_noise must be >= 0, got {w_noise}")
     expected = (G.img_channels, G.img_resolution, G.img_resolution)
     if tuple(target.shape) != expected:
         raise ValueError(f"target has shape {list(target.shape)}, the network makes {list(expected)}")
@@ -253,14 +266,14 @@ def project(
     target = target.to(device=device, dtype=torch.float32)
     noise_bufs = noise_buffers(G)
     gen = torch.Generator().manual_seed(seed)
-    dist_fn = _Distance(distance, target, vgg)
+    dist_fn = ImageDistance(distance, target, vgg)
 
     continuing = resume is not None and not resume.finished
     if resume is not None:
-        _check_resume(resume, G, space, distance, noise_bufs)
+        _check_resume(resume, G, space, distance, noise_bufs, c)
         w_avg, w_std = resume.w_avg, resume.w_std
         if continuing:
-            num_steps, noise_reg = resume.num_steps, resume.noise_reg
+            num_steps, noise_reg, w_noise = resume.num_steps, resume.noise_reg, resume.w_noise
     else:
         w_avg, w_std = w_stats if w_stats is not None else w_statistics(G, c)
     w_avg = w_avg.to(device=device, dtype=torch.float32)
@@ -293,8 +306,7 @@ def project(
         t = step / num_steps
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(t, initial_learning_rate)
-        w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * w_noise_scale(t, w_std)
-        ws = w_opt + w_noise
+        ws = w_opt + torch.randn(w_opt.shape, generator=gen).to(device) * w_noise_scale(t, w_std, w_noise)
         ws = ws.repeat(1, G.num_ws, 1) if space == "w" else ws
         dist = dist_fn(G.synthesis(ws, noise_mode="const"))
         loss = dist + noise_regularization(noise_bufs.values()) * noise_reg
@@ -313,8 +325,8 @@ def project(
     return ProjectionResult(
         ws=current_ws().cpu(), w_opt=w_opt.detach().cpu().clone(),
         noise={k: v.detach().cpu().clone() for k, v in noise_bufs.items()}, distance=final, metric=distance,
-        space=space, step=step, num_steps=num_steps, noise_reg=noise_reg, w_avg=w_avg.cpu(), w_std=w_std,
-        distances=distances, adam_state=_save_adam(optimizer), rng_state=gen.get_state(), interrupted=interrupted)
+        space=space, step=step, num_steps=num_steps, noise_reg=noise_reg, w_avg=w_avg.cpu(), w_std=w_std, w_noise=w_noise,
+        c=None if c is None else c.detach().float().cpu().clone(), distances=distances, adam_state=_save_adam(optimizer), rng_state=gen.get_state(), interrupted=interrupted)
 
 
 def _private_copy(G: Generator) -> torch.nn.Module:
@@ -323,7 +335,7 @@ def _private_copy(G: Generator) -> torch.nn.Module:
 
 
 def _check_resume(state: ProjectionResult, G: Generator, space: str, distance: str,
-                  noise_bufs: dict[str, torch.Tensor]) -> None:
+                  noise_bufs: dict[str, torch.Tensor], c: torch.Tensor | None) -> None:
     if state.space != space:
         raise ValueError(f"the saved projection is in {state.space!r}, not {space!r}")
     if not state.finished and state.metric != distance:
@@ -335,6 +347,18 @@ def _check_resume(state: ProjectionResult, G: Generator, space: str, distance: s
     ours = {k: tuple(v.shape) for k, v in noise_bufs.items()}
     if theirs != ours:
         raise ValueError(f"the saved noise maps ({len(theirs)}) do not match this network's ({len(ours)})")
+    if state.c is not None and (c is None or not torch.equal(state.c, c.detach().float().cpu())):
+        raise ValueError(f"the saved projection was made with {label_name(state.c)}, not {label_name(c)}")
+
+
+def label_name(c: torch.Tensor | None) -> str:
+    """How messages name a [1, c_dim] label: 'class K' for a one-hot row, else 'no label' or 'label [...]'."""
+    if c is None:
+        return "no label"
+    row = c.reshape(-1)
+    if bool(((row == 0) | (row == 1)).all()) and int(row.sum()) == 1:
+        return f"class {int(row.argmax())}"
+    return f"label {row.tolist()}"
 
 
 def _save_adam(optimizer: torch.optim.Adam) -> dict[str, np.ndarray]:
@@ -365,7 +389,9 @@ def save_projection(path: str | os.PathLike, result: ProjectionResult) -> None:
         "w_opt": result.w_opt.numpy(), "w_avg": result.w_avg.numpy(), "w_std": np.float64(result.w_std),
         "step": np.int64(result.step), "num_steps": np.int64(result.num_steps), "space": np.str_(result.space),
         "metric": np.str_(result.metric), "distance": np.float64(result.distance),
-        "noise_reg": np.float64(result.noise_reg), "distances": np.asarray(result.distances, np.float64),
+        "noise_reg": np.float64(result.noise_reg), "w_noise": np.float64(result.w_noise),
+        "distances": np.asarray(result.distances, np.float64),
+        "c": result.c.numpy() if result.c is not None else np.zeros([0], np.float32),
         "rng_state": result.rng_state.numpy() if result.rng_state is not None else np.zeros([0], np.uint8),
     }
     extra.update({_NOISE_PREFIX + k: v.numpy() for k, v in result.noise.items()})
@@ -389,6 +415,7 @@ def load_projection(path: str | os.PathLike) -> ProjectionResult:
         ws=ws, w_opt=torch.from_numpy(d["w_opt"]), noise=load_projected_noise(p), distance=float(d.get("distance", np.nan)),
         metric=str(d["metric"]), space=str(d["space"]), step=int(d["step"]), num_steps=int(d["num_steps"]),
         noise_reg=float(d["noise_reg"]), w_avg=torch.from_numpy(d["w_avg"]), w_std=float(d["w_std"]),
+        w_noise=float(d.get("w_noise", W_NOISE)), c=torch.from_numpy(d["c"]) if d.get("c", np.zeros(0)).size else None,
         distances=[float(x) for x in d.get("distances", [])],
         adam_state={k[len(_ADAM_PREFIX):]: v for k, v in d.items() if k.startswith(_ADAM_PREFIX)},
         rng_state=torch.from_numpy(d["rng_state"]) if d["rng_state"].size else None)
