@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import argparse
 import copy
-from pathlib import Path
 
 import torch
 
 from ..io.load import Network
 from ..models.stylegan2 import Discriminator, Generator
 from ..training.presets import NETWORK_PRESETS, network_preset
+from .common import non_negative_int, output_file, positive_int, seed
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("init", help="write a freshly initialised StyleGAN2 checkpoint", description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("init", help=help, description=__doc__)
     p.add_argument("--preset", choices=sorted(NETWORK_PRESETS), default="sg2-32", help="architecture (default sg2-32)")
-    p.add_argument("--channels", type=int, default=3, help="image channels (default 3)")
-    p.add_argument("--c-dim", type=int, default=0, help="number of classes, 0 = unconditional")
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed")
-    p.add_argument("--out", required=True, type=Path, help="output .safetensors path")
+    p.add_argument("--channels", type=positive_int, default=3, help="image channels (default 3)")
+    p.add_argument("--c-dim", type=non_negative_int, default=0, help="number of classes, 0 = unconditional")
+    p.add_argument("--seed", type=seed, default=0, help="initialisation seed")
+    p.add_argument("--out", required=True, type=output_file(".safetensors"), help="output .safetensors path")
     p.set_defaults(func=run)
 
 

@@ -21,11 +21,10 @@ from ..io.checkpoint import atomic_write_bytes
 from ..io.images import hwc_uint8
 from ..io.load import load_network
 from ..models.common import Generator
-from .common import (CliError, add_projection_args, check_projection_args, class_label, load_target, load_vgg, metric_name, resolve_device,
-                     to_pil, uint8_to_target)
+from .common import CliError, add_projection_args, class_label, load_target, load_vgg, metric_name, resolve_device, to_pil, uint8_to_target
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("project", help="project an image into W / W+ (StyleGAN2 appendix D)", description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("project", help=help, description=__doc__)
     p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
     p.add_argument("--target", required=True, type=Path, help="image to project (centre-cropped and resized to the network)")
     add_projection_args(p)
@@ -58,7 +57,6 @@ def ctrl_c_stops() -> Iterator[threading.Event]:
 
 
 def run(args: argparse.Namespace) -> None:
-    check_projection_args(args)
     device = resolve_device(args.device)
     G = load_network(args.network, device=device).generator
     c = class_label(G.c_dim, args.class_idx, device)

@@ -27,57 +27,59 @@ from ..training import distributed
 from ..training.options import (RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs, resolve,
                                 with_overrides)
 from ..training.presets import CONFIGS, PRESETS
-from .common import CliError, parse_bool, parse_float_pair, resolve_data
+from .common import (CliError, device_name, non_negative_float, non_negative_int, non_negative_pair, parse_bool, positive_float, positive_int,
+                     probability, resolve_data, seed)
 
 def _metrics(text: str) -> list[str]:
     names = [m.strip() for m in text.split(",") if m.strip()]
     return [] if names == ["none"] else names
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
     presets = "presets (--cfg):\n" + "\n".join(f"  {name:<12} {row.summary}" for name, row in PRESETS.items())
-    p = sub.add_parser("train", help="train a generator", description=__doc__, epilog=presets,
+    p = sub.add_parser("train", help=help, description=__doc__, epilog=presets,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data and preset")
     g.add_argument("--data", help="dataset .zip or folder (see `stylegan dataset`), or builtin:fashion-mnist; required unless --resume RUN_DIR")
     g.add_argument("--cfg", choices=CONFIGS, default=None, help="preset (default: auto)")
     h = p.add_argument_group("hyper-parameters (default: from --cfg)")
-    h.add_argument("--gpus", type=int, default=None, help="processes to launch through torchrun on this machine (default 1)")
-    h.add_argument("--batch", type=int, default=None, help="total minibatch size")
-    h.add_argument("--batch-gpu", type=int, default=None, help="images per process per accumulation round")
-    h.add_argument("--gamma", type=float, default=None, help="R1 regularisation weight")
-    h.add_argument("--kimg", type=float, default=None, help="training length in thousands of images")
-    h.add_argument("--tick", type=float, default=None, help="kimg between progress lines")
-    h.add_argument("--snap", type=int, default=None, help="ticks between snapshots (images, checkpoint, metrics)")
+    h.add_argument("--gpus", type=positive_int, default=None, help="processes to launch through torchrun on this machine (default 1)")
+    h.add_argument("--batch", type=positive_int, default=None, help="total minibatch size")
+    h.add_argument("--batch-gpu", type=positive_int, default=None, help="images per process per accumulation round")
+    h.add_argument("--gamma", type=non_negative_float, default=None, help="R1 regularisation weight")
+    h.add_argument("--kimg", type=positive_float, default=None, help="training length in thousands of images")
+    h.add_argument("--tick", type=positive_float, default=None, help="kimg between progress lines")
+    h.add_argument("--snap", type=positive_int, default=None, help="ticks between snapshots (images, checkpoint, metrics)")
     h.add_argument("--mirror", type=parse_bool, nargs="?", const=True, default=None, help="add x-flipped copies of the images")
     h.add_argument("--cond", type=parse_bool, nargs="?", const=True, default=None, help="condition on the dataset's labels")
     h.add_argument("--aug", choices=("ada", "noaug", "fixed"), default=None, help="augmentation mode (default ada; demo: noaug)")
     h.add_argument("--augpipe", default=None, help="augmentation pipeline (default bgc)")
-    h.add_argument("--p", type=float, default=None, help="augmentation probability for --aug fixed (default 0.2)")
-    h.add_argument("--target", type=float, default=None, help="ADA target for sign(D(real)) (default 0.6)")
-    h.add_argument("--glr", type=float, default=None, help="G learning rate")
-    h.add_argument("--dlr", type=float, default=None, help="D learning rate")
-    h.add_argument("--ema-kimg", type=float, default=None, help="G_ema half-life in kimg (default: from --cfg)")
-    h.add_argument("--map-depth", type=int, default=None, help="mapping network depth")
-    h.add_argument("--cbase", type=int, default=None, help="channel base (capacity)")
-    h.add_argument("--cmax", type=int, default=None, help="maximum channels per layer")
-    h.add_argument("--mbstd-group", type=int, default=None, help="minibatch-std group size")
-    h.add_argument("--g-reg-interval", type=int, default=None,
+    h.add_argument("--p", type=probability, default=None, help="augmentation probability for --aug fixed (default 0.2)")
+    h.add_argument("--target", type=probability, default=None, help="ADA target for sign(D(real)) (default 0.6)")
+    h.add_argument("--glr", type=positive_float, default=None, help="G learning rate")
+    h.add_argument("--dlr", type=positive_float, default=None, help="D learning rate")
+    h.add_argument("--ema-kimg", type=positive_float, default=None, help="G_ema half-life in kimg (default: from --cfg)")
+    h.add_argument("--map-depth", type=positive_int, default=None, help="mapping network depth")
+    h.add_argument("--cbase", type=positive_int, default=None, help="channel base (capacity)")
+    h.add_argument("--cmax", type=positive_int, default=None, help="maximum channels per layer")
+    h.add_argument("--mbstd-group", type=positive_int, default=None, help="minibatch-std group size")
+    h.add_argument("--g-reg-interval", type=non_negative_int, default=None,
                    help="lazy path-length regularisation every N minibatches (code: 4, the StyleGAN2 paper: 8; 0 = every minibatch)")
-    h.add_argument("--d-reg-interval", type=int, default=None, help="lazy R1 every N minibatches (default 16; 0 = every minibatch)")
-    h.add_argument("--grow-start", type=int, default=None, help="progressive growing (paper-a..d): first resolution (default 8)")
-    h.add_argument("--grow-kimg", type=parse_float_pair, default=None, metavar="TRAIN,FADE",
+    h.add_argument("--d-reg-interval", type=non_negative_int, default=None, help="lazy R1 every N minibatches (default 16; 0 = every minibatch)")
+    h.add_argument("--grow-start", type=positive_int, default=None, help="progressive growing (paper-a..d): first resolution (default 8)")
+    h.add_argument("--grow-kimg", type=non_negative_pair, default=None, metavar="TRAIN,FADE",
                    help="progressive growing: kimg per level and per fade-in (default 600,600)")
     h.add_argument("--fp32", type=parse_bool, nargs="?", const=True, default=None, help="no mixed precision on CUDA")
     m = p.add_argument_group("run")
     m.add_argument("--outdir", type=Path, default=None, help="where run folders go (default: training-runs)")
     m.add_argument("--resume", default=None, help="a run folder to continue, or a network file (.pkl/.safetensors/...) to fine-tune")
-    m.add_argument("--freezed", type=int, default=None, help="freeze the first N layers of D when fine-tuning (default 0)")
+    m.add_argument("--freezed", type=non_negative_int, default=None, help="freeze the first N layers of D when fine-tuning (default 0)")
     m.add_argument("--metrics", type=_metrics, default=None, help="comma-separated metrics at every snapshot, or none")
-    m.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    m.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default 3; demo 1)")
+    m.add_argument("--seed", type=seed, default=None, help="random seed (default 0)")
+    m.add_argument("--workers", type=non_negative_int, default=None,
+                   help="DataLoader worker processes (default: 3, demo 1, at most the CPU cores less one)")
     m.add_argument("--desc", default=None, help="text added to the run folder's name")
-    m.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto; torchrun gives each process its GPU)")
+    m.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda (default auto; torchrun gives each process its GPU)")
     m.add_argument("--no-progress", action="store_true", help="no progress bars")
     m.add_argument("-n", "--dry-run", action="store_true", help="print the resolved options and exit")
     m.add_argument("--diff", default=None, metavar="CFG",

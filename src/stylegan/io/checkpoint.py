@@ -32,11 +32,20 @@ def process_umask() -> int:
     return mask
 
 
+def _about(path: Path, e: OSError) -> OSError:
+    """`e` naming `path` (the file the caller asked for), not the hidden temporary the error happened on."""
+    return OSError(e.errno, e.strerror, str(path)) if e.errno is not None else e
+
+
 def _mkstemp_beside(path: Path, suffix: str) -> tuple[int, str]:
     """A new temporary file in `path`'s folder (so that `os.replace` onto `path` is atomic) with the mode a
-    plain `open(path, "w")` would give it: 0o666 minus the umask (`mkstemp` alone makes it 0o600)."""
+    plain `open(path, "w")` would give it: 0o666 minus the umask (`mkstemp` alone makes it 0o600).
+    Errors name `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as e:
+        raise _about(path, e) from None
     try:
         os.fchmod(fd, 0o666 & ~process_umask())
     except BaseException:
@@ -56,7 +65,7 @@ def temp_file_beside(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the complete new one; the new file
-    gets the usual permissions (0o666 minus the umask)."""
+    gets the usual permissions (0o666 minus the umask). An OSError (no space, read-only) names `path`."""
     path = Path(path)
     fd, tmp = _mkstemp_beside(path, ".tmp")
     try:
@@ -65,6 +74,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a read-only folder: the old file stays, the temporary goes
+        Path(tmp).unlink(missing_ok=True)
+        raise _about(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
