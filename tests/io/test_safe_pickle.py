@@ -226,7 +226,7 @@ def test_malicious_corpus_runs_nothing_and_stays_within_memory(tmp_path):
     marker = tmp_path / "PWNED"
     corpus = _corpus(marker)
     paths = []
-    for i, (name, payload) in enumerate(corpus.items()):
+    for i, payload in enumerate(corpus.values()):
         paths.append(tmp_path / f"{i:02d}.pkl")
         paths[-1].write_bytes(payload)
     r = subprocess.run([sys.executable, "-c", _CORPUS_RUNNER, *map(str, paths)], capture_output=True, text=True, timeout=300,
