@@ -25,6 +25,8 @@ actions:
   nan_loss          (at minibatch) the next minibatch's discriminator logits are NaN
   nan_weights       (at minibatch) one weight of G becomes NaN
   pause             sleep "seconds" (another process can act meanwhile)
+  bad_image         the "after"-th image read from then on fails to decode; a DataLoader worker forked afterwards
+                    counts its own reads
 
 With STYLEGAN_FAULTS_RECORD=FILE, every snapshot written appends a line {"name", "digest", "finite"} to FILE: the
 digest of its tensors (`content_digest` without metadata) and whether they are all finite.
@@ -49,12 +51,15 @@ import safetensors.torch
 import torch
 
 from stylegan.cli.main import main
+from stylegan.data import dataset
+from stylegan.data.common import DatasetError
 from stylegan.io import checkpoint, images, runs
 from stylegan.training import loop, loss
 
 FAULTS = json.loads(sys.argv[1])
 COUNTS: Counter[str] = Counter()
 NAN_NEXT: list[str] = []  # NaN to inject into the next minibatch
+BAD_IMAGE: list[int] = []  # reads to go until one fails
 
 
 def event(name: str, **context: object) -> str | None:
@@ -72,6 +77,8 @@ def event(name: str, **context: object) -> str | None:
                 raise _error(action)
             if action in ("nan_loss", "nan_weights"):
                 NAN_NEXT.append(action)
+            if action == "bad_image":
+                BAD_IMAGE.append(fault["after"])
             if action == "pause":
                 time.sleep(fault["seconds"])
             return action
@@ -157,6 +164,14 @@ def _run_D(self: loss.StyleGAN2Loss, *args: object, **kwargs: object) -> torch.T
     return logits
 
 
+def _decode(self: dataset.ImageDataset, raw: int) -> object:
+    if BAD_IMAGE:
+        BAD_IMAGE[0] -= 1
+    if BAD_IMAGE and BAD_IMAGE[0] <= 0:
+        raise DatasetError(f"{self._where(raw)}: cannot read image (injected)")
+    return _real_decode(self, raw)
+
+
 def _append_line(path: Path, text: str) -> None:
     _real_append_line(path, text)
     if path.name == "stats.jsonl":
@@ -171,6 +186,7 @@ _real_step = loop.Trainer._step
 _real_accumulate = loss.StyleGAN2Loss.accumulate_gradients
 _real_run_D = loss.StyleGAN2Loss.run_D
 _real_append_line = loop.append_line
+_real_decode = dataset.ImageDataset._decode
 
 checkpoint.atomic_write_bytes = _atomic_write_bytes
 images.atomic_write_bytes = _atomic_write_bytes
@@ -182,6 +198,7 @@ loop.Trainer._step = _step  # type: ignore[method-assign]
 loss.StyleGAN2Loss.accumulate_gradients = _accumulate  # type: ignore[method-assign]
 loss.StyleGAN2Loss.run_D = _run_D  # type: ignore[method-assign]
 loop.append_line = _append_line
+dataset.ImageDataset._decode = _decode  # type: ignore[method-assign]
 loop.grid_size = lambda res: (4, 2)
 
 if __name__ == "__main__":

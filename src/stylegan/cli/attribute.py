@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ..editing.projection import project, w_statistics
 from ..io.checkpoint import atomic_write_bytes
-from ..io.images import hwc_uint8
+from ..io.images import hwc_uint8, save_png
 from ..io.load import load_network
 from .common import (CliError, add_projection_args, class_label, load_target, load_vgg, metric_name, non_negative_int, resolve_device, seed_to_z,
                      to_pil, uint8_to_target)
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> None:
                 z = torch.from_numpy(seed_to_z(seed, G.z_dim)).to(device)
                 arr = hwc_uint8(G(z, c, truncation_psi=1, noise_mode="const")[0].float())
                 path = gen_dir / f"seed{seed:04d}.png"
-                to_pil(arr).save(path)
+                save_png(to_pil(arr), path)
                 targets.append((str(path), "generated", load_target(path, G)))
     w_stats = w_statistics(G, c)
     rows: list[tuple[str, float, str]] = []

@@ -16,9 +16,9 @@ import torch
 from tqdm import tqdm
 
 from ..editing.latents import LatentFileError
-from ..editing.projection import SPACES, ProjectionResult, ProjectionStep, load_projection, project, save_projection
+from ..editing.projection import SPACES, ProjectionResult, ProjectionStep, check_resume, load_projection, project, save_projection
 from ..io.checkpoint import atomic_write_bytes
-from ..io.images import hwc_uint8
+from ..io.images import hwc_uint8, save_png
 from ..io.load import load_network
 from ..models.common import Generator
 from .common import CliError, add_projection_args, class_label, load_target, load_vgg, metric_name, resolve_device, to_pil, uint8_to_target
@@ -75,10 +75,14 @@ def run(args: argparse.Namespace) -> None:
                                "steps, which continues its own schedule; omit --num-steps")
             if resume.metric != args.distance:
                 raise CliError(f"--distance {args.distance}: {args.resume} is an unfinished run with --distance {resume.metric}")
+        try:
+            check_resume(resume, G, args.space, args.distance)  # before anything is written
+        except ValueError as e:
+            raise CliError(f"--resume {args.resume}: {e}") from None
     num_steps = args.num_steps or 1000
     vgg = load_vgg(args, device, "project")
     args.outdir.mkdir(parents=True, exist_ok=True)
-    to_pil(target_u8).save(args.outdir / "target.png")
+    save_png(to_pil(target_u8), args.outdir / "target.png")
 
     writer = None
     if args.save_video:
@@ -126,7 +130,7 @@ def write_outputs(outdir: Path, G: Generator, result: ProjectionResult, seconds:
     save_projection(outdir / "projected_w.npz", result)
     with torch.no_grad(), optimised_noise(G, result.noise):
         img = G.synthesis(result.ws.to(next(G.parameters()).device), noise_mode="const")[0].float()
-    to_pil(hwc_uint8(img)).save(outdir / "proj.png")
+    save_png(to_pil(hwc_uint8(img)), outdir / "proj.png")
     info = {"distance": result.distance, "metric": result.metric, "metric_name": metric_name(result.metric),
             "steps": result.step, "num_steps": result.num_steps, "finished": result.finished, "space": result.space,
             "seconds": round(seconds, 3)}

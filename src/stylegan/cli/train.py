@@ -133,7 +133,7 @@ def one_line(e: BaseException) -> str:
     """The message of `e` as one line; an error raised in a DataLoader worker arrives wrapped in the worker's
     traceback, whose last line is the original message."""
     lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-    if len(lines) > 1 and "Original Traceback" in lines[0]:
+    if len(lines) > 2 and lines[1].startswith("Original Traceback"):  # "Caught DatasetError in DataLoader worker process 0."
         return lines[-1].split(": ", 1)[-1]
     return lines[0] if lines else type(e).__name__
 

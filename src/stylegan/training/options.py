@@ -143,11 +143,15 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     if growing is not None:
         for r, b in growing.batch.items():
             _check_batch(b, growing.batch_gpu.get(r, batch_gpu), gpus, mbstd)
+    cbase = get("cbase", p.channel_base)
+    if source_networks is None and cbase < res:
+        raise OptionsError(f"--cbase {cbase}: must be at least the resolution {res} (the {res}x{res} layers get "
+                           f"channel base / {res} channels)")
     if source_networks is not None:
         G_spec, D_spec = _transfer_specs(source_networks, info, c_dim, get("freezed", 0), flags.get("resume"))
     else:
         G_spec, D_spec = preset_network_specs(p, NetworkArgs(
-            resolution=res, channels=channels, c_dim=c_dim, z_dim=p.z_dim, channel_base=get("cbase", p.channel_base),
+            resolution=res, channels=channels, c_dim=c_dim, z_dim=p.z_dim, channel_base=cbase,
             channel_max=get("cmax", p.channel_max), map_depth=get("map_depth", p.map_depth), mbstd=mbstd, fp16_res=fp16_res,
             conv_clamp=clamp, freezed=get("freezed", 0), batch=batch))
 
