@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..data.common import DatasetError
 from ..io.load import load_network
+from ..io.runs import append_line
 from ..metrics.detectors import DetectorUnavailable
 from ..metrics.fid import check_detectors
 from ..metrics.inception import WeightsError
@@ -65,8 +66,7 @@ def _emit(line: str, out: str | None, result: MetricResult | None = None, networ
         report_metric(result, out, snapshot_pkl=network)
         return
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
+    append_line(Path(out), line)
 
 
 def run(args: argparse.Namespace) -> None:

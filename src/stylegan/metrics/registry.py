@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..io.runs import append_line
 from ..models.common import Generator
 
 
@@ -137,8 +138,7 @@ def report_metric(result: MetricResult, run_dir: str | os.PathLike | None, snaps
         result = replace(result, snapshot_pkl=os.path.relpath(snapshot_pkl, run_dir))
     path = Path(run_dir) / f"metric-{result.metric}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(result.to_json() + "\n")
+    append_line(path, result.to_json())
 
 
 def format_time(seconds: float) -> str:
