@@ -6,7 +6,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import PARITY_DIR, shared_missing  # noqa: E402
+from helpers import PARITY_DIR, PARITY_XL_DIR, shared_missing  # noqa: E402
 
 from stylegan.data.tool import ConvertConfig, convert_dataset  # noqa: E402
 
@@ -16,6 +16,13 @@ def parity_dir() -> Path:
     if not PARITY_DIR.is_dir():
         shared_missing(f"parity fixtures at {PARITY_DIR}")
     return PARITY_DIR
+
+
+@pytest.fixture(scope="session")
+def parity_xl_dir() -> Path:
+    if not PARITY_XL_DIR.is_dir():
+        shared_missing(f"StyleGAN-XL parity fixtures at {PARITY_XL_DIR}")
+    return PARITY_XL_DIR
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -19,6 +19,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 PARITY_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "parity"
+PARITY_XL_DIR = PARITY_DIR.parent / "parity_xl"
 SG2_FIXTURES = ("sg2_32", "sg2_64_orig", "ada_sg2_32")
 
 # Module sources as stored in official pickles are whole files; these stand-ins carry the marker that
@@ -132,8 +133,9 @@ def _official_names() -> Iterator[None]:
                 sys.modules[k] = v
 
 
-def persistent(module: torch.nn.Module, class_name: str, module_src: str, init_kwargs: dict | None = None) -> _Persistent:
-    """Wrap `module` (recursively) the way `torch_utils.persistence` pickles it (meta version 6)."""
+def persistent_object(module: torch.nn.Module, class_name: str, module_src: str, init_kwargs: dict | None, children: dict,
+                      **attrs: Any) -> _Persistent:
+    """`module` as `torch_utils.persistence` pickles it (meta version 6), with the given `_modules` and attributes."""
     state = {
         "training": False,
         "_parameters": collections.OrderedDict((k, v) for k, v in module._parameters.items()),
@@ -144,15 +146,18 @@ def persistent(module: torch.nn.Module, class_name: str, module_src: str, init_k
         "_forward_pre_hooks": collections.OrderedDict(),
         "_state_dict_hooks": collections.OrderedDict(),
         "_load_state_dict_pre_hooks": collections.OrderedDict(),
-        "_modules": collections.OrderedDict(
-            (k, persistent(child, type(child).__name__, module_src)) for k, child in module._modules.items() if child is not None
-        ),
+        "_modules": collections.OrderedDict(children),
         "_init_args": (),
         "_init_kwargs": _EasyDict(init_kwargs or {}),
-        "weight_gain": np.float64(0.125),
-        "activation": "lrelu",
+        **attrs,
     }
     return _Persistent(dict(type="class", version=6, module_src=module_src, class_name=class_name, state=state))
+
+
+def persistent(module: torch.nn.Module, class_name: str, module_src: str, init_kwargs: dict | None = None) -> _Persistent:
+    """Wrap `module` (recursively) the way `torch_utils.persistence` pickles it (meta version 6)."""
+    children = {k: persistent(child, type(child).__name__, module_src) for k, child in module._modules.items() if child is not None}
+    return persistent_object(module, class_name, module_src, init_kwargs, children, weight_gain=np.float64(0.125), activation="lrelu")
 
 
 def official_pickle_bytes(payload: dict[str, Any]) -> bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 # Lower layers never import higher ones; packages on one layer do not import each other.
-LAYERS = {"ops": 0, "data": 1, "nn": 1, "models": 2, "io": 3, "metrics": 4, "editing": 4, "analysis": 5, "training": 5, "cli": 6}
+LAYERS = {"ops": 0, "data": 1, "nn": 1, "models": 2, "io": 3, "metrics": 4, "editing": 4, "analysis": 5, "training": 5, "serve": 6, "cli": 7}
 CLI_SHARED = {"stylegan.cli.common", "stylegan.cli.main"}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from stylegan.data.dataset import DatasetInfo
+from stylegan.models import stylegan_xl
 from stylegan.models.registry import NETWORKS, build_network
 from stylegan.training.options import resolve
 from stylegan.training.presets import BUILDERS, PRESETS, PerBatch, network_preset
@@ -41,3 +42,22 @@ def test_network_presets_of_init():
     assert network_preset("sg2-32")[0] != network_preset("sg2-32", c_dim=1)[0]  # fresh configs every call
     with pytest.raises(ValueError, match="unknown preset 'sg2-48'; choose from sg2-32, sg2-64, sg2-256, sg2-1024"):
         network_preset("sg2-48")
+
+
+def test_stylegan_xl_network_presets_of_init():
+    """xl / xl-tiny: a generator only, StyleGAN-XL train.py's sizes, a 10-layer 16² stem grown by x2 stages of 7 head
+    layers to the resolution asked for (to 64²: the stem's 11 layers keep 8, + 8 head layers; those 16 keep 13, + 8)."""
+    g, d = network_preset("xl", c_dim=1000)
+    assert d is None and isinstance(g, stylegan_xl.GeneratorConfig)
+    assert (g.img_resolution, g.z_dim, g.w_dim, g.mapping.num_layers, g.history.stem.channel_base, g.history.stem.channel_max) == \
+        (16, 64, 512, 2, 65536, 1024)
+    g, _ = network_preset("xl-tiny", img_channels=1, c_dim=1200, resolution=64, class_embed="random")
+    assert (g.img_resolution, g.img_channels, g.w_dim, g.mapping.embed_classes, g.mapping.class_embed) == (64, 1, 128, 1200, "random")
+    assert g.history.stages == [stylegan_xl.GrowthStage(2, 7)] * 2 and len(g.synthesis.layers) == 8 + 5 + 8
+    with pytest.raises(ValueError, match="c_dim=1200: the ImageNet class embedding has 1000 rows"):
+        network_preset("xl-tiny", c_dim=1200)
+    with pytest.raises(ValueError, match="resolution 64: a 32x32 StyleGAN2 preset; only the StyleGAN-XL presets grow"):
+        network_preset("sg2-32", resolution=64)
+    with pytest.raises(ValueError, match="class_embed 'random': a StyleGAN2 preset has no class embedding"):
+        network_preset("sg2-32", class_embed="random")
+    assert network_preset("sg2-32", resolution=32)[0] == network_preset("sg2-32")[0]

@@ -211,26 +211,59 @@ def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
     return np.random.RandomState(seed).randn(1, z_dim).astype(np.float32)
 
 
-def add_class_arg(p: argparse.ArgumentParser) -> None:
+PER_SEED_CLASS = "class label of a conditional network (StyleGAN-XL: default one class drawn per seed)"
+
+
+def add_class_arg(p: argparse.ArgumentParser, help: str = "class label of a conditional network") -> None:
     """The `--class` flag of commands that sample a conditional network."""
-    p.add_argument("--class", dest="class_idx", type=non_negative_int, default=None, help="class label of a conditional network")
+    p.add_argument("--class", dest="class_idx", type=non_negative_int, default=None, help=help)
+
+
+def check_class(c_dim: int, class_idx: int | None) -> None:
+    """--class must be absent for unconditional networks and in range for conditional ones (CliError otherwise)."""
+    if c_dim == 0 and class_idx is not None:
+        raise CliError(f"--class {class_idx}: this network is unconditional (c_dim=0)")
+    if class_idx is not None and not 0 <= class_idx < c_dim:
+        raise CliError(f"--class {class_idx}: out of range, this network has {c_dim} classes (0..{c_dim - 1})")
 
 
 def class_label(c_dim: int, class_idx: int | None, device: torch.device) -> torch.Tensor | None:
     """The one-hot label [1, c_dim] of `--class`, None for an unconditional network; a CliError names a missing or bad class."""
-    import torch
+    from ..editing.sampling import one_hot
 
+    check_class(c_dim, class_idx)
     if c_dim == 0:
-        if class_idx is not None:
-            raise CliError(f"--class {class_idx}: this network is unconditional (c_dim=0)")
         return None
     if class_idx is None:
         raise CliError(f"this network is conditional (c_dim={c_dim}): pass --class K with 0 <= K < {c_dim}")
-    if not 0 <= class_idx < c_dim:
-        raise CliError(f"--class {class_idx}: out of range, this network has {c_dim} classes (0..{c_dim - 1})")
-    c = torch.zeros([1, c_dim], device=device)
-    c[0, class_idx] = 1
-    return c
+    return one_hot([class_idx], c_dim, device)
+
+
+def seed_labels(G: Generator, seeds: list[int], class_idx: int | None, device: torch.device) -> torch.Tensor | None:
+    """[len(seeds), c_dim] labels: --class for every seed; without it, StyleGAN-XL networks draw a class per seed
+    (`editing.sampling.seed_classes`, as its tools do) and other conditional networks need --class."""
+    import numpy as np
+
+    from ..editing.sampling import one_hot, seed_classes
+    from ..models import stylegan_xl
+
+    if isinstance(G, stylegan_xl.Generator) and G.c_dim > 0 and class_idx is None:
+        return one_hot(np.concatenate([seed_classes(s, G.c_dim) for s in seeds]), G.c_dim, device)
+    c = class_label(G.c_dim, class_idx, device)
+    return None if c is None else c.expand(len(seeds), -1)
+
+
+def centroids_arg(path: Path | None, G: Generator) -> torch.Tensor | None:
+    """The --centroids file for `G` (None without one); a bad file is a CliError."""
+    from ..editing.latents import LatentFileError
+    from ..editing.sampling import load_centroids
+
+    if path is None:
+        return None
+    try:
+        return load_centroids(path, G.w_dim)
+    except LatentFileError as e:
+        raise CliError(f"--centroids {e}") from None
 
 
 def check_trunc_cutoff(cutoff: int | None, G: Generator) -> None:
@@ -251,9 +284,6 @@ def to_pil(arr: np.ndarray) -> Image.Image:
 
 
 # ----------------------------------------------------------------------------- projection (`project`, `attribute`)
-
-_8BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
-_MODES_FOR = {1: _8BIT_MODES, 3: _8BIT_MODES, 4: ("RGBA", "LA", "PA")}  # image modes that convert to G's channels
 
 
 def add_projection_args(p: argparse.ArgumentParser) -> None:
@@ -279,8 +309,9 @@ def metric_name(distance: str) -> str:
 
 def load_target(path: Path, G: Generator) -> np.ndarray:
     """Image file -> HWC uint8 with G's channels, centre-cropped to a square and Lanczos-resized to G's resolution."""
-    import numpy as np
     from PIL import Image, UnidentifiedImageError
+
+    from ..editing.projection import image_to_target
 
     try:
         with Image.open(path) as im:
@@ -290,16 +321,10 @@ def load_target(path: Path, G: Generator) -> np.ndarray:
         raise CliError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise CliError(f"{path}: cannot read this image ({e})".replace("\n", " ")) from None
-    channels = G.img_channels
-    if img.mode not in _MODES_FOR.get(channels, ()):
-        raise CliError(f"{path}: a {img.mode} image cannot be matched to the network's {channels} channel(s)")
-    img = img.convert({1: "L", 3: "RGB", 4: "RGBA"}[channels])  # RGB -> L for 1-channel networks, alpha dropped for RGB
-    w, h = img.size
-    s = min(w, h)
-    img = img.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
-    img = img.resize((G.img_resolution, G.img_resolution), Image.LANCZOS)
-    arr = np.array(img, dtype=np.uint8)
-    return arr[:, :, None] if arr.ndim == 2 else arr
+    try:
+        return image_to_target(img, G.img_channels, G.img_resolution)
+    except ValueError as e:
+        raise CliError(f"{path}: {e}") from None
 
 
 def uint8_to_target(arr: np.ndarray) -> torch.Tensor:

@@ -1,4 +1,7 @@
-"""Generate images for a list of seeds, drawing latents as NVIDIA's gen_images.py does, or render projected ws."""
+"""Generate images for a list of seeds, drawing latents as NVIDIA's gen_images.py does, or render projected ws.
+
+StyleGAN-XL networks follow StyleGAN-XL's gen_images.py: without --class, each seed draws its own class;
+truncation is class-wise (or towards the nearest of --centroids); pixels are (x + 1) * 255 / 2, truncated."""
 
 from __future__ import annotations
 
@@ -13,13 +16,14 @@ from tqdm import tqdm
 
 from ..editing.latents import LatentFileError, load_projected_w
 from ..editing.projection import load_projected_noise
-from ..io.images import hwc_uint8, save_npy, save_png
+from ..editing.sampling import nearest_centroids
+from ..io.images import hwc_uint8, save_npy, save_png, to_uint8_for
 from ..io.load import load_network
-from ..models.common import Generator
+from ..models.common import Generator, truncate
 from ..models.stylegan3 import set_transform
 from ..ops import NOISE_MODES
-from .common import (CliError, add_class_arg, add_device_arg, check_trunc_cutoff, class_label, finite_float, non_negative_int, parse_float_pair,
-                     parse_seed_list, positive_int, resolve_device, seed_to_z, to_pil)
+from .common import (PER_SEED_CLASS, CliError, add_class_arg, add_device_arg, centroids_arg, check_trunc_cutoff, finite_float, non_negative_int,
+                     parse_float_pair, parse_seed_list, positive_int, resolve_device, seed_labels, seed_to_z, to_pil)
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -38,7 +42,9 @@ def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
                    help="render the ws of a projected_w.npz (with its optimised noise maps) as projNN.png, instead of seeds")
     p.add_argument("--trunc", type=finite_float, default=1.0, help="truncation psi (default 1 = none)")
     p.add_argument("--trunc-cutoff", type=non_negative_int, default=None, help="truncate only the first N ws")
-    add_class_arg(p)
+    add_class_arg(p, PER_SEED_CLASS)
+    p.add_argument("--centroids", type=Path, default=None, metavar="FILE",
+                   help="multimodal truncation: truncate towards the nearest of these [K, w_dim] centroids (.npy)")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
     p.add_argument("--translate", type=parse_float_pair, default=None, metavar="X,Y",
                    help="StyleGAN3 only: translate the image by X,Y (in units of the image size, e.g. 0.25,0)")
@@ -57,8 +63,9 @@ def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
 def run(args: argparse.Namespace) -> None:
     if (args.seeds is None) == (args.projected_w is None):
         raise CliError("pass either --seeds or --projected-w (one of the two)")
-    if args.projected_w is not None and (args.trunc != 1 or args.trunc_cutoff is not None or args.class_idx is not None):
-        raise CliError("--projected-w: ws are rendered as stored; --trunc, --trunc-cutoff and --class do not apply")
+    if args.projected_w is not None and (args.trunc != 1 or args.trunc_cutoff is not None or args.class_idx is not None
+                                         or args.centroids is not None):
+        raise CliError("--projected-w: ws are rendered as stored; --trunc, --trunc-cutoff, --class and --centroids do not apply")
     if args.grid is not None and args.seeds is not None and args.grid[0] * args.grid[1] != len(args.seeds):
         raise CliError(f"--grid {args.grid[0]}x{args.grid[1]}: expected RxC with R*C = number of seeds ({len(args.seeds)})")
     device = resolve_device(args.device)
@@ -71,7 +78,8 @@ def run(args: argparse.Namespace) -> None:
             raise CliError(f"--projected-w {e}") from None
         if args.grid is not None and args.grid[0] * args.grid[1] != len(ws):
             raise CliError(f"--grid {args.grid[0]}x{args.grid[1]}: expected RxC with R*C = number of ws in {args.projected_w} ({len(ws)})")
-    c = None if args.projected_w is not None else class_label(G.c_dim, args.class_idx, device)
+    labels = None if args.projected_w is not None else seed_labels(G, args.seeds, args.class_idx, device)
+    centroids = centroids_arg(args.centroids, G)
     if args.translate is not None or args.rotate is not None:
         try:
             set_transform(G, args.translate or (0.0, 0.0), args.rotate or 0.0)
@@ -81,10 +89,11 @@ def run(args: argparse.Namespace) -> None:
     check_trunc_cutoff(args.trunc_cutoff, G)
     args.outdir.mkdir(parents=True, exist_ok=True)
     grid = _Grid(args.grid) if args.grid is not None else None
-    images = _render_projected(G, ws.to(device), noise, args) if args.projected_w is not None else _render_seeds(G, c, device, args)
+    images = (_render_projected(G, ws.to(device), noise, args) if args.projected_w is not None
+              else _render_seeds(G, labels, centroids, device, args))
     count = 0
     for name, img in images:  # each image is written as soon as it is made; only --grid keeps a copy (its canvas)
-        arr = hwc_uint8(img)
+        arr = hwc_uint8(img, to_uint8_for(G))
         save_png(to_pil(arr), args.outdir / f"{name}.png")
         if args.raw:
             save_npy(img.cpu().numpy(), args.outdir / f"{name}.npy")
@@ -125,18 +134,26 @@ def _render_projected(G: Generator, ws: torch.Tensor, noise: dict[str, torch.Ten
             yield f"proj{i:02d}", img[0]
 
 
-def _render_seeds(G: Generator, c: torch.Tensor | None, device: torch.device,
+def _render_seeds(G: Generator, labels: torch.Tensor | None, centroids: torch.Tensor | None, device: torch.device,
                   args: argparse.Namespace) -> Iterator[tuple[str, torch.Tensor]]:
-    """(seedNNNN, [C, H, W] image) for each seed, `--batch` seeds per forward pass."""
+    """(seedNNNN, [C, H, W] image) for each seed, `--batch` seeds per forward pass, `labels` [len(seeds), c_dim] one
+    per seed. With `centroids`, the untruncated w moves towards its nearest centroid instead of the W average
+    (multimodal truncation, as StyleGAN-XL's gen_utils)."""
     # Random noise is drawn per seed so that an image does not depend on its batch.
     batch = 1 if args.noise_mode == "random" else args.batch
     with torch.no_grad():
         for start in tqdm(range(0, len(args.seeds), batch), desc="generate", unit="batch", disable=None):
             seeds = args.seeds[start : start + batch]
             z = torch.from_numpy(np.concatenate([seed_to_z(s, G.z_dim) for s in seeds])).to(device)
+            c = None if labels is None else labels[start : start + len(seeds)]
             if args.noise_mode == "random":
                 torch.manual_seed(seeds[0])
-            img = G(z, None if c is None else c.expand(len(seeds), -1), truncation_psi=args.trunc,
-                    truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode, force_fp32=args.fp32).float()
+            if centroids is None:
+                img = G(z, c, truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode,
+                        force_fp32=args.fp32).float()
+            else:
+                w = G.mapping(z, c)
+                ws = truncate(w, nearest_centroids(w[:, 0], centroids), args.trunc, args.trunc_cutoff)
+                img = G.synthesis(ws, noise_mode=args.noise_mode, force_fp32=args.fp32).float()
             for seed, one in zip(seeds, img):
                 yield f"seed{seed:04d}", one

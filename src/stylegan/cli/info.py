@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..io.load import load_network
+from ..models import stylegan_xl
 from ..models.registry import NetworkSpec
 
 
@@ -38,6 +39,8 @@ def describe(net: torch.nn.Module) -> dict[str, Any]:
                    channel_base=s.channel_base, channel_max=s.channel_max, num_layers=s.num_layers,
                    conv_kernel=s.conv_kernel, use_radial_filters=s.use_radial_filters,
                    num_fp16_res=s.num_fp16_res, conv_clamp=s.conv_clamp)
+    elif spec.family == "stylegan_xl":
+        out.update(_stylegan_xl(cfg, generator))
     elif spec.family == "stylegan1":
         s = cfg.synthesis if spec.kind == "generator" else cfg
         out.update(architecture=s.style, channel_base=s.channel_base, channel_max=s.channel_max,
@@ -54,6 +57,21 @@ def describe(net: torch.nn.Module) -> dict[str, Any]:
     return out
 
 
+def _stylegan_xl(cfg: stylegan_xl.GeneratorConfig, generator: dict[str, Any]) -> dict[str, Any]:
+    """Architecture, the `generator` sizes, then stages, layers and classes of a StyleGAN-XL generator."""
+    layers = cfg.synthesis.layers
+    if cfg.history is None:
+        stages = "unknown (only the layers are recorded)"
+    else:
+        steps = [f"stem {cfg.history.stem_resolution}² ({cfg.history.stem.num_layers} layers)"]
+        steps += [f"x{s.up_factor} +{s.head_layers} head layers" for s in cfg.history.stages]
+        stages = " -> ".join(steps)
+    m = cfg.mapping
+    return dict(architecture=_stylegan3_variant(layers[0].conv_kernel, layers[0].use_radial_filters).replace("stylegan3", "stylegan_xl"),
+                **generator, stages=stages, layers=len(layers), first_layer=layers[0].name, last_layer=layers[-1].name, classes=cfg.c_dim,
+                class_embedding=f"{m.embed_classes}x{m.embed_features}", fp16_layers=sum(lc.use_fp16 for lc in layers))
+
+
 def _stylegan3_variant(conv_kernel: int, radial: bool) -> str:
     """Paper config name: T (3x3 convs, separable filters), R (1x1 convs, radial filters), else custom."""
     return {(3, False): "stylegan3-t", (1, True): "stylegan3-r"}.get((conv_kernel, radial), "stylegan3-custom")
@@ -62,6 +80,8 @@ def _stylegan3_variant(conv_kernel: int, radial: bool) -> str:
 def run(args: argparse.Namespace) -> None:
     net = load_network(args.path)
     report = {"path": args.path, "format": net.source_format, "networks": {k: describe(v) for k, v in net.networks().items()}}
+    if "D_not_loaded" in net.extra:
+        report["not_loaded"] = net.extra["D_not_loaded"]
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -71,3 +91,5 @@ def run(args: argparse.Namespace) -> None:
               f"{d['parameters']:,} parameters, c_dim={d['c_dim']}")
         extras = {k: v for k, v in d.items() if k not in ("family", "kind", "architecture", "resolution", "img_channels", "parameters", "c_dim")}
         print("    " + ", ".join(f"{k}={v}" for k, v in extras.items()))
+    if "not_loaded" in report:
+        print(f"  not loaded: {report['not_loaded']}")

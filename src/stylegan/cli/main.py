@@ -21,7 +21,7 @@ from .common import CliError
 
 # name -> one-line help; each command is the module stylegan.cli.<name> (with its add_parser and run)
 COMMANDS = {
-    "init": "write a freshly initialised StyleGAN2 checkpoint",
+    "init": "write a freshly initialised checkpoint",
     "generate": "generate images from seeds",
     "info": "describe the networks in a checkpoint",
     "convert": "convert between checkpoint formats",
@@ -34,6 +34,9 @@ COMMANDS = {
     "video": "latent interpolation video (MP4, or GIF without ffmpeg)",
     "truncation": "truncation figure: seeds x psi values",
     "analyze": "the papers' analysis figures (resolution usage, PPL, Jacobian, droplets, spectra)",
+    "samplesheet": "sample sheet of a conditional network: one row per class",
+    "serve": "web explorer of networks (needs the serve extra)",
+    "export": "export a generator as ONNX or TorchScript",
 }
 EXIT_USER_ERROR, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 130, 141
 
@@ -75,7 +78,10 @@ def _error(args: argparse.Namespace, message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     command = chosen_command(words)
-    args = build_parser([command] if command else []).parse_args(words)
+    try:
+        args = build_parser([command] if command else []).parse_args(words)
+    except SystemExit as e:  # --help, --version, a bad flag: argparse has said what it had to say
+        return int(e.code or 0)
     args.argv = words[1:]
     from ..data.common import DatasetError  # after parsing: `stylegan.data` loads torch
 

@@ -17,8 +17,8 @@ from ..editing.mixing import mix_styles
 from ..io.images import hwc_uint8, save_png
 from ..io.load import load_network
 from ..ops import NOISE_MODES
-from .common import (CliError, add_class_arg, add_device_arg, class_label, finite_float, parse_int_list, parse_seed_list, resolve_device, seed_to_z,
-                     to_pil)
+from .common import (PER_SEED_CLASS, CliError, add_class_arg, add_device_arg, finite_float, parse_int_list, parse_seed_list, resolve_device,
+                     seed_labels, seed_to_z, to_pil)
 
 
 def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
     p.add_argument("--trunc", type=finite_float, default=1.0, help="truncation psi toward w_avg (default 1 = none)")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const",
                    help="noise inputs (default const; random noise is seeded with the row seed)")
-    add_class_arg(p)
+    add_class_arg(p, PER_SEED_CLASS)
     add_device_arg(p)
     p.add_argument("--outdir", required=True, type=Path, help="where to write the PNGs")
     p.set_defaults(func=run)
@@ -44,12 +44,12 @@ def run(args: argparse.Namespace) -> None:
     if bad:
         raise CliError(f"--styles: layer(s) {','.join(map(str, bad))} out of range, this network has "
                        f"num_ws={G.num_ws} (layers 0-{G.num_ws - 1})")
-    c = class_label(G.c_dim, args.class_idx, device)
     seeds = list(dict.fromkeys(args.rows + args.cols))
+    labels = seed_labels(G, seeds, args.class_idx, device)
 
     with torch.no_grad():
         z = torch.from_numpy(np.concatenate([seed_to_z(s, G.z_dim) for s in seeds])).to(device)
-        ws = G.mapping(z, None if c is None else c.expand(len(seeds), -1), truncation_psi=args.trunc)
+        ws = G.mapping(z, labels, truncation_psi=args.trunc)
         w_of = dict(zip(seeds, ws))
         mixed = mix_styles(torch.stack([w_of[s] for s in args.rows]), torch.stack([w_of[s] for s in args.cols]), args.styles)
         jobs = [((s, s), w_of[s]) for s in seeds]

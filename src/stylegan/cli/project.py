@@ -16,7 +16,8 @@ import torch
 from tqdm import tqdm
 
 from ..editing.latents import LatentFileError
-from ..editing.projection import SPACES, ProjectionResult, ProjectionStep, check_resume, load_projection, project, save_projection
+from ..editing.projection import (SPACES, ProjectionResult, ProjectionStep, check_resume, load_projection, noise_maps_set, project,
+                                  save_projection)
 from ..io.checkpoint import atomic_write_bytes
 from ..io.images import hwc_uint8, save_png
 from ..io.load import load_network
@@ -128,26 +129,10 @@ def run(args: argparse.Namespace) -> None:
 def write_outputs(outdir: Path, G: Generator, result: ProjectionResult, seconds: float) -> None:
     """projected_w.npz (resumable), proj.png (rendered with the optimised noise maps) and projection.json."""
     save_projection(outdir / "projected_w.npz", result)
-    with torch.no_grad(), optimised_noise(G, result.noise):
+    with torch.no_grad(), noise_maps_set(G, result.noise):
         img = G.synthesis(result.ws.to(next(G.parameters()).device), noise_mode="const")[0].float()
     save_png(to_pil(hwc_uint8(img)), outdir / "proj.png")
     info = {"distance": result.distance, "metric": result.metric, "metric_name": metric_name(result.metric),
             "steps": result.step, "num_steps": result.num_steps, "finished": result.finished, "space": result.space,
             "seconds": round(seconds, 3)}
     atomic_write_bytes(outdir / "projection.json", (json.dumps(info, indent=2) + "\n").encode())
-
-
-@contextlib.contextmanager
-def optimised_noise(G: Generator, noise: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Temporarily set G.synthesis's noise_const buffers to `noise`."""
-    bufs = dict(G.synthesis.named_buffers())
-    saved = {k: bufs[k].clone() for k in noise}
-    with torch.no_grad():
-        for k, v in noise.items():
-            bufs[k].copy_(v)
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for k, v in saved.items():
-                bufs[k].copy_(v)

@@ -1,7 +1,8 @@
 """Truncation figure (StyleGAN paper §3.1 / fig. 8): one row per seed, one column per psi, labelled.
 
 w' = w_avg + psi (w - w_avg): psi = 1 is the untruncated sample, 0 the average image, negative psi the
-"anti-face". Writes truncation.png, and with --cells also one PNG per image.
+"anti-face" (StyleGAN-XL: w_avg of the seed's class, drawn per seed without --class). Writes truncation.png,
+and with --cells also one PNG per image.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..editing.sampling import truncation_centers
 from ..io.images import hwc_uint8, labelled, save_png
 from ..io.load import load_network
+from ..models.common import truncate
 from ..ops import NOISE_MODES
-from .common import (add_class_arg, add_device_arg, check_trunc_cutoff, class_label, non_negative_int, parse_float_list, parse_seed_list,
-                     resolve_device, seed_to_z, to_pil)
+from .common import (PER_SEED_CLASS, add_class_arg, add_device_arg, check_trunc_cutoff, non_negative_int, parse_float_list, parse_seed_list,
+                     resolve_device, seed_labels, seed_to_z, to_pil)
 
 
 def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
@@ -27,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
     p.add_argument("--psi", type=parse_float_list, default=parse_float_list("-1,-0.5,0,0.5,0.7,1"),
                    help="one column per truncation psi (default -1,-0.5,0,0.5,0.7,1)")
     p.add_argument("--trunc-cutoff", type=non_negative_int, default=None, help="truncate only the first N ws")
-    add_class_arg(p)
+    add_class_arg(p, PER_SEED_CLASS)
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
     add_device_arg(p)
     p.add_argument("--cells", action="store_true", help="also write seedNNNN-psiP.png for every image")
@@ -39,17 +42,17 @@ def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     G = load_network(args.network, device=device).generator
     check_trunc_cutoff(args.trunc_cutoff, G)
-    c = class_label(G.c_dim, args.class_idx, device)
+    labels = seed_labels(G, args.seeds, args.class_idx, device)
     rows = []
     with torch.no_grad():
-        for seed in tqdm(args.seeds, desc="truncation", unit="seed", disable=None):
+        for i, seed in enumerate(tqdm(args.seeds, desc="truncation", unit="seed", disable=None)):
             z = torch.from_numpy(seed_to_z(seed, G.z_dim)).to(device)
-            w = G.mapping(z, c)  # untruncated; every psi below moves the same w toward w_avg
+            c = None if labels is None else labels[i : i + 1]
+            w = G.mapping(z, c)  # untruncated; every psi below moves the same w toward w_avg (of its class)
+            center = truncation_centers(G, w[:, 0], None if c is None else c.argmax(1).cpu().numpy())
             row = []
             for psi in args.psi:
-                ws = G.mapping.w_avg.lerp(w, psi) if psi != 1 else w
-                if args.trunc_cutoff is not None:
-                    ws = torch.cat([ws[:, : args.trunc_cutoff], w[:, args.trunc_cutoff :]], dim=1)
+                ws = truncate(w, center, psi, args.trunc_cutoff)
                 if args.noise_mode == "random":
                     torch.manual_seed(seed)
                 row.append(hwc_uint8(G.synthesis(ws, noise_mode=args.noise_mode)[0].float()))

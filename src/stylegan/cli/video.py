@@ -20,8 +20,8 @@ from ..io.images import hwc_uint8
 from ..io.load import load_network
 from ..io.video import FORMATS, VideoWriter
 from ..ops import NOISE_MODES
-from .common import (CliError, add_class_arg, add_device_arg, class_label, finite_float, int_range, output_file, parse_seed_list, positive_float,
-                     positive_int, resolve_device, seed, seed_to_z)
+from .common import (PER_SEED_CLASS, CliError, add_class_arg, add_device_arg, finite_float, int_range, output_file, parse_seed_list,
+                     positive_float, positive_int, resolve_device, seed, seed_labels, seed_to_z)
 
 VIDEO_KINDS = ("cubic", "linear", "slerp-z")
 
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
     p.add_argument("--trunc", type=finite_float, default=1.0, help="truncation psi of the seeds' ws (default 1 = none)")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
     p.add_argument("--noise-seed", type=seed, default=0, help="seed of the noise when --noise-mode random (default 0)")
-    add_class_arg(p)
+    add_class_arg(p, PER_SEED_CLASS)
     p.add_argument("--fps", type=positive_float, default=30, help="frames per second (default 30)")
     p.add_argument("--crf", type=int_range(0, 51), default=18, help="x264 constant rate factor, 0 (lossless) to 51 (default 18)")
     add_device_arg(p)
@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> None:
 
     device = resolve_device(args.device)
     G = load_network(args.network, device=device).generator
-    c = class_label(G.c_dim, args.class_idx, device)
+    if args.kind == "slerp-z" and G.c_dim > 0 and args.class_idx is None:
+        raise CliError("--kind slerp-z maps interpolated z with one label: pass --class for a conditional network")
 
     with torch.no_grad():
         if args.projected_w is not None:
@@ -94,20 +95,22 @@ def run(args: argparse.Namespace) -> None:
             if args.kind == "slerp-z":
                 keys = z.reshape(cells, k, G.z_dim)
             else:
-                keys = G.mapping(z, _batch(c, len(seeds)), truncation_psi=args.trunc).reshape(cells, k, G.num_ws, G.w_dim)
+                keys = G.mapping(z, seed_labels(G, seeds, args.class_idx, device), truncation_psi=args.trunc)
+                keys = keys.reshape(cells, k, G.num_ws, G.w_dim)
         kind = "slerp" if args.kind == "slerp-z" else args.kind
         try:
             paths = [keyframe_interpolator(cell_keys, args.w_frames, kind, loop=True) for cell_keys in keys]
         except ValueError as e:
             raise CliError(f"--kind {args.kind}: {e}") from None
 
+        cell_labels = seed_labels(G, [0] * cells, args.class_idx, device) if args.kind == "slerp-z" else None
         if args.noise_mode == "random":
             torch.manual_seed(args.noise_seed)
         total = num_frames(k, args.w_frames, loop=True)
         with VideoWriter(args.output, fps=args.fps, crf=args.crf) as video:
             for frame in tqdm(range(total), desc="video", unit="frame", disable=None):
                 lat = torch.cat([path(np.array([frame])) for path in paths])  # [cells, ...]
-                ws = G.mapping(lat, _batch(c, cells), truncation_psi=args.trunc) if args.kind == "slerp-z" else lat
+                ws = G.mapping(lat, cell_labels, truncation_psi=args.trunc) if args.kind == "slerp-z" else lat
                 img = G.synthesis(ws, noise_mode=args.noise_mode).float()
                 tiles = np.stack([hwc_uint8(one) for one in img])  # [cells, H, W, C], row-major over the grid
                 _, h, w, ch = tiles.shape
@@ -115,6 +118,3 @@ def run(args: argparse.Namespace) -> None:
                 video.append(canvas.reshape(grid_h * h, grid_w * w, ch))
     print(f"wrote {total} frame(s) of a {grid_w}x{grid_h} grid to {video.path}")
 
-
-def _batch(c: torch.Tensor | None, n: int) -> torch.Tensor | None:
-    return None if c is None else c.expand(n, -1)

@@ -11,16 +11,18 @@ whose state travels with the saved state, so a resumed run continues exactly.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..models.common import Generator
 from .latents import LatentFileError, load_projected_w, save_projected_w
@@ -30,6 +32,8 @@ DISTANCES = ("lpips", "mse")
 W_AVG_SAMPLES = 10000
 W_AVG_SEED = 123
 LPIPS_MAX_SIZE = 256
+_8BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
+_MODES_FOR = {1: _8BIT_MODES, 3: _8BIT_MODES, 4: ("RGBA", "LA", "PA")}  # image modes that convert to G's channels
 _NOISE_PREFIX = "noise."
 _ADAM_PREFIX = "adam."
 
@@ -49,6 +53,23 @@ def learning_rate(t: float, initial_learning_rate: float = 0.1, rampdown_length:
 def w_noise_scale(t: float, w_std: float, initial_noise_factor: float = 0.05, noise_ramp_length: float = 0.75) -> float:
     """Appendix D: std of the noise added to w, sigma_w * 0.05 * max(0, 1 - t / 0.75)^2."""
     return w_std * initial_noise_factor * max(0.0, 1.0 - t / noise_ramp_length) ** 2
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def image_to_target(img: Image.Image, channels: int, resolution: int) -> np.ndarray:
+    """A PIL image -> HWC uint8 with `channels` channels, centre-cropped to a square and Lanczos-resized to
+    `resolution` (as the official projector prepares its target); ValueError for modes that do not convert."""
+    if img.mode not in _MODES_FOR.get(channels, ()):
+        raise ValueError(f"a {img.mode} image cannot be matched to the network's {channels} channel(s)")
+    img = img.convert({1: "L", 3: "RGB", 4: "RGBA"}[channels])  # RGB -> L for 1-channel networks, alpha dropped for RGB
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
+    img = img.resize((resolution, resolution), Image.LANCZOS)
+    arr = np.array(img, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
 
 
 # ----------------------------------------------------------------------------- noise maps
@@ -73,6 +94,22 @@ def noise_regularization(noise_maps: Iterable[torch.Tensor]) -> torch.Tensor:
                 break
             x = F.avg_pool2d(x, kernel_size=2)
     return reg
+
+
+@contextlib.contextmanager
+def noise_maps_set(G: Generator, noise: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Temporarily set G.synthesis's noise buffers named in `noise` (a projection's optimised maps)."""
+    bufs = dict(G.synthesis.named_buffers())
+    saved = {k: bufs[k].clone() for k in noise}
+    with torch.no_grad():
+        for k, v in noise.items():
+            bufs[k].copy_(v)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for k, v in saved.items():
+                bufs[k].copy_(v)
 
 
 @torch.no_grad()

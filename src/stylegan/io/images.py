@@ -1,8 +1,9 @@
 """Images between the networks and files: pixel conversions, grids and PNG writing.
 
 Generators output float images in about [-1, 1]. NVIDIA's tools turn them into 8-bit pixels as
-x * 127.5 + 128, clamped and truncated (`to_uint8`), and feed 8-bit pixels to the networks as
-x / 127.5 - 1 (`from_uint8`). Grids of training runs and figures map a float range onto [0, 255] with
+x * 127.5 + 128, clamped and truncated (`to_uint8`), StyleGAN-XL's image tools as (x + 1) * 255 / 2, clamped and
+truncated (`to_uint8_xl`: half a level lower, so about half the pixels come out one level darker), and feed 8-bit
+pixels to the networks as x / 127.5 - 1 (`from_uint8`). Grids of training runs and figures map a float range onto [0, 255] with
 rounding instead (`images_to_uint8`). PNGs and .npy files are written atomically, so a viewer never sees a
 half-written file.
 """
@@ -12,11 +13,14 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..models import stylegan_xl
+from ..models.common import Generator
 from .checkpoint import atomic_write_bytes
 
 
@@ -25,14 +29,25 @@ def to_uint8(img: torch.Tensor) -> torch.Tensor:
     return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
+def to_uint8_xl(img: torch.Tensor) -> torch.Tensor:
+    """Float pixels in [-1, 1] -> uint8 as StyleGAN-XL's gen_utils.w_to_img ((x + 1) * 255 / 2, clamped, truncated), any layout."""
+    return ((img + 1) * 255 / 2).clamp(0, 255).to(torch.uint8)
+
+
+def to_uint8_for(G: Generator) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The conversion of the official image tools of `G`'s family (gen_images.py): `to_uint8_xl` for StyleGAN-XL
+    generators, `to_uint8` for the others."""
+    return to_uint8_xl if isinstance(G, stylegan_xl.Generator) else to_uint8
+
+
 def from_uint8(x: torch.Tensor) -> torch.Tensor:
     """Pixels in [0, 255] -> float32 in [-1, 1] (x / 127.5 - 1), any layout."""
     return x.to(torch.float32) / 127.5 - 1
 
 
-def hwc_uint8(img: torch.Tensor) -> np.ndarray:
-    """One [C, H, W] float image in [-1, 1] -> an HWC uint8 array, as the official tools write image files."""
-    return to_uint8(img.permute(1, 2, 0)).cpu().numpy()
+def hwc_uint8(img: torch.Tensor, convert: Callable[[torch.Tensor], torch.Tensor] = to_uint8) -> np.ndarray:
+    """One [C, H, W] float image in [-1, 1] -> an HWC uint8 array by `convert`, as the official tools write image files."""
+    return convert(img.permute(1, 2, 0)).cpu().numpy()
 
 
 def images_to_uint8(images: torch.Tensor, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:

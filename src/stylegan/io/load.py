@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 import torch
 
-from ..models import stylegan1, stylegan2, stylegan3
+from ..models import stylegan1, stylegan2, stylegan3, stylegan_xl
 from ..models.common import Generator
 from ..models.registry import build_network, network_spec
-from . import official
+from . import official, official_xl
 from .checkpoint import read_checkpoint, save_checkpoint
 from .errors import NetworkLoadError
 from .mismatch import describe_mismatch
@@ -149,6 +149,22 @@ def _build_official(name: str, module: str, class_name: str, init_kwargs: dict[s
     return _with_state(net, state, name)
 
 
+def _build_official_xl(name: str, entry: dict[str, Any], state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """A StyleGAN-XL generator from its official description (folder `config.json` entry or unpickled objects)."""
+    try:
+        cfg = official_xl.generator_config_from_official(entry, state)
+    except (KeyError, TypeError) as e:
+        raise NetworkLoadError(f"{name}: incomplete StyleGAN-XL description ({type(e).__name__}: {e})") from None
+    except ValueError as e:
+        raise NetworkLoadError(f"{name}: {e}") from None
+    try:
+        return _with_state(stylegan_xl.Generator(cfg), state, name)
+    except ValueError as e:
+        if isinstance(e, NetworkLoadError):
+            raise
+        raise NetworkLoadError(f"{name}: {e}") from None
+
+
 def _load_official_folder(p: Path) -> Network:
     from safetensors.torch import load_file
 
@@ -160,6 +176,9 @@ def _load_official_folder(p: Path) -> Network:
             continue
         entry = cfg[name]
         state = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")}
+        if entry.get("module") == official_xl.XL_MODULE:
+            setattr(out, name, _build_official_xl(name, entry, state))
+            continue
         setattr(out, name, _build_official(name, entry["module"], entry["class_name"], entry["init_kwargs"], state))
     if not out.networks():
         raise NetworkLoadError(f"config.json names none of {', '.join(NETWORK_NAMES)}")
@@ -172,6 +191,8 @@ _SG3_REPO_SRC = re.compile(r"device\.type\s*!=\s*['\"]cuda['\"]")
 
 def official_module_of(obj: PersistentObject) -> str:
     """Which official module a persistent object came from, judged from its stored source text."""
+    if official_xl.is_xl_source(obj.module_src):  # XL's file also defines SynthesisInput: test it first
+        return official_xl.XL_MODULE
     if _STYLEGAN3_SRC.search(obj.module_src):
         return "training.networks_stylegan3"
     if _SG3_REPO_SRC.search(obj.module_src):
@@ -184,6 +205,9 @@ def _load_pickle(p: Path) -> Network:
         data, inert = safe_load(f)
     if isinstance(data, tuple) and len(data) == 3 and all(isinstance(x, TFNetwork) for x in data):
         return _load_tf(data)
+    if official_xl.is_xl_discriminator(data):
+        raise NetworkLoadError(f"holds a StyleGAN-XL discriminator alone ({official_xl.XL_DISCRIMINATOR}); "
+                               "expected a network pickle with G / G_ema")
     if not isinstance(data, dict) or not any(k in data for k in NETWORK_NAMES):
         kind = type(data).__name__
         raise NetworkLoadError(f"not a network pickle: found a {kind}, expected a dict with G/D/G_ema or a TF (G, D, Gs) tuple")
@@ -192,10 +216,23 @@ def _load_pickle(p: Path) -> Network:
         obj = data.get(name)
         if obj is None:
             continue
+        if official_xl.is_xl_discriminator(obj):
+            _load_xl_discriminator(out, name, obj)
+            continue
         if not isinstance(obj, PersistentObject):
             raise NetworkLoadError(f"{name} is a {type(obj).__name__}, not an official persistent network")
         module = official_module_of(obj)
+        if module == official_xl.XL_MODULE:
+            try:
+                entry = official_xl.describe_persistent(obj)
+            except ValueError as e:
+                raise NetworkLoadError(f"{name}: {e}") from None
+            setattr(out, name, _build_official_xl(name, entry, obj.state_dict()))
+            continue
         setattr(out, name, _build_official(name, module, obj.class_name, obj.init_kwargs, obj.state_dict()))
+    if out.G is None and out.G_ema is None:
+        if "D_not_loaded" in out.extra:
+            raise NetworkLoadError(f"holds only a StyleGAN-XL discriminator ({official_xl.XL_DISCRIMINATOR}), no G / G_ema")
     if isinstance(data.get("augment_pipe"), PersistentObject):
         aug = data["augment_pipe"]
         out.extra["augment_pipe"] = {"class_name": aug.class_name, "init_kwargs": _jsonable(aug.init_kwargs)}
@@ -204,6 +241,15 @@ def _load_pickle(p: Path) -> Network:
     if inert:
         out.extra["inert_globals"] = sorted(set(inert))
     return out
+
+
+def _load_xl_discriminator(out: Network, name: str, obj: Any) -> None:
+    """An XL discriminator through its registered builder; without one it stays unloaded and `extra` says so."""
+    builder = official_xl.DISCRIMINATOR_BUILDERS.get(official_xl.XL_DISCRIMINATOR)
+    if builder is None:
+        out.extra["D_not_loaded"] = f"{name}: {official_xl.XL_DISCRIMINATOR} (feature networks and heads) is not supported yet"
+        return
+    setattr(out, name, builder(obj))
 
 
 def _jsonable(x: Any) -> Any:

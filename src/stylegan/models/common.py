@@ -51,6 +51,7 @@ class Generator(Protocol):
     def buffers(self, recurse: bool = True) -> Iterator[torch.Tensor]: ...
     def named_buffers(self, *args: Any, **kwargs: Any) -> Iterator[tuple[str, torch.Tensor]]: ...
     def modules(self) -> Iterator[torch.nn.Module]: ...
+    def named_modules(self, *args: Any, **kwargs: Any) -> Iterator[tuple[str, torch.nn.Module]]: ...
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
 
 
@@ -101,6 +102,26 @@ class MappingSynthesisGenerator(torch.nn.Module):
 
 
 # ----------------------------------------------------------------------------- W average and truncation
+
+
+class MappingNetworkBase(torch.nn.Module):
+    """What every mapping network keeps, with NVIDIA's names: its sizes (num_ws None: a mapping that outputs one w, as
+    StyleGAN2's discriminator uses), its layer count and the decay of its W average (None: no W average)."""
+
+    w_avg: torch.Tensor
+
+    def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None, num_layers: int, w_avg_beta: float | None) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.c_dim = c_dim
+        self.w_dim = w_dim
+        self.num_ws = num_ws
+        self.num_layers = num_layers
+        self.w_avg_beta = w_avg_beta
+
+    def extra_repr(self) -> str:
+        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+
 
 
 def update_w_avg(w_avg: torch.Tensor, w: torch.Tensor, beta: float) -> None:

@@ -22,8 +22,9 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def config_from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build dataclass `cls` from `data`, recursing into nested dataclasses (a `JsonConfig` reads itself, older
-    layouts included) and turning lists back into tuples where the field is a tuple; unknown keys are an error."""
+    """Build dataclass `cls` from `data`, recursing into nested dataclasses and lists of them (a `JsonConfig` reads
+    itself, older layouts included) and turning lists back into tuples where the field is a tuple; unknown keys are
+    an error."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
     if isinstance(cls, type) and issubclass(cls, JsonConfig):
@@ -36,12 +37,20 @@ def config_from_dict(cls: type[T], data: dict[str, Any], where: str = "config") 
     kwargs = {}
     for key, value in data.items():
         sub = _dataclass_in(hints[key])
+        item = _dataclass_in(typing.get_args(hints[key])[0]) if typing.get_origin(hints[key]) is list else None
         if sub is not None and isinstance(value, dict):
-            value = sub.from_dict(value, f"{where}.{key}") if issubclass(sub, JsonConfig) else config_from_dict(sub, value, f"{where}.{key}")
+            value = _read(sub, value, f"{where}.{key}")
+        elif item is not None and isinstance(value, list):
+            value = [_read(item, v, f"{where}.{key}[{i}]") for i, v in enumerate(value)]
         elif typing.get_origin(hints[key]) is tuple and isinstance(value, list):
             value = tuple(value)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def _read(cls: type, data: dict[str, Any], where: str) -> Any:
+    """A nested config: a `JsonConfig` reads itself (older layouts included), another dataclass field by field."""
+    return cls.from_dict(data, where) if issubclass(cls, JsonConfig) else config_from_dict(cls, data, where)
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 
-from . import stylegan1, stylegan2, stylegan3
+from . import stylegan1, stylegan2, stylegan3, stylegan_xl
 from .config import JsonConfig
 
 Kind = Literal["generator", "discriminator"]
@@ -42,7 +42,7 @@ class NetworkSpec(JsonConfig):
     """What `build_network` builds a network from: its registered family and kind, and its config."""
 
     describe = "network spec"
-    family: str  # registered family: 'stylegan1', 'stylegan2', 'stylegan3', ...
+    family: str  # registered family: 'stylegan1', 'stylegan2', 'stylegan3', 'stylegan_xl', ...
     kind: Kind  # 'generator' or 'discriminator'
     config: Any  # the family's config object of that kind
 
@@ -105,6 +105,16 @@ def _sg1_generator(c_dim: int, style: stylegan1.GStyle) -> stylegan1.GeneratorCo
                                      synthesis=stylegan1.SynthesisConfig(style=style, channel_base=256, channel_max=32))
 
 
+def _xl_generator(c_dim: int, stages: list[int]) -> stylegan_xl.GeneratorConfig:
+    """An 8² stem of 4 layers with a random 8 x 6 class embedding, grown by `stages`."""
+    history = stylegan_xl.StageHistory(stem_resolution=8, stem=stylegan3.SynthesisConfig(channel_base=256, channel_max=16, num_layers=4),
+                                       stages=[stylegan_xl.GrowthStage(f, 3) for f in stages])
+    layers, res = stylegan_xl.history_layers(history, 3)
+    return stylegan_xl.GeneratorConfig(z_dim=8, c_dim=c_dim, w_dim=16, img_resolution=res, history=history,
+                                       mapping=stylegan_xl.MappingConfig(embed_classes=8, embed_features=6, class_embed="random"),
+                                       synthesis=stylegan_xl.SynthesisConfig(layers=layers))
+
+
 register("stylegan2", "generator", stylegan2.GeneratorConfig, stylegan2.Generator,
          lambda c: {a: _sg2_generator(c, a) for a in stylegan2.ARCHITECTURES})
 register("stylegan2", "discriminator", stylegan2.DiscriminatorConfig, stylegan2.Discriminator,
@@ -118,3 +128,5 @@ register("stylegan1", "generator", stylegan1.GeneratorConfig, stylegan1.Generato
 register("stylegan1", "discriminator", stylegan1.DiscriminatorConfig, stylegan1.Discriminator,
          lambda c: {s: stylegan1.DiscriminatorConfig(c_dim=c, img_resolution=32, style=s, channel_base=256, channel_max=32)
                     for s in ("basic", "revised")})
+register("stylegan_xl", "generator", stylegan_xl.GeneratorConfig, stylegan_xl.Generator,
+         lambda c: {"stem": _xl_generator(c, []), "x2": _xl_generator(c, [2])})

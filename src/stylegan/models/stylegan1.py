@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..nn import Conv2dLayer, FullyConnectedLayer
 from ..ops import assert_shape, make_noise, minibatch_stddev, normalize_2nd_moment, setup_filter, upsample2d
 from . import stylegan2
-from .common import GeneratorConfigBase, MappingSynthesisGenerator, check_labels, check_resolution, truncate, update_w_avg
+from .common import GeneratorConfigBase, MappingNetworkBase, MappingSynthesisGenerator, check_labels, check_resolution, truncate, update_w_avg
 from .config import JsonConfig, check_choice
 
 GStyle = Literal["adain", "demod"]
@@ -237,23 +237,17 @@ class Conv2d(torch.nn.Module):
 # ----------------------------------------------------------------------------- mapping
 
 
-class MappingNetwork(torch.nn.Module):
+class MappingNetwork(MappingNetworkBase):
     """G_mapping (StyleGAN §2): [z, c @ E] -> pixel norm -> dense layers (lr mul, lrelu) -> w, broadcast to
     num_ws; W-average tracking and truncation as stylegan2.MappingNetwork."""
 
-    w_avg: torch.Tensor
+    num_ws: int
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int, cfg: stylegan2.MappingConfig) -> None:
-        super().__init__()
+        super().__init__(z_dim, c_dim, w_dim, num_ws, cfg.num_layers, cfg.w_avg_beta)
         check_choice("mapping activation", cfg.activation, ACTIVATIONS)
         if cfg.embed_features is not None:
             raise ValueError(f"embed_features={cfg.embed_features}: the 'adain' mapping embeds labels with z_dim features (TF LabelConcat)")
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.num_ws = num_ws
-        self.num_layers = cfg.num_layers
-        self.w_avg_beta = cfg.w_avg_beta
         if c_dim > 0:  # TF LabelConcat: an unscaled [c_dim, z_dim] embedding
             self.embed = torch.nn.Parameter(torch.randn([c_dim, z_dim]))
         hidden = w_dim if cfg.layer_features is None else cfg.layer_features
@@ -276,9 +270,6 @@ class MappingNetwork(torch.nn.Module):
             update_w_avg(self.w_avg, x, self.w_avg_beta)
         x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         return truncate(x, self.w_avg, truncation_psi, truncation_cutoff)
-
-    def extra_repr(self) -> str:
-        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
 
 
 # ----------------------------------------------------------------------------- synthesis (adain)

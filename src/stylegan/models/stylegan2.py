@@ -29,7 +29,8 @@ from ..ops import (
     setup_filter,
     upsample2d,
 )
-from .common import GeneratorConfigBase, MappingSynthesisGenerator, block_dtype, check_labels, check_resolution, truncate, update_w_avg
+from .common import (GeneratorConfigBase, MappingNetworkBase, MappingSynthesisGenerator, block_dtype, check_labels, check_resolution,
+                     truncate, update_w_avg)
 from .config import JsonConfig, config_to_dict
 
 Architecture = Literal["orig", "skip", "resnet"]
@@ -94,19 +95,11 @@ class DiscriminatorConfig(JsonConfig):
 # ----------------------------------------------------------------------------- mapping
 
 
-class MappingNetwork(torch.nn.Module):
+class MappingNetwork(MappingNetworkBase):
     """z (and c) -> w: 2nd-moment normalisation, MLP with lr multiplier, W-average tracking, truncation."""
 
-    w_avg: torch.Tensor
-
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None, cfg: MappingConfig) -> None:
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.num_ws = num_ws
-        self.num_layers = cfg.num_layers
-        self.w_avg_beta = cfg.w_avg_beta
+        super().__init__(z_dim, c_dim, w_dim, num_ws, cfg.num_layers, cfg.w_avg_beta)
         embed_features = w_dim if cfg.embed_features is None else cfg.embed_features
         if c_dim == 0:
             embed_features = 0
@@ -145,9 +138,6 @@ class MappingNetwork(torch.nn.Module):
             assert self.w_avg_beta is not None, "truncation needs a W average"
             x = truncate(x, self.w_avg, truncation_psi, truncation_cutoff if self.num_ws is not None else None)
         return x
-
-    def extra_repr(self) -> str:
-        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
 
 
 # ----------------------------------------------------------------------------- synthesis

@@ -94,6 +94,36 @@ class LayerSpec:
     padding: tuple[int, int, int, int]  # x0, x1, y0, y1 with respect to the upsampled image
 
 
+def layer_spec(
+    name: str, is_torgb: bool, is_critically_sampled: bool, use_fp16: bool, in_channels: int, out_channels: int,
+    in_size: int, out_size: int, in_sampling_rate: int, out_sampling_rate: int, in_cutoff: float, out_cutoff: float,
+    in_half_width: float, out_half_width: float, conv_kernel: int = 3, filter_size: int = 6, lrelu_upsampling: int = 2,
+    use_radial_filters: bool = False,
+) -> LayerSpec:
+    """What the official `SynthesisLayer` derives from its constructor arguments: the rate of the nonlinearity,
+    up/down factors, filter taps, the 1x1 ToRGB kernel and the padding (appendix C.3)."""
+    tmp_rate = max(in_sampling_rate, out_sampling_rate) * (1 if is_torgb else lrelu_upsampling)
+    if tmp_rate % in_sampling_rate or tmp_rate % out_sampling_rate:
+        raise ValueError(f"{name}: sampling rates {in_sampling_rate} -> {out_sampling_rate} do not divide the nonlinearity's rate {tmp_rate}")
+    up, down = tmp_rate // in_sampling_rate, tmp_rate // out_sampling_rate
+    kernel = 1 if is_torgb else conv_kernel
+    up_taps = filter_size * up if up > 1 and not is_torgb else 1
+    down_taps = filter_size * down if down > 1 and not is_torgb else 1
+    pad_total = (out_size - 1) * down + 1  # output size before downsampling
+    pad_total -= (in_size + kernel - 1) * up  # size after the (full) convolution and upsampling
+    pad_total += up_taps + down_taps - 2  # size lost to the two filters
+    pad_lo = (pad_total + up) // 2  # symmetric interpretation of sample locations (appendix C.3)
+    pad_hi = pad_total - pad_lo
+    return LayerSpec(
+        name=name, is_torgb=is_torgb, is_critically_sampled=is_critically_sampled, use_fp16=use_fp16,
+        in_channels=in_channels, out_channels=out_channels, in_size=in_size, out_size=out_size,
+        in_sampling_rate=in_sampling_rate, out_sampling_rate=out_sampling_rate, tmp_sampling_rate=tmp_rate,
+        in_cutoff=in_cutoff, out_cutoff=out_cutoff, in_half_width=in_half_width, out_half_width=out_half_width,
+        conv_kernel=kernel, up_factor=up, down_factor=down, up_taps=up_taps, down_taps=down_taps,
+        down_radial=use_radial_filters and not is_critically_sampled, padding=(pad_lo, pad_hi, pad_lo, pad_hi),
+    )
+
+
 def synthesis_schedule(img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> list[LayerSpec]:
     """Per-layer cutoffs, stopbands, sampling rates, sizes and filters (paper §3.2 and appendix F);
     the Fourier-feature input has layer 0's input specification."""
@@ -115,30 +145,15 @@ def synthesis_schedule(img_resolution: int, img_channels: int, cfg: SynthesisCon
     layers = []
     for idx in range(n + 1):
         prev = max(idx - 1, 0)
-        is_torgb = idx == n
-        is_critical = idx >= n - cfg.num_critical
-        in_rate, out_rate = int(sampling_rates[prev]), int(sampling_rates[idx])
-        tmp_rate = max(in_rate, out_rate) * (1 if is_torgb else cfg.lrelu_upsampling)
-        up, down = tmp_rate // in_rate, tmp_rate // out_rate
-        kernel = 1 if is_torgb else cfg.conv_kernel
-        up_taps = cfg.filter_size * up if up > 1 and not is_torgb else 1
-        down_taps = cfg.filter_size * down if down > 1 and not is_torgb else 1
-        in_size, out_size = int(sizes[prev]), int(sizes[idx])
-        pad_total = (out_size - 1) * down + 1  # output size before downsampling
-        pad_total -= (in_size + kernel - 1) * up  # size after the (full) convolution and upsampling
-        pad_total += up_taps + down_taps - 2  # size lost to the two filters
-        pad_lo = (pad_total + up) // 2  # symmetric interpretation of sample locations (appendix C.3)
-        pad_hi = pad_total - pad_lo
-        out_channels = int(channels[idx])
-        layers.append(LayerSpec(
-            name=f"L{idx}_{out_size}_{out_channels}", is_torgb=is_torgb, is_critically_sampled=is_critical,
+        layers.append(layer_spec(
+            name=f"L{idx}_{int(sizes[idx])}_{int(channels[idx])}", is_torgb=idx == n, is_critically_sampled=idx >= n - cfg.num_critical,
             use_fp16=bool(sampling_rates[idx] * 2**cfg.num_fp16_res > img_resolution),
-            in_channels=int(channels[prev]), out_channels=out_channels, in_size=in_size, out_size=out_size,
-            in_sampling_rate=in_rate, out_sampling_rate=out_rate, tmp_sampling_rate=tmp_rate,
+            in_channels=int(channels[prev]), out_channels=int(channels[idx]), in_size=int(sizes[prev]), out_size=int(sizes[idx]),
+            in_sampling_rate=int(sampling_rates[prev]), out_sampling_rate=int(sampling_rates[idx]),
             in_cutoff=float(cutoffs[prev]), out_cutoff=float(cutoffs[idx]),
             in_half_width=float(half_widths[prev]), out_half_width=float(half_widths[idx]),
-            conv_kernel=kernel, up_factor=up, down_factor=down, up_taps=up_taps, down_taps=down_taps,
-            down_radial=cfg.use_radial_filters and not is_critical, padding=(pad_lo, pad_hi, pad_lo, pad_hi),
+            conv_kernel=cfg.conv_kernel, filter_size=cfg.filter_size, lrelu_upsampling=cfg.lrelu_upsampling,
+            use_radial_filters=cfg.use_radial_filters,
         ))
     return layers
 
@@ -275,24 +290,26 @@ class SynthesisLayer(torch.nn.Module):
                 f"up={s.up_factor}, down={s.down_factor}, is_torgb={s.is_torgb}, use_fp16={s.use_fp16}")
 
 
-class SynthesisNetwork(torch.nn.Module):
-    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (float32, not clamped): Fourier features, num_layers
-    alias-free layers, ToRGB, output scaling."""
+class SynthesisBase(torch.nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (float32, not clamped): Fourier features at the first layer's input
+    specification, then the given alias-free layers (ToRGB last), each built from its spec and settings, then output
+    scaling. StyleGAN3's synthesis network derives its layers from its schedule, StyleGAN-XL's lists them."""
 
-    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
+    num_layers: int
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, output_scale: float,
+                 layers: list[tuple[LayerSpec, SynthesisConfig]]) -> None:
         super().__init__()
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        self.num_layers = cfg.num_layers
-        self.num_ws = cfg.num_layers + 2
-        self.output_scale = cfg.output_scale
-        self.schedule = synthesis_schedule(img_resolution, img_channels, cfg)
-        first = self.schedule[0]
+        self.num_ws = len(layers) + 1
+        self.output_scale = output_scale
+        first = layers[0][0]
         self.input = SynthesisInput(w_dim, first.in_channels, first.in_size, first.in_sampling_rate, first.in_cutoff)
-        self.layer_names = []
-        for spec in self.schedule:
-            setattr(self, spec.name, SynthesisLayer(w_dim, spec, cfg))
+        self.layer_names: list[str] = []
+        for spec, layer_cfg in layers:
+            setattr(self, spec.name, SynthesisLayer(w_dim, spec, layer_cfg))
             self.layer_names.append(spec.name)
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False, update_emas: bool = False) -> torch.Tensor:
@@ -311,6 +328,16 @@ class SynthesisNetwork(torch.nn.Module):
     def extra_repr(self) -> str:
         return (f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, "
                 f"img_channels={self.img_channels}, num_layers={self.num_layers}")
+
+
+class SynthesisNetwork(SynthesisBase):
+    """StyleGAN3's synthesis network: num_layers alias-free layers and ToRGB, as `synthesis_schedule` derives them."""
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
+        schedule = synthesis_schedule(img_resolution, img_channels, cfg)
+        super().__init__(w_dim, img_resolution, img_channels, cfg.output_scale, [(spec, cfg) for spec in schedule])
+        self.num_layers = cfg.num_layers
+        self.schedule = schedule
 
 
 class Generator(MappingSynthesisGenerator):

@@ -4,6 +4,9 @@ resampling and noise, and StyleGAN3's, with pre-normalised weights and styles an
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -11,6 +14,30 @@ from . import fastpath
 from .conv2d_resample import conv2d_resample
 from .misc import assert_shape
 from .upfirdn2d import Padding, parse_padding
+
+_grouped = threading.local()  # per-thread override set by `grouped_modconv`
+
+
+def grouped_modconv_enabled() -> bool:
+    """False inside `with grouped_modconv(False)` in this thread, else True."""
+    return getattr(_grouped, "enabled", True)
+
+
+@contextmanager
+def grouped_modconv(enabled: bool = True) -> Iterator[None]:
+    """`with grouped_modconv(False): ...` (this thread only): modulated convolutions never run as one convolution
+    with a group per sample (NVIDIA's fused modconv, whose group count is the batch size) but as the same sums with
+    one weight shared by the batch: activations scaled by the styles before, by the demodulation coefficients after
+    (eqs. 1-3 rearranged). Graphs with a dynamic batch size (ONNX, TorchScript) need that form."""
+    previous = getattr(_grouped, "enabled", None)
+    _grouped.enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del _grouped.enabled
+        else:
+            _grouped.enabled = previous
 
 
 def modulated_conv2d(
@@ -36,6 +63,7 @@ def modulated_conv2d(
     out_channels, in_channels, kh, kw = weight.shape
     assert x.ndim == 4 and x.shape[1] == in_channels, (x.shape, weight.shape)
     assert styles.shape == (batch_size, in_channels), (styles.shape, batch_size, in_channels)
+    fused_modconv = fused_modconv and grouped_modconv_enabled()
     if fastpath.fast_paths_enabled() and x.dtype == weight.dtype == styles.dtype == torch.float32:
         return _modconv_fast(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv)
     return _modconv_ref(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv)
@@ -207,6 +235,7 @@ def modulated_conv2d_sg3(
     graph = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or styles.requires_grad)
     if kh * kw > 1 and fast and fastpath.prefer_cpu_kernels(x) and not graph and not fastpath.under_transform(x):
         return _modconv_sg3_shared(x, w, s, demodulate, padding, input_gain)
+    w_shared = w  # [O,I,k,k], pre-normalised
     w = w.unsqueeze(0) * s.unsqueeze(1).unsqueeze(3).unsqueeze(4)  # [N,O,I,k,k]
     if demodulate:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N,O]
@@ -214,6 +243,10 @@ def modulated_conv2d_sg3(
     if input_gain is not None:
         input_gain = input_gain.expand(batch_size, in_channels)
         w = w * input_gain.unsqueeze(1).unsqueeze(3).unsqueeze(4)
+    if not grouped_modconv_enabled():  # the same sums with one weight for the batch (`grouped_modconv`)
+        scale = s if input_gain is None else s * input_gain
+        y = torch.nn.functional.conv2d(x * scale.reshape(batch_size, -1, 1, 1).to(x.dtype), w_shared.to(x.dtype), padding=padding)
+        return y * dcoefs.reshape(batch_size, -1, 1, 1).to(y.dtype) if demodulate else y
     if kh == kw == 1 and padding == 0 and fast:
         # Fast path: a 1x1 grouped convolution is a batched matrix product (faster on CPU, same sums).
         y = torch.bmm(w.reshape(batch_size, out_channels, in_channels), x.reshape(batch_size, in_channels, -1))

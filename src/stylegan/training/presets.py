@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ..models import stylegan1, stylegan2, stylegan3
+from ..models import stylegan1, stylegan2, stylegan3, stylegan_xl
+from ..models.common import GeneratorConfigBase
 from ..models.config import JsonConfig
 from ..models.registry import NetworkSpec
 from .growing import GrowingConfig
@@ -220,13 +221,16 @@ def network_specs(row: Preset, args: NetworkArgs) -> tuple[NetworkSpec, NetworkS
 
 @dataclass(frozen=True)
 class NetworkPreset:
-    """A named StyleGAN2 architecture of `stylegan init` (StyleGAN2's defaults besides these)."""
+    """A named architecture of `stylegan init`: a StyleGAN2 G and D (StyleGAN2's defaults besides these), or a
+    StyleGAN-XL generator (no discriminator yet): a 10-layer stem grown by x2 stages of 7 head layers."""
 
-    resolution: int  # image resolution
-    z_dim: int  # latent dimensionality (z and w)
+    resolution: int  # image resolution (StyleGAN-XL: of the stem, grown to the resolution asked for)
+    z_dim: int  # input latent (Z) dimensionality
     map_depth: int  # mapping layers
-    channel_base: int  # channels min(channel_base / res, channel_max)
+    channel_base: int  # channels min(channel_base / res, channel_max) (StyleGAN-XL: of the stem, as StyleGAN3's)
     channel_max: int  # maximum channels per layer
+    family: str = "stylegan2"  # 'stylegan2' (G and D) or 'stylegan_xl' (G)
+    w_dim: int | None = None  # intermediate latent (W) dimensionality, None = z_dim
 
 
 NETWORK_PRESETS: dict[str, NetworkPreset] = {
@@ -234,15 +238,31 @@ NETWORK_PRESETS: dict[str, NetworkPreset] = {
     "sg2-64": NetworkPreset(64, 512, 2, 16384, 256),
     "sg2-256": NetworkPreset(256, 512, 8, 16384, 512),  # stylegan2-ada `paper256`
     "sg2-1024": NetworkPreset(1024, 512, 8, 32768, 512),  # StyleGAN2 paper config F
+    "xl": NetworkPreset(16, 64, 2, 65536, 1024, "stylegan_xl", 512),  # StyleGAN-XL train.py: twice StyleGAN3-T's channels, 16² stem
+    "xl-tiny": NetworkPreset(16, 64, 2, 1024, 96, "stylegan_xl", 128),  # tiny: CPU demos and tests (the XL parity networks' sizes)
 }
 
 
-def network_preset(name: str, img_channels: int = 3, c_dim: int = 0) -> tuple[stylegan2.GeneratorConfig, stylegan2.DiscriminatorConfig]:
-    """Fresh configs of network preset `name` with the given image channels and label dimension."""
+def network_preset(name: str, img_channels: int = 3, c_dim: int = 0, resolution: int | None = None,
+                   class_embed: stylegan_xl.ClassEmbed | None = None) -> tuple[GeneratorConfigBase, JsonConfig | None]:
+    """Fresh G and D configs (D None for StyleGAN-XL) of network preset `name` with the given image channels and label
+    dimension; StyleGAN-XL presets also take the resolution to grow to and the initial class embedding."""
     if name not in NETWORK_PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(NETWORK_PRESETS)}")
     p = NETWORK_PRESETS[name]
-    g = stylegan2.GeneratorConfig(z_dim=p.z_dim, c_dim=c_dim, w_dim=p.z_dim, img_resolution=p.resolution, img_channels=img_channels,
+    w_dim = p.z_dim if p.w_dim is None else p.w_dim
+    if p.family == "stylegan_xl":
+        stem = stylegan3.SynthesisConfig(num_layers=10, channel_base=p.channel_base, channel_max=p.channel_max)
+        xl = stylegan_xl.xl_config(p.resolution if resolution is None else resolution, c_dim=c_dim, img_channels=img_channels,
+                                   z_dim=p.z_dim, w_dim=w_dim, stem_resolution=p.resolution, stem=stem, class_embed=class_embed or "imagenet")
+        xl.mapping.num_layers = p.map_depth
+        return xl, None
+    if resolution not in (None, p.resolution):
+        raise ValueError(f"resolution {resolution}: a {p.resolution}x{p.resolution} StyleGAN2 preset; only the StyleGAN-XL presets grow to "
+                         "another resolution")
+    if class_embed is not None:
+        raise ValueError(f"class_embed {class_embed!r}: a StyleGAN2 preset has no class embedding; only the StyleGAN-XL presets take one")
+    g = stylegan2.GeneratorConfig(z_dim=p.z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=p.resolution, img_channels=img_channels,
                                   mapping=stylegan2.MappingConfig(num_layers=p.map_depth),
                                   synthesis=stylegan2.SynthesisConfig(channel_base=p.channel_base, channel_max=p.channel_max))
     d = stylegan2.DiscriminatorConfig(c_dim=c_dim, img_resolution=p.resolution, img_channels=img_channels, channel_base=p.channel_base,
