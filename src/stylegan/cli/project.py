@@ -18,20 +18,22 @@ import torch
 from tqdm import tqdm
 
 from ..editing.latents import LatentFileError
-from ..editing.projection import (SPACES, W_NOISE, ProjectionResult, ProjectionStep, label_name, load_projection,
+from ..editing.projection import (SPACES, W_NOISE, ProjectionResult, ProjectionStep, check_resume, label_name, load_projection,
                                   noise_maps_set, project, save_projection)
-from ..editing.pti import (LOCALITY_WEIGHT, PTI_FILE, PTI_STEPS, REG_INPUTS, PTIFileError, PTIResult, PTIStep, check_resume,
-                           load_pti, pivotal_tuning, save_pti, tuning_ids)
+from ..editing.pti import (LOCALITY_WEIGHT, PTI_FILE, PTI_STEPS, REG_INPUTS, PTIFileError, PTIResult, PTIStep, load_pti,
+                           pivotal_tuning, save_pti, tuning_ids)
+from ..editing.pti import check_resume as check_pti_resume
 from ..io.checkpoint import atomic_write_bytes
-from ..io.images import hwc_uint8
+from ..io.images import hwc_uint8, save_png
 from ..io.load import load_network
 from ..models import stylegan_xl
 from ..models.common import Generator
-from .common import (CliError, add_projection_args, check_projection_args, class_label, load_target, load_vgg, metric_name, resolve_device,
-                     to_pil, uint8_to_target)
+from .common import (CliError, add_projection_args, class_label, load_target, load_vgg, metric_name, non_negative_float, positive_int,
+                     resolve_device, to_pil, uint8_to_target)
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("project", help="project an image into W / W+ (StyleGAN2 appendix D)", description=__doc__)
+
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("project", help=help, description=__doc__)
     p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
     p.add_argument("--target", required=True, type=Path, help="image to project (centre-cropped and resized to the network)")
     add_projection_args(p)
@@ -39,12 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-video", action="store_true", help="also write proj.mp4: target | projection, one frame per step")
     p.add_argument("--resume", type=Path, default=None, metavar="FILE",
                    help="projected_w.npz of an earlier run: an unfinished run continues exactly, a finished one restarts the schedule from it")
-    p.add_argument("--w-noise", type=float, default=None, metavar="F",
+    p.add_argument("--w-noise", type=non_negative_float, default=None, metavar="F",
                    help="initial std of the noise added to w, in units of sigma_w (default 0.05; 0 for StyleGAN-XL, as its run_inversion.py)")
-    p.add_argument("--pti-steps", type=int, nargs="?", const=PTI_STEPS, default=None, metavar="N",
+    p.add_argument("--pti-steps", type=positive_int, nargs="?", const=PTI_STEPS, default=None, metavar="N",
                    help=f"then tune a copy of the generator around the projection for N steps (pivotal tuning; {PTI_STEPS} "
                         f"without N) and write it to {PTI_FILE}")
-    p.add_argument("--pti-reg", type=float, default=None, metavar="L",
+    p.add_argument("--pti-reg", type=non_negative_float, default=None, metavar="L",
                    help=f"weight of the locality regulariser of --pti-steps (default {LOCALITY_WEIGHT:g}; 0 = off)")
     p.add_argument("--pti-reg-input", choices=REG_INPUTS, default=None,
                    help="pixels the regulariser's distance sees: xl (default, StyleGAN-XL's: [-1, 1] where [0, 255] is "
@@ -75,13 +77,12 @@ def ctrl_c_stops() -> Iterator[threading.Event]:
 
 
 def run(args: argparse.Namespace) -> None:
-    check_projection_args(args)
     _check_pti_args(args)
     device = resolve_device(args.device)
     G = _generator(args.network, device)
     c = _label(G, args.class_idx, device)
     target_u8 = load_target(args.target, G)
-    resume = _load_resume(args, c) if args.resume is not None else None
+    resume = _load_resume(args, G, c) if args.resume is not None else None
     # A finished projection with --pti-steps is the pivot as it is (unless --num-steps asks for a new schedule), and
     # an unfinished tuning saved beside it continues.
     pti_resume = _load_pti_resume(args, G, target_u8, resume) if resume is not None and resume.finished else None
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> None:
     w_noise = args.w_noise if args.w_noise is not None else (0.0 if isinstance(G, stylegan_xl.Generator) else W_NOISE)
     vgg = load_vgg(args, device, "project")
     args.outdir.mkdir(parents=True, exist_ok=True)
-    to_pil(target_u8).save(args.outdir / "target.png")
+    save_png(to_pil(target_u8), args.outdir / "target.png")
 
     writer = None
     if args.save_video:
@@ -139,13 +140,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _check_pti_args(args: argparse.Namespace) -> None:
-    """One-line CliErrors for the options added by pivotal tuning and XL's projection."""
-    if args.pti_steps is not None and args.pti_steps < 1:
-        raise CliError(f"--pti-steps {args.pti_steps}: must be >= 1")
-    if args.pti_reg is not None and not args.pti_reg >= 0:
-        raise CliError(f"--pti-reg {args.pti_reg}: must be >= 0")
-    if args.w_noise is not None and not args.w_noise >= 0:
-        raise CliError(f"--w-noise {args.w_noise}: must be >= 0")
+    """Flags of pivotal tuning that mean nothing without --pti-steps (their values are checked while parsing)."""
     for flag, value in (("--pti-reg", args.pti_reg), ("--pti-reg-input", args.pti_reg_input)):
         if value is not None and args.pti_steps is None:
             raise CliError(f"{flag} applies to pivotal tuning: add --pti-steps")
@@ -166,7 +161,8 @@ def _label(G: Generator, class_idx: int | None, device: torch.device) -> torch.T
     return class_label(G.c_dim, class_idx, device)
 
 
-def _load_resume(args: argparse.Namespace, c: torch.Tensor | None) -> ProjectionResult:
+def _load_resume(args: argparse.Namespace, G: Generator, c: torch.Tensor | None) -> ProjectionResult:
+    """--resume read and checked against the network, the flags and the label, before anything is written."""
     try:
         resume = load_projection(args.resume)
     except LatentFileError as e:
@@ -182,6 +178,10 @@ def _load_resume(args: argparse.Namespace, c: torch.Tensor | None) -> Projection
                            "steps, which continues its own schedule; omit --num-steps")
         if resume.metric != args.distance:
             raise CliError(f"--distance {args.distance}: {args.resume} is an unfinished run with --distance {resume.metric}")
+    try:
+        check_resume(resume, G, args.space, args.distance, c)
+    except ValueError as e:
+        raise CliError(f"--resume {args.resume}: {e}") from None
     return resume
 
 
@@ -204,7 +204,7 @@ def _load_pti_resume(args: argparse.Namespace, G: Generator, target_u8: np.ndarr
         raise CliError(f"--pti-steps {args.pti_steps}: {path} is an unfinished tuning of {state.num_steps} steps, which "
                        f"continues its own schedule; pass --pti-steps {state.num_steps}")
     try:
-        check_resume(state, tuning_ids(G, uint8_to_target(target_u8), resume.ws, resume.noise), args.distance)
+        check_pti_resume(state, tuning_ids(G, uint8_to_target(target_u8), resume.ws, resume.noise), args.distance)
     except PTIFileError as e:
         raise CliError(f"--resume: {path}: {e}") from None
     return state
@@ -230,7 +230,7 @@ def _tune(args: argparse.Namespace, G: Generator, target: torch.Tensor, pivot: P
     save_pti(args.outdir / PTI_FILE, tuned)
     with torch.no_grad(), noise_maps_set(tuned.G, pivot.noise):
         img = tuned.G.synthesis(pivot.ws.to(next(tuned.G.parameters()).device), noise_mode="const")[0].float()
-    to_pil(hwc_uint8(img)).save(args.outdir / "proj_pti.png")
+    save_png(to_pil(hwc_uint8(img)), args.outdir / "proj_pti.png")
     return tuned
 
 
@@ -265,7 +265,7 @@ def write_outputs(outdir: Path, G: Generator, result: ProjectionResult, seconds:
     save_projection(outdir / "projected_w.npz", result)
     with torch.no_grad(), noise_maps_set(G, result.noise):
         img = G.synthesis(result.ws.to(next(G.parameters()).device), noise_mode="const")[0].float()
-    to_pil(hwc_uint8(img)).save(outdir / "proj.png")
+    save_png(to_pil(hwc_uint8(img)), outdir / "proj.png")
     info = {"distance": result.distance, "metric": result.metric, "metric_name": metric_name(result.metric),
             "steps": result.step, "num_steps": result.num_steps, "finished": result.finished, "space": result.space,
             "w_noise": result.w_noise, "label": label_name(result.c), "seconds": round(seconds, 3)}

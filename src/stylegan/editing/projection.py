@@ -270,7 +270,7 @@ def project(
 
     continuing = resume is not None and not resume.finished
     if resume is not None:
-        _check_resume(resume, G, space, distance, noise_bufs, c)
+        check_resume(resume, G, space, distance, c)
         w_avg, w_std = resume.w_avg, resume.w_std
         if continuing:
             num_steps, noise_reg, w_noise = resume.num_steps, resume.noise_reg, resume.w_noise
@@ -326,7 +326,8 @@ def project(
         ws=current_ws().cpu(), w_opt=w_opt.detach().cpu().clone(),
         noise={k: v.detach().cpu().clone() for k, v in noise_bufs.items()}, distance=final, metric=distance,
         space=space, step=step, num_steps=num_steps, noise_reg=noise_reg, w_avg=w_avg.cpu(), w_std=w_std, w_noise=w_noise,
-        c=None if c is None else c.detach().float().cpu().clone(), distances=distances, adam_state=_save_adam(optimizer), rng_state=gen.get_state(), interrupted=interrupted)
+        c=None if c is None else c.detach().float().cpu().clone(), distances=distances, adam_state=_save_adam(optimizer),
+        rng_state=gen.get_state(), interrupted=interrupted)
 
 
 def _private_copy(G: Generator) -> torch.nn.Module:
@@ -334,8 +335,8 @@ def _private_copy(G: Generator) -> torch.nn.Module:
     return copy.deepcopy(G).eval().requires_grad_(False)
 
 
-def _check_resume(state: ProjectionResult, G: Generator, space: str, distance: str,
-                  noise_bufs: dict[str, torch.Tensor], c: torch.Tensor | None) -> None:
+def check_resume(state: ProjectionResult, G: Generator, space: str, distance: str, c: torch.Tensor | None = None) -> None:
+    """ValueError when a saved projection cannot continue on `G` in `space` with `distance` and the label `c`."""
     if state.space != space:
         raise ValueError(f"the saved projection is in {state.space!r}, not {space!r}")
     if not state.finished and state.metric != distance:
@@ -344,7 +345,7 @@ def _check_resume(state: ProjectionResult, G: Generator, space: str, distance: s
     if tuple(state.w_opt.shape) != shape:
         raise ValueError(f"the saved w has shape {list(state.w_opt.shape)}, this network takes {list(shape)}")
     theirs = {k: tuple(v.shape) for k, v in state.noise.items()}
-    ours = {k: tuple(v.shape) for k, v in noise_bufs.items()}
+    ours = {k: tuple(v.shape) for k, v in noise_buffers(G).items()}
     if theirs != ours:
         raise ValueError(f"the saved noise maps ({len(theirs)}) do not match this network's ({len(ours)})")
     if state.c is not None and (c is None or not torch.equal(state.c, c.detach().float().cpu())):

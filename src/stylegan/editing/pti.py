@@ -37,7 +37,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -81,7 +81,9 @@ def _pair_distance(kind: str, vgg: torch.nn.Module | None, a: torch.Tensor, b: t
     """D between two batches of VGG16 inputs (pixels meant to be in [0, 255]): the squared distance of their LPIPS
     embeddings, or the mean squared difference in [-1, 1] units (255 / 2 to the unit)."""
     if kind == "lpips":
-        return (vgg.lpips_embedding(a) - vgg.lpips_embedding(b)).square().sum()
+        assert vgg is not None
+        embed = cast(Callable[[torch.Tensor], torch.Tensor], vgg.lpips_embedding)
+        return (embed(a) - embed(b)).square().sum()
     return ((a - b) / (255 / 2)).square().mean()
 
 
@@ -201,8 +203,9 @@ def pivotal_tuning(
         with torch.no_grad():
             return G_pti.synthesis(pivot, noise_mode="const")[0].float()
 
-    start, history = 0, {k: [] for k in _HISTORY}
+    start, history = 0, {k: list[float]() for k in _HISTORY}
     if resume is not None:
+        assert resume.rng_state is not None
         start, history = resume.step, {k: list(resume.history.get(k, [])) for k in _HISTORY}
         _load_adam(optimizer, resume.adam_state, device)
         gen.set_state(resume.rng_state)
@@ -331,6 +334,7 @@ def save_pti(path: str | os.PathLike, result: PTIResult) -> None:
     aux: dict[str, torch.Tensor] = {}
     if not result.finished:
         aux = {f"{_AUX_PREFIX}adam.{k}": v for k, v in result.adam_state.items()}
+        assert result.rng_state is not None
         aux[f"{_AUX_PREFIX}rng_state"] = result.rng_state
     save_checkpoint(path, {"G_ema": (network_spec(result.G), result.G.state_dict())}, {"pti": meta}, aux)
 
@@ -351,10 +355,18 @@ def load_pti(path: str | os.PathLike) -> PTIResult:
         G.load_state_dict(state)
     except (ValueError, KeyError, RuntimeError) as e:
         raise PTIFileError(f"{path}: its tuned generator cannot be rebuilt ({str(e).splitlines()[0]})") from None
-    unfinished = meta["step"] < meta["num_steps"]
     adam = {k[len(_AUX_PREFIX) + 5:]: v for k, v in aux.items() if k.startswith(f"{_AUX_PREFIX}adam.")}
     rng = aux.get(f"{_AUX_PREFIX}rng_state")
-    if unfinished and rng is None:
+    try:
+        result = PTIResult(
+            G=cast(Generator, G.eval().requires_grad_(False)), step=int(meta["step"]), num_steps=int(meta["num_steps"]),
+            metric=str(meta["metric"]), distance_before=float(meta["distance_before"]), distance=float(meta["distance"]),
+            learning_rate=float(meta["learning_rate"]), reg_weight=float(meta["reg_weight"]), reg_alpha=float(meta["reg_alpha"]),
+            reg_psi=float(meta["reg_psi"]), reg_input=str(meta["reg_input"]), seed=int(meta["seed"]), source=str(meta["source"]),
+            pivot=str(meta["pivot"]), target=str(meta["target"]),
+            history={str(k): [float(x) for x in v] for k, v in dict(meta["history"]).items()}, adam_state=adam, rng_state=rng)
+    except (KeyError, TypeError, ValueError) as e:
+        raise PTIFileError(f"{path}: its pivotal-tuning metadata is damaged ({e!r})") from None
+    if not result.finished and rng is None:
         raise PTIFileError(f"{path}: an unfinished tuning without its optimizer state cannot be resumed")
-    return PTIResult(G=G.eval().requires_grad_(False), adam_state=adam, rng_state=rng,
-                     **{k: (dict(v) if k == "history" else v) for k, v in meta.items()})
+    return result
