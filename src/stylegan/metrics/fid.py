@@ -10,8 +10,11 @@
 | `sfid50k_full` | all | 50k | `mixed_6/conv`, first 7 channels (2023) |
 
 `num_gen` replaces the 50k and the name records it (`fid1k_full`, `is64_mean`; see `registry.counted_name`).
-Generated images come from `G(z, c)` with the z, label (drawn from the dataset's) and noise inputs of image i
-drawn from a generator seeded by `(seed, i)`, so the images depend neither on the batch size nor on how many
+Generated images come from `G(z, c, truncation_psi)` with the z, label and noise inputs of image i drawn from a
+generator seeded by `(seed, i)`; the label of a conditional G is the label of a random dataset image
+(`class_dist='dataset'`, NVIDIA's metrics, the default for StyleGAN/2/3) or a class drawn uniformly
+(`'uniform'`, StyleGAN-XL's metrics, the default for XL networks), and `truncation_psi` truncates towards the W
+average (class-wise on XL, as XL's `gen_utils.get_w_from_seed`), so the images depend neither on the batch size nor on how many
 processes share the work; or from the files of `images` in their listed order. Real-data statistics are cached under `cache_dir()/gan-metrics`,
 keyed by the dataset's content (a zip's member names, sizes and CRCs; a folder's names, sizes and mtimes),
 the detector's SHA-256 and the options. With several processes each one extracts its share and the sums
@@ -37,6 +40,7 @@ from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
 from ..io.images import to_uint8
+from ..models import stylegan_xl
 from ..models.common import Generator
 from ..ops.misc import per_sample_noise
 from . import detectors
@@ -44,6 +48,7 @@ from .inception import LOGITS_DIM, POOL_DIM, SPATIAL_DIM, InceptionV3
 from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
 
 CACHE_VERSION = 1
+CLASS_DISTS = ("uniform", "dataset")
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -228,20 +233,53 @@ def index_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+def class_dist(G: Generator, opts: MetricOptions) -> str:
+    """How a conditional G's generated images get their labels: `opts.class_dist`, else 'uniform' for StyleGAN-XL
+    (its metrics draw classes uniformly) and 'dataset' for the other families (NVIDIA's draw dataset labels)."""
+    if opts.class_dist is not None:
+        if opts.class_dist not in CLASS_DISTS:
+            raise ValueError(f"class_dist must be one of {CLASS_DISTS}, got {opts.class_dist!r}")
+        return opts.class_dist
+    return "uniform" if isinstance(G, stylegan_xl.Generator) else "dataset"
+
+
+def open_labels(G: Generator, opts: MetricOptions, name: str) -> ImageDataset | None:
+    """The dataset a conditional G's labels come from (None for an unconditional G or uniform classes)."""
+    if G.c_dim == 0 or class_dist(G, opts) == "uniform":
+        return None
+    if opts.dataset is None:
+        raise ValueError(f"{name}: the generator is conditional and its labels come from a dataset (class_dist 'dataset'), "
+                         "but there is none; give the dataset or draw classes uniformly")
+    labels = ImageDataset(opts.dataset)
+    if labels.label_dim != G.c_dim:
+        labels.close()
+        raise ValueError(f"{name}: the generator takes {G.c_dim}-dim labels but the dataset has {labels.label_dim}")
+    return labels
+
+
+def draw_label(G: Generator, labels: ImageDataset | None, gen: torch.Generator) -> torch.Tensor:
+    """[c_dim] label of one generated image from its own generator: a random dataset image's label, or (without
+    `labels`) a uniformly drawn class."""
+    if labels is not None:
+        return labels.get_label(int(torch.randint(len(labels), [1], generator=gen)))
+    c = torch.zeros([G.c_dim])
+    if G.c_dim > 0:
+        c[int(torch.randint(G.c_dim, [1], generator=gen))] = 1
+    return c
+
+
 @torch.no_grad()
 def generator_batches(G: Generator, labels: ImageDataset | None, num: int,
                        opts: MetricOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """This rank's share of `num` generated uint8 images; image i's z, label and noise come from its own
-    generator seeded by `index_seed(opts.seed, i)`."""
+    """This rank's share of `num` generated uint8 images; image i's z, label (`draw_label`) and noise come from its
+    own generator seeded by `index_seed(opts.seed, i)`; truncated with `opts.truncation_psi`."""
     device = torch.device(opts.device)
     for _, start, size in generator_share(num, opts):
         gens = [torch.Generator().manual_seed(index_seed(opts.seed, i)) for i in range(start, start + size)]
         z = torch.stack([torch.randn([G.z_dim], generator=g) for g in gens])
-        c = torch.zeros([size, G.c_dim])
-        if G.c_dim > 0:
-            c = torch.stack([labels.get_label(int(torch.randint(len(labels), [1], generator=g))) for g in gens])
+        c = torch.stack([draw_label(G, labels, g) for g in gens])
         with per_sample_noise(gens):
-            img = G(z.to(device), c.to(device))
+            img = G(z.to(device), c.to(device), truncation_psi=opts.truncation_psi)
         yield torch.arange(start, start + size), to_uint8(img)
 
 
@@ -292,7 +330,7 @@ def _real_stats(opts: MetricOptions, det: Detector, max_items: int | None, keep_
 @contextlib.contextmanager
 def generated_batches(opts: MetricOptions, num: int, name: str) -> Iterator[tuple[Iterator[tuple[torch.Tensor, torch.Tensor]], int]]:
     """(batches, count) of this rank's share of `num` generated images: the first `num` files of `opts.images`, or
-    images of `opts.G` (labels drawn from `opts.dataset` for a conditional G), seeded per batch."""
+    images of `opts.G` (labels as `class_dist` says for a conditional G), seeded per image."""
     if opts.images is not None:
         folder = ImageDataset(opts.images, use_labels=False)
         try:
@@ -306,14 +344,7 @@ def generated_batches(opts: MetricOptions, num: int, name: str) -> Iterator[tupl
     if opts.G is None:
         raise ValueError(f"{name} needs a generator or a folder of generated images")
     G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
-    labels = None
-    if G.c_dim > 0:
-        if opts.dataset is None:
-            raise ValueError(f"{name}: the generator is conditional, so labels must come from a dataset")
-        labels = ImageDataset(opts.dataset)
-        if labels.label_dim != G.c_dim:
-            labels.close()
-            raise ValueError(f"{name}: the generator takes {G.c_dim}-dim labels but the dataset has {labels.label_dim}")
+    labels = open_labels(G, opts, name)
     try:
         yield generator_batches(G, labels, num, opts), sum(size for _, _, size in generator_share(num, opts))
     finally:

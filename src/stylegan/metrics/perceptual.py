@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
 from ..models.common import Generator
-from .fid import dataset_batches, generated_batches, index_seed
+from .fid import dataset_batches, generated_batches, index_seed, open_labels
 from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
 from .vgg import VGG16, load_vgg16
 
@@ -153,9 +153,12 @@ def pr50k3_full(opts: MetricOptions) -> dict[str, float]:
 
 
 def _labels(G: Generator, dataset: ImageDataset | None, n: int, rng: torch.Generator) -> torch.Tensor:
-    """[n, c_dim] labels of random dataset images (empty for an unconditional G)."""
+    """[n, c_dim] labels of random dataset images, or (without `dataset`) uniformly drawn classes; empty for an
+    unconditional G."""
     if G.c_dim == 0:
         return torch.zeros([n, 0])
+    if dataset is None:
+        return torch.nn.functional.one_hot(torch.randint(G.c_dim, [n], generator=rng), G.c_dim).float()
     return torch.stack([dataset.get_label(i) for i in torch.randint(len(dataset), [n], generator=rng).tolist()])
 
 
@@ -203,14 +206,7 @@ def ppl2_wend(opts: MetricOptions) -> dict[str, float]:
         raise ValueError(f"ppl2_wend needs at least 1 sample, got num_gen={num}")
     vgg = load_vgg16(lpips=True, device=opts.device, what="ppl2_wend")
     G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
-    dataset = None
-    if G.c_dim > 0:
-        if opts.dataset is None:
-            raise ValueError("ppl2_wend: the generator is conditional, so labels must come from a dataset")
-        dataset = ImageDataset(opts.dataset)
-        if dataset.label_dim != G.c_dim:
-            dataset.close()
-            raise ValueError(f"ppl2_wend: the generator takes {G.c_dim}-dim labels but the dataset has {dataset.label_dim}")
+    dataset = open_labels(G, opts, "ppl2_wend")
     bs = PPL_BATCH
     batches = (num + bs - 1) // bs
     dist = torch.zeros(batches * bs, dtype=torch.float32, device=opts.device)

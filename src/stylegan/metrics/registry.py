@@ -40,6 +40,8 @@ class MetricOptions:
     detector: str | None = None  # feature-network weights file; None: the default source (metrics.detectors)
     images: str | None = None  # a zip or folder of generated images to evaluate instead of G (FID, KID)
     cache: bool = True  # keep real-data feature statistics on disk (metrics.detectors.cache_dir()/gan-metrics)
+    class_dist: str | None = None  # labels of a conditional G: 'uniform' or 'dataset'; None: the family's (fid.class_dist)
+    truncation_psi: float = 1.0  # truncation of the generated images (class-wise on StyleGAN-XL); not PPL / equivariance
 
 
 @dataclass
