@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from stylegan.cli.main import main as cli_main
 from stylegan.editing.pti import PTI_FILE, load_pti
 from stylegan.io.load import Network
 from stylegan.models import stylegan_xl
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "c324a34"
 
 
 @pytest.fixture
@@ -64,9 +67,13 @@ def test_pti_writes_a_network_that_generate_video_and_serve_read(parity_dir, tar
         explorer.close()
 
 
-def test_ctrl_c_during_tuning_then_resume_is_exact(parity_dir, target, tmp_path, monkeypatch, capsys):
-    sg3 = parity_dir / "sg3t_32"
-    args = ("--num-steps", 2, "--seed", 5, "--pti-steps", 4)
+@pytest.mark.parametrize("network", ["sg3t_32", "stylegan1_adain"])
+def test_ctrl_c_during_tuning_then_resume_is_exact(parity_dir, target, tmp_path, monkeypatch, capsys, network):
+    """StyleGAN3 (parity) and StyleGAN 2019 (a conditional AdaIN network, tests/fixtures)."""
+    if network == "stylegan1_adain":
+        sg3, args = FIXTURES / "stylegan1_adain.safetensors", ("--num-steps", 2, "--seed", 5, "--pti-steps", 4, "--class", 1)
+    else:
+        sg3, args = parity_dir / network, ("--num-steps", 2, "--seed", 5, "--pti-steps", 4)
     assert _project(sg3, target, tmp_path / "full", *args) == 0
     original = project_cli.pivotal_tuning
 
@@ -85,9 +92,10 @@ def test_ctrl_c_during_tuning_then_resume_is_exact(parity_dir, target, tmp_path,
     assert state.step == 2 and not state.finished and json.loads((part / "projection.json").read_text())["pti"]["steps"] == 2
     monkeypatch.setattr(project_cli, "pivotal_tuning", original)
     # A different --pti-steps is refused (the unfinished run keeps its own schedule), before anything is written.
-    assert _project(sg3, target, part, "--resume", part / "projected_w.npz", "--pti-steps", 7) == 2
+    resume = ("--resume", part / "projected_w.npz", *args[6:])  # the --class of the run
+    assert _project(sg3, target, part, *resume, "--pti-steps", 7) == 2
     assert "pass --pti-steps 4" in capsys.readouterr().err
-    assert _project(sg3, target, part, "--resume", part / "projected_w.npz", "--pti-steps", 4) == 0
+    assert _project(sg3, target, part, *resume, "--pti-steps", 4) == 0
     full, resumed = load_network(tmp_path / "full" / PTI_FILE).generator, load_network(part / PTI_FILE).generator
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
