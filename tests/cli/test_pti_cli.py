@@ -149,3 +149,8 @@ def test_stylegan_xl_pivot_class_and_tuning(parity_xl_dir, target, tmp_path, cap
     assert _project(g16, target, tmp_path / "o2", "--resume", out / "projected_w.npz", "--class", 4, "--pti-steps", 2) == 2
     _one_line_error(capsys, "--class 4", "class 3")
     assert not (tmp_path / "o2").exists()
+    # A finished pivot is tuned as it is: a new projection schedule with --pti-steps is refused, nothing written.
+    assert _project(g16, target, tmp_path / "o3", "--resume", out / "projected_w.npz", "--class", 3, "--num-steps", 5,
+                    "--pti-steps", 2) == 2
+    _one_line_error(capsys, "--num-steps 5", "finished projection")
+    assert not (tmp_path / "o3").exists()

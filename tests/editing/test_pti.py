@@ -157,3 +157,17 @@ def test_bad_arguments():
         pivotal_tuning(G, target[:, :8], pivot, num_steps=1, distance="mse")
     with pytest.raises(ValueError, match="reg_input"):
         pivotal_tuning(G, target, pivot, num_steps=1, distance="mse", reg_input="other")
+
+
+def test_xl_projected_w_layout_is_read(tmp_path):
+    """StyleGAN-XL's run_inversion.py saves w as [1, 1, w_dim]: read as that w for every layer."""
+    from stylegan.editing.latents import LatentFileError, load_projected_w
+
+    G = _tiny()
+    w = torch.randn(1, 1, G.w_dim)
+    np.savez(tmp_path / "xl.npz", w=w.numpy())
+    ws = load_projected_w(tmp_path / "xl.npz", G)
+    assert ws.shape == (1, G.num_ws, G.w_dim) and torch.equal(ws, w.repeat(1, G.num_ws, 1))
+    np.savez(tmp_path / "bad.npz", w=torch.randn(1, 2, G.w_dim).numpy())
+    with pytest.raises(LatentFileError, match="bad.npz"):
+        load_projected_w(tmp_path / "bad.npz", G)

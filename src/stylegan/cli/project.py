@@ -83,10 +83,9 @@ def run(args: argparse.Namespace) -> None:
     c = _label(G, args.class_idx, device)
     target_u8 = load_target(args.target, G)
     resume = _load_resume(args, G, c) if args.resume is not None else None
-    # A finished projection with --pti-steps is the pivot as it is (unless --num-steps asks for a new schedule), and
-    # an unfinished tuning saved beside it continues.
+    # With --pti-steps a finished projection is the pivot as it is, and an unfinished tuning saved beside it continues.
     pti_resume = _load_pti_resume(args, G, target_u8, resume) if resume is not None and resume.finished else None
-    run_projection = resume is None or not resume.finished or args.pti_steps is None or (args.num_steps is not None and pti_resume is None)
+    run_projection = resume is None or not resume.finished or args.pti_steps is None
     num_steps = args.num_steps or 1000
     w_noise = args.w_noise if args.w_noise is not None else (0.0 if isinstance(G, stylegan_xl.Generator) else W_NOISE)
     vgg = load_vgg(args, device, "project")
@@ -134,7 +133,7 @@ def run(args: argparse.Namespace) -> None:
         assert result is not None
         seconds = time.perf_counter() - start
         write_outputs(args.outdir, G, result, seconds)
-        if args.pti_steps is not None and result.finished:
+        if args.pti_steps is not None and result.finished and not stop.is_set():
             tuned = _tune(args, G, target, result, vgg, pti_resume, stack, stop, frame)
     _report(args, result, seconds, tuned, time.perf_counter() - start - seconds, writer)
 
@@ -188,8 +187,13 @@ def _load_resume(args: argparse.Namespace, G: Generator, c: torch.Tensor | None)
 def _load_pti_resume(args: argparse.Namespace, G: Generator, target_u8: np.ndarray, resume: ProjectionResult) -> PTIResult | None:
     """The unfinished tuning saved beside a finished --resume file, checked against this run (None when there is none
     or --pti-steps is not given; a finished tuning is redone from the network)."""
+    if args.pti_steps is None:
+        return None
+    if args.num_steps not in (None, resume.num_steps):
+        raise CliError(f"--num-steps {args.num_steps}: {args.resume} is a finished projection, which --pti-steps tunes "
+                       "around as it is; to project anew from it, run without --pti-steps first")
     path = args.resume.parent / PTI_FILE
-    if args.pti_steps is None or not path.is_file():
+    if not path.is_file():
         return None
     try:
         state = load_pti(path)
@@ -197,9 +201,6 @@ def _load_pti_resume(args: argparse.Namespace, G: Generator, target_u8: np.ndarr
         raise CliError(f"--resume: {e}") from None
     if state.finished:
         return None
-    if args.num_steps not in (None, resume.num_steps):
-        raise CliError(f"--num-steps {args.num_steps}: {path} is an unfinished tuning of the finished projection "
-                       f"{args.resume}; to continue it, omit --num-steps")
     if args.pti_steps != state.num_steps:
         raise CliError(f"--pti-steps {args.pti_steps}: {path} is an unfinished tuning of {state.num_steps} steps, which "
                        f"continues its own schedule; pass --pti-steps {state.num_steps}")
@@ -257,7 +258,7 @@ def _report(args: argparse.Namespace, result: ProjectionResult, seconds: float, 
         step = f"tuning step {tuned.step}" if tuned is not None and tuned.interrupted else f"step {result.step}"
         print(f"interrupted: the state after {step} is saved; to continue, run the same command with --resume {out}")
     elif args.pti_steps is not None and tuned is None:
-        print(f"the projection is not finished, so no tuning ran; continue with --resume {out}")
+        print(f"interrupted before the tuning: the projection is saved; to tune, run the same command with --resume {out}")
 
 
 def write_outputs(outdir: Path, G: Generator, result: ProjectionResult, seconds: float) -> None:
