@@ -13,8 +13,9 @@ batch is 2 pairs) and images box-downsampled to 256x256 when larger. The result 
 between the 1st ("lower") and 99th ("higher") percentiles.
 
 Generated images for `pr50k3_full` are made as the FID metrics make them (`fid.generator_batches`: z,
-label and noise of each image seeded by its index), or read from `opts.images`. PPL draws z, labels and then
-the noise of pair-batch b (always 2 pairs, whatever `batch_size`) from the stream seeded by `(opts.seed, b)`.
+label and noise of each image seeded by its index), or read from `opts.images`. PPL draws z, labels (as
+`fid.class_dist` says: dataset labels or uniform classes) and then the noise of pair-batch b (always 2 pairs,
+whatever `batch_size`) from the stream seeded by `(opts.seed, b)`.
 Each rank takes its share of the images or batches and the results are summed over ranks, so the numbers do not
 depend on the number of processes.
 """
