@@ -15,8 +15,11 @@ float32 rounding (about 1e-6 relative) and are checked against it, gradients inc
   tensor; on CPU the non-fused algorithm (one shared convolution; the grouped convolution of the
   fused one is slower there) and 1x1 convolutions as a batched matrix product.
 
-Fast paths apply to float32 (bias_act: any dtype, its forward is bit-exact); float16 computations
-keep the reference path so that fp16 rounding matches the official code.
+Fast paths apply to float32 everywhere and, on CUDA, to float16 (bias_act: any dtype, its forward is
+bit-exact). NVIDIA's CUDA kernels compute fp16 ops in fp32 internally and round once at the op boundary;
+the fast formulations do the same or better, while the reference path rounds after every step. Off CUDA
+float16 keeps the reference path, so fp16 rounding matches the official code's CPU path there.
+On CUDA the Triton kernels of `stylegan.ops.backend` replace the fast paths where Triton is installed.
 
 Select with `set_fast_paths(False)`, the context manager `with fast_paths(False): ...`, or the
 environment variable ``STYLEGAN_FAST_OPS=0`` (read at import).
@@ -70,6 +73,17 @@ def prefer_cpu_kernels(x) -> bool:
     """True when `x` lives where the CPU-specific fast paths pay off (channels-last activations, non-fused
     modulated convolution). One function so that tests can exercise the other branches on CPU."""
     return x.device.type == "cpu"
+
+
+def cuda_kernels(x) -> bool:
+    """True when `x` lives where the GPU formulations run (float16 fast paths, Triton kernels, no CPU-cache
+    channel groups). One function so that tests can exercise those branches on CPU."""
+    return x.device.type == "cuda"
+
+
+def fast_dtype(x) -> bool:
+    """True when `x`'s dtype takes the fast formulations: float32 anywhere, float16 / bfloat16 on CUDA."""
+    return x.dtype == torch.float32 or (x.dtype in (torch.float16, torch.bfloat16) and cuda_kernels(x))
 
 
 def under_transform(x) -> bool:
