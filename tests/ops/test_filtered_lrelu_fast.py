@@ -119,13 +119,13 @@ def test_inference_channel_groups_match_the_reference(monkeypatch, case, with_bi
 
 @pytest.fixture
 def cuda_branch(monkeypatch):
-    """The CUDA formulations on CPU tensors: float16 fast path, [.., k] @ [k, cols] products, no channel groups."""
-    from stylegan.ops import fastpath
+    """The PyTorch CUDA formulations on CPU tensors (backend 'torch': no Triton): float16 fast path,
+    [.., k] @ [k, cols] products, no channel groups."""
+    from stylegan.ops import backend, fastpath
 
+    monkeypatch.setattr(backend, "_requested", "torch")
     monkeypatch.setattr(fastpath, "cuda_kernels", lambda x: True)
     monkeypatch.setattr(fastpath, "prefer_cpu_kernels", lambda x: False)
-    monkeypatch.setattr(flrelu_module, "cuda_kernels", lambda x: True)
-    monkeypatch.setattr(flrelu_module, "prefer_cpu_kernels", lambda x: False)
 
 
 def _float64_reference(x, b, fu, fd, kw, gy):

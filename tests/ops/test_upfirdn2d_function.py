@@ -15,7 +15,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import stylegan.ops as ops
-from stylegan.ops import fastpath
+from stylegan.ops import backend, fastpath
 
 U = importlib.import_module("stylegan.ops.upfirdn2d")
 
@@ -125,6 +125,7 @@ def test_float16_on_the_cuda_branch(monkeypatch, up, down, padding):
     f = ops.setup_filter([1, 3, 3, 1])
     x64 = torch.randn([2, 3, 8, 7], generator=torch.Generator().manual_seed(8), dtype=torch.float64)
     y64, g64, _ = _grads(lambda x: U._upfirdn2d_ref(x, f, up, down, padding, False, 1.0), x64)
+    monkeypatch.setattr(backend, "_requested", "torch")  # the PyTorch formulations, not the Triton kernel
     for cuda in (False, True):
         monkeypatch.setattr(fastpath, "cuda_kernels", lambda x: cuda)
         x = x64.half().requires_grad_(True)

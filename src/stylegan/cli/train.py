@@ -23,6 +23,7 @@ from ..data.common import DatasetError
 from ..data.dataset import ImageDataset
 from ..io.checkpoint import atomic_write_bytes
 from ..io.load import load_network
+from ..ops import backend
 from ..training import distributed
 from ..training.options import (CONFIGS, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs, resolve,
                                 with_overrides)
@@ -180,6 +181,7 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
         return
 
     trainer = Trainer(opts, run_dir, env, progress=not args.no_progress)
+    trainer.log(backend.summary(trainer.device))  # first line: which implementation runs the ops
     if continuing:
         trainer.load_snapshot(snapshot)
         if env.rank == 0:

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.autograd.forward_ad  # noqa: F401  (makes torch.autograd.forward_ad importable as an attribute)
@@ -95,3 +96,26 @@ def under_transform(x) -> bool:
     if check is not None and check(x):
         return True
     return getattr(torch.autograd.forward_ad, "_current_level", -1) >= 0
+
+
+# Tensors prepared from a filter (scaled, flipped, cast, expanded into matrices, ...), keyed by the filter's identity
+# and version plus what the preparation depends on; entries die with their filter (checked through a weak reference).
+_tensor_cache: dict[tuple, tuple[weakref.ref, Any]] = {}
+TENSOR_CACHE_MAX = 512
+
+
+def tensor_cache(f: torch.Tensor, key: tuple, make: Callable[[], Any]) -> Any:
+    """`make()` (run without autograd), cached for the filter `f` and `key`; not cached (and computed in the graph)
+    when f requires grad, is a transform's tensor, or while compiling. In-place changes of f invalidate the entry."""
+    if torch.compiler.is_compiling() or f.requires_grad or under_transform(f):
+        return make()
+    full_key = (id(f), f._version, torch.is_inference_mode_enabled()) + key
+    hit = _tensor_cache.get(full_key)
+    if hit is not None and hit[0]() is f:
+        return hit[1]
+    with torch.no_grad():
+        value = make()
+    if len(_tensor_cache) >= TENSOR_CACHE_MAX:
+        _tensor_cache.clear()
+    _tensor_cache[full_key] = (weakref.ref(f), value)
+    return value

@@ -27,8 +27,9 @@ from typing import Iterator, Sequence
 
 import torch
 
+from . import backend, fastpath
 from .bias_act import bias_act
-from .fastpath import cuda_kernels, fast_dtype, fast_paths_enabled, prefer_cpu_kernels, under_transform
+from .fastpath import fast_dtype, fast_paths_enabled, under_transform
 from .upfirdn2d import filter_size, parse_padding, upfirdn2d
 
 
@@ -70,7 +71,13 @@ def filtered_lrelu(
     if out_w < 1 or out_h < 1:
         raise ValueError(f"filtered_lrelu: padding {[px0, px1, py0, py1]} leaves no output for input {in_h}x{in_w}")
 
-    if fast_paths_enabled() and fast_dtype(x):
+    if fast_paths_enabled() and fast_dtype(x) and _triton_covers(x, fu, fd):
+        if up == down == 1 and fu is None and fd is None and (px0, px1, py0, py1) == (0, 0, 0, 0):  # ToRGB
+            x = bias_act(x, b, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
+        else:
+            x = backend.triton_kernels()[0].filtered_lrelu_triton(x, fu, fd, b, up, down, (px0, px1, py0, py1), gain,
+                                                                  slope, clamp, flip_filter)
+    elif fast_paths_enabled() and fast_dtype(x):
         x = _filtered_lrelu_fast(x, fu, fd, b, up, down, (px0, px1, py0, py1), gain, slope, clamp, flip_filter).contiguous()
     else:
         x = bias_act(x, b)
@@ -79,6 +86,13 @@ def filtered_lrelu(
         x = upfirdn2d(x, fd, down=down, flip_filter=flip_filter)
     assert x.shape == (n, c, out_h, out_w), (x.shape, (n, c, out_h, out_w))
     return x
+
+
+def _triton_covers(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None) -> bool:
+    """True when the fused Triton kernel runs: filters that need no gradient, no torch.func transform."""
+    if any(f is not None and f.requires_grad for f in (fu, fd)) or under_transform(x):
+        return False
+    return backend.use_triton(x)
 
 
 # ----------------------------------------------------------------------------- fast path
@@ -130,7 +144,7 @@ def _resample_separable(x: torch.Tensor, f: torch.Tensor | None, up: int, down: 
         return x if gain == 1 else x * gain
     a_w = _axis_matrix(f, x.shape[3], up, px0, px1, down, gain, flip, x.dtype, x.device)  # gain^(1/2) per axis
     a_h = _axis_matrix(f, x.shape[2], up, py0, py1, down, gain, flip, x.dtype, x.device)
-    if cuda_kernels(x):
+    if fastpath.cuda_kernels(x):
         # Both products as [.., rows, k] @ [k, cols] (batch dimensions fold into the rows: one GEMM each). The
         # second one reads a transposed copy of the first's (smaller) result and leaves a transposed view, which a
         # following call consumes in the other order, so the large upsampled intermediate is never copied.
@@ -164,7 +178,7 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
     n, c, h, w = x.shape
     fu_w, fu_h = filter_size(fu)
     upsampled = n * (h * up + padding[2] + padding[3] - fu_h + 1) * (w * up + padding[0] + padding[1] - fu_w + 1)
-    if not graph and c > 1 and upsampled * c > _CHUNK_ELEMENTS and prefer_cpu_kernels(x):
+    if not graph and c > 1 and upsampled * c > _CHUNK_ELEMENTS and fastpath.prefer_cpu_kernels(x):
         # Without autograd, groups of channels go through the whole op one after the other, so the upsampled
         # intermediate stays in cache (about 1.5-2x faster on CPU for StyleGAN3's large layers).
         k = max(1, _CHUNK_ELEMENTS // upsampled)

@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from . import backend
 from .fastpath import fast_dtype, fast_paths_enabled, under_transform
 
 Padding = int | Sequence[int]
@@ -100,8 +101,11 @@ def upfirdn2d(
 
 def _upfirdn2d_dispatch(x: torch.Tensor, f: torch.Tensor, up: tuple[int, int], down: tuple[int, int],
                         padding: tuple[int, int, int, int], flip_filter: bool, gain: float) -> torch.Tensor:
-    """Fast upfirdn2d of any dtype: the autograd function when a graph is recorded (and the filter itself needs
-    no gradient), else the fast formulation directly (the reference where it covers no case)."""
+    """Fast upfirdn2d of any dtype: the Triton kernel where it runs, else the autograd function when a graph is
+    recorded (and the filter itself needs no gradient), else the fast formulation directly (the reference where it
+    covers no case)."""
+    if not f.requires_grad and not under_transform(x) and backend.use_triton(x):
+        return backend.triton_kernels()[0].upfirdn2d_triton(x, f, up, down, padding, flip_filter, gain)
     if torch.is_grad_enabled() and x.requires_grad and not f.requires_grad and not under_transform(x):
         return _UpFirDn2d.apply(x, f, up, down, padding, flip_filter, gain)
     y = _upfirdn2d_fast(x, f, up, down, padding, flip_filter, gain)
