@@ -31,7 +31,8 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT / "src", ROOT / "benchmarks"):

@@ -28,7 +28,8 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # the Triton variant runs on CPU tensors
 

@@ -8,9 +8,10 @@ import torch
 from PIL import Image
 
 from stylegan import load_network
-from stylegan.cli.generate import seed_to_z, to_uint8
+from stylegan.cli.common import seed_to_z
 from stylegan.cli.main import main
 from stylegan.editing.latents import save_projected_w
+from stylegan.io.images import hwc_uint8
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def G(sg2):
 
 def _image(G, ws):
     with torch.no_grad():
-        return to_uint8(G.synthesis(ws, noise_mode="const")[0])
+        return hwc_uint8(G.synthesis(ws, noise_mode="const")[0])
 
 
 def _decode(path):
@@ -106,7 +107,6 @@ def test_video_projected_w_errors(sg2, G, tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--seeds", "0-3", "--grid", "4by2"], "--grid 4by2: expected WxH"),
     (["--seeds", "0-2", "--grid", "2x1"], "3 seed(s) do not fill a 2x1 grid evenly (need a multiple of 2"),
-    (["--seeds", "0-3", "--w-frames", "0"], "--w-frames 0: must be >= 1"),
     (["--grid", "1x1"], "pass either --seeds or --projected-w"),
 ])
 def test_video_errors(sg2, tmp_path, capsys, argv, message):
@@ -114,11 +114,6 @@ def test_video_errors(sg2, tmp_path, capsys, argv, message):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
-
-
-def test_video_bad_output_suffix(sg2, tmp_path, capsys):
-    assert main(["video", "--network", str(sg2), "--seeds", "0", "--output", str(tmp_path / "v.avi")]) == 2
-    assert "expected a .mp4 or .gif file" in capsys.readouterr().err
 
 
 def test_truncation_figure(sg2, G, tmp_path):
@@ -132,7 +127,7 @@ def test_truncation_figure(sg2, G, tmp_path):
     with torch.no_grad():
         z = torch.from_numpy(seed_to_z(2, G.z_dim))
         for j, psi in enumerate(psis):
-            expected = to_uint8(G(z, None, truncation_psi=psi, noise_mode="const")[0])
+            expected = hwc_uint8(G(z, None, truncation_psi=psi, noise_mode="const")[0])
             assert np.array_equal(np.asarray(Image.open(tmp_path / f"seed0002-psi{psi:g}.png")), expected)
             assert np.array_equal(arr[top + 64 : top + 96, left + 32 * j : left + 32 * (j + 1)], expected)
     # psi = 0 is the image of w_avg for every seed.
@@ -145,9 +140,8 @@ def test_truncation_cutoff_and_errors(sg2, G, tmp_path, capsys):
                  "--device", "cpu", "--outdir", str(tmp_path)]) == 0
     with torch.no_grad():
         z = torch.from_numpy(seed_to_z(4, G.z_dim))
-        expected = to_uint8(G(z, None, truncation_psi=0.5, truncation_cutoff=3, noise_mode="const")[0])
+        expected = hwc_uint8(G(z, None, truncation_psi=0.5, truncation_cutoff=3, noise_mode="const")[0])
     assert np.array_equal(np.asarray(Image.open(tmp_path / "seed0004-psi0.5.png")), expected)
     assert main(["truncation", "--network", str(sg2), "--trunc-cutoff", "9", "--outdir", str(tmp_path)]) == 2
     assert "--trunc-cutoff 9: must be between 0 and num_ws=8" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["truncation", "--network", str(sg2), "--psi", "0.5,x", "--outdir", str(tmp_path)])
+    assert main(["truncation", "--network", str(sg2), "--psi", "0.5,x", "--outdir", str(tmp_path)]) == 2

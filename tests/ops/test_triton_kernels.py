@@ -2,8 +2,8 @@
 
 tests/conftest.py sets TRITON_INTERPRET=1 before the kernels are defined. The cases are the ones the networks use:
 upfirdn2d's are recorded from StyleGAN2 generators and discriminators (every architecture, forward, backward and
-R1's double backward), filtered_lrelu's come from `synthesis_schedule` (StyleGAN3-T/R, and schedules with few
-layers, whose big rate steps are StyleGAN-XL's growth layers: up to x16), plus general up/down/padding/filter
+R1's double backward), filtered_lrelu's come from `synthesis_schedule` (StyleGAN3-T/R) and StyleGAN-XL's growth function
+(`stylegan_xl.history_layers`: growth layers up to x16), plus general up/down/padding/filter
 combinations, borders and negative padding. float32 must match within 1e-5 of the largest reference magnitude,
 float16 within float16 precision; forward, backward and (where training differentiates twice) double backward.
 
@@ -131,7 +131,7 @@ def test_bias_act_other_activations_stay_on_torch():
 # ----------------------------------------------------------------------------- upfirdn2d
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sg2_upfirdn2d_calls() -> tuple[tuple, ...]:
     """(filter taps, up, down, padding, flip, gain) of every upfirdn2d call of small StyleGAN2 G and D (orig, skip,
     resnet): forward, backward and R1's double backward, recorded on the PyTorch paths."""
@@ -210,22 +210,25 @@ def test_upfirdn2d(taps, shape, up, down, padding, flip, gain, dtype):
 # ----------------------------------------------------------------------------- filtered_lrelu
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sg3_layers() -> tuple:
-    """Distinct filtered_lrelu layer specs of StyleGAN3-T and -R at 256² and of short schedules whose rate steps
-    are StyleGAN-XL's growth layers (x4 and x8 in one layer: up 8 and 16)."""
-    from stylegan.models.stylegan3 import SynthesisConfig, synthesis_schedule, stylegan3_config
+    """Distinct filtered_lrelu layer specs of StyleGAN3-T and -R at 256² and of StyleGAN-XL's growth layers (a 16²
+    T or R stem grown by each of its up factors, x2 to x16, with 4 or 7 head layers: up 8 and 16 in one layer)."""
+    from stylegan.models import stylegan_xl
+    from stylegan.models.stylegan3 import SynthesisConfig, stylegan3_config, synthesis_schedule
 
-    configs = [(256, stylegan3_config(name, 256).synthesis) for name in ("stylegan3-t", "stylegan3-r")]
-    configs += [(256, SynthesisConfig(num_layers=4)), (1024, SynthesisConfig(num_layers=4, use_radial_filters=True))]
-    specs = {}
-    for res, cfg in configs:
-        for s in synthesis_schedule(res, 3, cfg):
-            if s.is_torgb:
-                continue
-            key = (s.up_factor, s.down_factor, s.up_taps, s.down_taps, s.down_radial, s.padding)
-            specs.setdefault(key, s)
-    return tuple(specs.values())
+    specs = [s for name in ("stylegan3-t", "stylegan3-r") for s in synthesis_schedule(256, 3, stylegan3_config(name, 256).synthesis)]
+    for radial in (False, True):
+        stem = SynthesisConfig(conv_kernel=1 if radial else 3, use_radial_filters=radial)
+        for up in stylegan_xl.UP_FACTORS:
+            for head_layers in (4, 7):
+                history = stylegan_xl.StageHistory(stem=stem, stages=[stylegan_xl.GrowthStage(up, head_layers)])
+                specs += [layer.spec() for layer in stylegan_xl.history_layers(history, 3)[0]]
+    distinct = {}
+    for s in specs:
+        if not s.is_torgb:
+            distinct.setdefault((s.up_factor, s.down_factor, s.up_taps, s.down_taps, s.down_radial, s.padding), s)
+    return tuple(distinct.values())
 
 
 def _layer_filters(s):
@@ -322,6 +325,21 @@ def _sg3_generator(cfg_name: str):
     return Generator(cfg)
 
 
+def _xl_generator():
+    """An 8² stem (4 layers) grown by x4: a growth layer with up 8."""
+    from stylegan.models import stylegan_xl
+    from stylegan.models.stylegan3 import SynthesisConfig
+
+    history = stylegan_xl.StageHistory(stem_resolution=8, stem=SynthesisConfig(channel_base=128, channel_max=4, num_layers=4),
+                                       stages=[stylegan_xl.GrowthStage(4, 3)])
+    layers, res = stylegan_xl.history_layers(history, 3)
+    assert max(layer.spec().up_factor for layer in layers) == 8
+    cfg = stylegan_xl.GeneratorConfig(z_dim=8, w_dim=8, img_resolution=res, history=history,
+                                      mapping=stylegan_xl.MappingConfig(num_layers=1), synthesis=stylegan_xl.SynthesisConfig(layers=layers))
+    torch.manual_seed(3)
+    return stylegan_xl.Generator(cfg)
+
+
 def _sg2_pair():
     from stylegan.models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig
     from stylegan.models.stylegan2 import SynthesisConfig
@@ -333,7 +351,7 @@ def _sg2_pair():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("net", ["stylegan2", "stylegan3-t", "stylegan3-r"])
+@pytest.mark.parametrize("net", ["stylegan2", "stylegan3-t", "stylegan3-r", "stylegan-xl"])
 def test_networks_match_the_torch_backend(net, monkeypatch):
     """Image, G gradients (and for StyleGAN2 D's R1 double backward) through Triton vs the PyTorch fast paths."""
     z = _rand([1 if net != "stylegan2" else 2, 8], 3).float()
@@ -349,8 +367,8 @@ def test_networks_match_the_torch_backend(net, monkeypatch):
             r1.square().sum().backward()
             extra = [p.grad.clone() for p in D.parameters() if p.grad is not None]
         else:
-            G, extra = _sg3_generator(net).to(DEVICE), []
-            img = G(z, force_fp32=True)
+            G, extra = (_xl_generator() if net == "stylegan-xl" else _sg3_generator(net)).to(DEVICE), []
+            img = G(z, None, force_fp32=True) if net == "stylegan-xl" else G(z, force_fp32=True)
         grads = torch.autograd.grad(img.square().mean(), list(G.parameters()), allow_unused=True)
         flat = lambda ts: torch.cat([t.flatten() for t in ts if t is not None])  # noqa: E731
         results[name] = [img.detach(), flat(grads)] + ([flat(extra)] if extra else [])

@@ -127,7 +127,7 @@ def test_float16_on_the_cuda_branch(monkeypatch, up, down, padding):
     y64, g64, _ = _grads(lambda x: U._upfirdn2d_ref(x, f, up, down, padding, False, 1.0), x64)
     monkeypatch.setattr(backend, "_requested", "torch")  # the PyTorch formulations, not the Triton kernel
     for cuda in (False, True):
-        monkeypatch.setattr(fastpath, "cuda_kernels", lambda x: cuda)
+        monkeypatch.setattr(fastpath, "cuda_kernels", lambda x, cuda=cuda: cuda)
         x = x64.half().requires_grad_(True)
         with ops.fast_paths(True):
             y = ops.upfirdn2d(x, f, up=up, down=down, padding=padding)

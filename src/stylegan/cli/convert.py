@@ -10,22 +10,27 @@ import torch
 
 from ..io.checkpoint import atomic_write_bytes
 from ..io.load import load_network
-from ..models.registry import network_spec
-from ..models.stylegan2 import Generator
+from ..models.registry import NetworkSpec
+from ..models.stylegan2 import Discriminator, Generator
 from .common import CliError
 
+SUFFIXES = {"native": (".safetensors",), "rosinality": (".pt", ".pth")}  # output format -> file name endings
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("convert", help="convert between checkpoint formats", description=__doc__)
+
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("convert", help=help, description=__doc__)
     p.add_argument("src", help="any format load_network reads")
     p.add_argument("dst", type=Path, help="output path")
     p.add_argument("--to", choices=("native", "rosinality"), default=None,
-                   help="output format (default: rosinality for .pt/.pth, native otherwise)")
+                   help="output format (default: from the extension, .safetensors native, .pt/.pth rosinality)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    fmt = args.to or ("rosinality" if args.dst.suffix in (".pt", ".pth") else "native")
+    fmt = args.to or next((f for f, suffixes in SUFFIXES.items() if args.dst.suffix.lower() in suffixes), None)
+    if fmt is None or args.dst.suffix.lower() not in SUFFIXES[fmt]:
+        raise CliError(f"{args.dst}: " + (f"the {fmt} format is written as {' or '.join(SUFFIXES[fmt])}" if fmt else
+                                          "unknown output format; use .safetensors (native) or .pt/.pth (rosinality)"))
     if args.dst.resolve() == Path(args.src).resolve():
         raise CliError("destination is the source file; choose another path")
     net = load_network(args.src)
@@ -36,8 +41,8 @@ def run(args: argparse.Namespace) -> None:
 
         g = net.generator
         if not isinstance(g, Generator):
-            raise CliError(f"{args.src}: rosinality's format holds StyleGAN2 networks only, this is a {network_spec(g)['family']} generator")
-        d_cfg = net.D.config if net.D is not None else None
+            raise CliError(f"{args.src}: rosinality's format holds StyleGAN2 networks only, this is a {NetworkSpec.of(g).family} generator")
+        d_cfg = net.D.config if isinstance(net.D, Discriminator) else None
         states = {name: module.state_dict() for name, module in net.networks().items()}
         try:
             payload = to_rosinality(g.config, d_cfg, states)

@@ -17,13 +17,13 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 
 import torch
 
 from ..io.cache import cache_dir
+from ..io.checkpoint import temp_file_beside
 from .inception import InceptionV3, WeightsError, inception_from_file, load_state, read_weights
 
 NVIDIA_INCEPTION_URL = ("https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/metrics/"
@@ -90,9 +90,7 @@ def nvidia_inception(download: bool = True) -> Path:
     if not download:
         raise DetectorUnavailable(f"NVIDIA's Inception weights are not here: {hint}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_file_beside(dest)
     try:
         try:
             fetch_url(NVIDIA_INCEPTION_URL, tmp)

@@ -2,32 +2,23 @@
 
 It applies the FID formula to 8x8 area-downsampled pixels (scaled to [0, 1]) instead of Inception
 features: the Fréchet distance between Gaussian fits of all real images (x-flipped too with `mirror`) and
-of 5000 generated ones. It sees only coarse colour and layout, and its values are not comparable to FID.
+of 5000 generated ones (made as the FID metrics make them). It sees only coarse colour and layout, and its values are not comparable to FID.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 
 import numpy as np
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
-from .registry import MetricOptions, all_reduce_sum, rank_share, register_metric
+from .fid import frechet_distance, generated_batches
+from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
 
 FEATURE_RES = 8
-
-
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """|mu1 - mu2|^2 + tr(sigma1 + sigma2 - 2 sqrt(sigma1 sigma2)), the real part, as in FID."""
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    return float(np.real(np.square(mu1 - mu2).sum() + np.trace(sigma1 + sigma2 - 2 * covmean)))
 
 
 def pixel_features(images: torch.Tensor) -> torch.Tensor:
@@ -41,6 +32,8 @@ def _mean_cov(batches: Iterator[torch.Tensor], channels: int, opts: MetricOption
     dim = channels * FEATURE_RES ** 2
     sums = torch.zeros([1 + dim + dim * dim], dtype=torch.float64, device=opts.device)  # count, sum f, sum f f^T
     for images in batches:
+        if images.shape[1] != channels:
+            raise ValueError(f"the generated images have {images.shape[1]} channel(s) but the dataset has {channels}")
         f = pixel_features(images)
         sums[0] += len(f)
         sums[1:1 + dim] += f.sum(0)
@@ -64,41 +57,29 @@ def _real_batches(dataset: ImageDataset, opts: MetricOptions) -> Iterator[torch.
             yield images.to(opts.device)
 
 
-@torch.no_grad()
-def _generated_batches(G: torch.nn.Module, dataset: ImageDataset, num: int, opts: MetricOptions) -> Iterator[torch.Tensor]:
-    """This rank's share of `num` generated images as uint8, labels drawn from the dataset's labels."""
-    seed = int(np.random.SeedSequence([opts.seed, opts.rank]).generate_state(1)[0])
-    rng = torch.Generator().manual_seed(seed)
-    total = len(rank_share(num, opts))
-    with _progress(total, "pfd generated", opts) as bar:
-        for start in range(0, total, opts.batch_size):
-            b = min(opts.batch_size, total - start)
-            z = torch.randn([b, G.z_dim], generator=rng)
-            c = torch.zeros([b, G.c_dim])
-            if G.c_dim > 0:
-                c = torch.stack([dataset.get_label(i) for i in torch.randint(len(dataset), [b], generator=rng).tolist()])
-            img = G(z.to(opts.device), c.to(opts.device), noise_mode="const")
-            bar.update(b)
-            yield (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-
-
-@register_metric
+@register_metric(counted=True, needs_data=True)
 def pfd5k_full(opts: MetricOptions) -> dict[str, float]:
-    """Pixel Fréchet distance (a FID stand-in, not FID): full dataset vs. 5000 generated images."""
+    """Pixel Fréchet distance (a FID stand-in, not FID): full dataset vs. 5000 generated images (from G, or the
+    first 5000 files of `opts.images`)."""
     if opts.dataset is None:
         raise ValueError("pfd5k_full needs a dataset")
     num_gen = 5000 if opts.num_gen is None else opts.num_gen
     if num_gen < 2:
         raise ValueError(f"pfd5k_full needs at least 2 generated images, got num_gen={num_gen}")
     dataset = ImageDataset(opts.dataset, xflip=opts.mirror)
-    G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
-    if G.c_dim > 0 and dataset.label_dim != G.c_dim:
-        raise ValueError(f"the generator takes {G.c_dim}-dim labels but the dataset has {dataset.label_dim}")
-    if G.img_channels != dataset.num_channels:
-        raise ValueError(f"the generator makes {G.img_channels}-channel images but the dataset has {dataset.num_channels}")
     try:
+        if opts.G is not None and opts.G.img_channels != dataset.num_channels:
+            raise ValueError(f"the generator makes {opts.G.img_channels}-channel images but the dataset has {dataset.num_channels}")
         mu_real, sigma_real = _mean_cov(_real_batches(dataset, opts), dataset.num_channels, opts)
-        mu_gen, sigma_gen = _mean_cov(_generated_batches(G, dataset, num_gen, opts), G.img_channels, opts)
+        with generated_batches(opts, num_gen, "pfd5k_full") as (batches, local):
+            with _progress(local, "pfd generated", opts) as bar:
+                mu_gen, sigma_gen = _mean_cov(_counted(batches, bar), dataset.num_channels, opts)
     finally:
         dataset.close()
-    return {"pfd5k_full": frechet_distance(mu_gen, sigma_gen, mu_real, sigma_real)}
+    return {counted_name("pfd5k_full", opts.num_gen): frechet_distance(mu_gen, sigma_gen, mu_real, sigma_real)}
+
+
+def _counted(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], bar: tqdm) -> Iterator[torch.Tensor]:
+    for _, images in batches:
+        bar.update(len(images))
+        yield images

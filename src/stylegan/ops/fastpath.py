@@ -13,7 +13,9 @@ float32 rounding (about 1e-6 relative) and are checked against it, gradients inc
 * `conv2d_resample` on CPU: activations in channels-last layout (oneDNN's faster kernels).
 * `modulated_conv2d`: demodulation coefficients from a [N,I] x [I,O] product instead of an [N,O,I,k,k]
   tensor; on CPU the non-fused algorithm (one shared convolution; the grouped convolution of the
-  fused one is slower there) and 1x1 convolutions as a batched matrix product.
+  fused one is slower there) and 1x1 convolutions as a batched matrix product. StyleGAN3's
+  `modulated_conv2d_sg3`: 1x1 convolutions as a batched matrix product, and in CPU inference one shared
+  convolution of the scaled activations.
 
 Fast paths apply to float32 everywhere and, on CUDA, to float16 (bias_act: any dtype, its forward is
 bit-exact). NVIDIA's CUDA kernels compute fp16 ops in fp32 internally and round once at the op boundary;
@@ -30,8 +32,9 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 import torch.autograd.forward_ad  # noqa: F401  (makes torch.autograd.forward_ad importable as an attribute)
@@ -70,24 +73,24 @@ def fast_paths(enabled: bool = True) -> Iterator[None]:
             _override.enabled = previous
 
 
-def prefer_cpu_kernels(x) -> bool:
+def prefer_cpu_kernels(x: torch.Tensor) -> bool:
     """True when `x` lives where the CPU-specific fast paths pay off (channels-last activations, non-fused
     modulated convolution). One function so that tests can exercise the other branches on CPU."""
     return x.device.type == "cpu"
 
 
-def cuda_kernels(x) -> bool:
+def cuda_kernels(x: torch.Tensor) -> bool:
     """True when `x` lives where the GPU formulations run (float16 fast paths, Triton kernels, no CPU-cache
     channel groups). One function so that tests can exercise those branches on CPU."""
     return x.device.type == "cuda"
 
 
-def fast_dtype(x) -> bool:
+def fast_dtype(x: torch.Tensor) -> bool:
     """True when `x`'s dtype takes the fast formulations: float32 anywhere, float16 / bfloat16 on CUDA."""
     return x.dtype == torch.float32 or (x.dtype in (torch.float16, torch.bfloat16) and cuda_kernels(x))
 
 
-def under_transform(x) -> bool:
+def under_transform(x: torch.Tensor) -> bool:
     """True for tensors of a torch.func transform (grad, vmap, jvp, ...) or while forward-mode AD is
     active: custom autograd functions and caches keyed by tensor identity stay out of those."""
     if torch.compiler.is_compiling():  # dynamo handles (and cannot trace) these checks

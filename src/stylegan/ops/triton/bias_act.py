@@ -9,7 +9,8 @@ is piecewise constant in y, so the gradient op's own backward is the same kernel
 path length) and its derivative with respect to y is zero.
 """
 
-from typing import Optional
+
+from typing import Any
 
 import torch
 import triton
@@ -65,7 +66,7 @@ def _dense(x: torch.Tensor) -> torch.Tensor:
 
 
 @define("bias_act", fake=lambda x, b, dim, act, alpha, gain, clamp: torch.empty_like(x))
-def _bias_act_op(x: torch.Tensor, b: Optional[torch.Tensor], dim: int, act: int, alpha: float, gain: float,
+def _bias_act_op(x: torch.Tensor, b: torch.Tensor | None, dim: int, act: int, alpha: float, gain: float,
                  clamp: float) -> torch.Tensor:
     """y = clamp(act(x + b) * gain); b along `dim`; clamp < 0 means none; x densely packed."""
     y = torch.empty_like(x)
@@ -94,7 +95,7 @@ def _like(g: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(y).copy_(g)
 
 
-def _setup(ctx, inputs, output):
+def _setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     x, b, dim, act, alpha, gain, clamp = inputs
     ctx.save_for_backward(output)
     ctx.args = (act, alpha, gain, clamp)
@@ -102,7 +103,7 @@ def _setup(ctx, inputs, output):
     ctx.has_bias = b is not None
 
 
-def _backward(ctx, gy):
+def _backward(ctx: Any, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
     (y,) = ctx.saved_tensors
     g = _bias_act_grad_op(_like(gy, y), y, *ctx.args)
     gb = None
@@ -111,13 +112,13 @@ def _backward(ctx, gy):
     return g, gb, None, None, None, None, None
 
 
-def _setup_grad(ctx, inputs, output):
+def _setup_grad(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     g, y, act, alpha, gain, clamp = inputs
     ctx.save_for_backward(y)
     ctx.args = (act, alpha, gain, clamp)
 
 
-def _backward_grad(ctx, gg):
+def _backward_grad(ctx: Any, gg: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
     (y,) = ctx.saved_tensors
     return _bias_act_grad_op(_like(gg, y), y, *ctx.args), None, None, None, None, None
 
@@ -126,7 +127,7 @@ _bias_act_op.register_autograd(_backward, setup_context=_setup)
 _bias_act_grad_op.register_autograd(_backward_grad, setup_context=_setup_grad)
 
 
-def bias_act_triton(x: torch.Tensor, b: Optional[torch.Tensor], dim: int, act: str, alpha: float, gain: float,
-                    clamp: Optional[float]) -> torch.Tensor:
+def bias_act_triton(x: torch.Tensor, b: torch.Tensor | None, dim: int, act: str, alpha: float, gain: float,
+                    clamp: float | None) -> torch.Tensor:
     """`stylegan.ops.bias_act` for act in linear/relu/lrelu, gain > 0, alpha >= 0 (checked by the caller)."""
     return _bias_act_op(_dense(x), b, dim, ACT_CODES[act], float(alpha), float(gain), -1.0 if clamp is None else float(clamp))

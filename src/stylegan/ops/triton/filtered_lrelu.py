@@ -16,7 +16,9 @@ round the intermediate products to float16 between the stages, as the reference 
 """
 
 import functools
-from typing import Optional, Sequence
+from collections.abc import Sequence
+
+from typing import Any
 
 import torch
 import triton
@@ -115,7 +117,7 @@ def _flrelu_kernel(x_ptr, b_ptr, g1y_ptr, g1x_ptr, g2y_ptr, g2x_ptr, y_ptr, m_pt
     tl.store(y_ptr + y_off, acc.to(dt), mask=out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def axis_tiles(up: int, k1: int, down: int, k2: int) -> tuple[int, int, int, int]:
     """(outputs per tile, input block, intermediate block, output block) along one axis, for up-FIR (up, k1 taps)
     then down-FIR (down, k2 taps): the intermediate block (32, 64 or, for long filters, 128) with the fewest
@@ -141,14 +143,17 @@ def _offset(first: int, up: int) -> int:
     return max(0, (-first + up - 1) // up)
 
 
-def _fake(x, b, g1y, g1x, g2y, g2x, params, slope, gain, clamp, write_codes):
+def _fake(x: torch.Tensor, b: torch.Tensor | None, g1y: torch.Tensor, g1x: torch.Tensor, g2y: torch.Tensor, g2x: torch.Tensor,
+          params: Sequence[int], slope: float, gain: float, clamp: float, write_codes: bool) -> tuple[torch.Tensor, torch.Tensor]:
     z_h, z_w, out_h, out_w = params[8:12]
     y = x.new_empty([x.shape[0], x.shape[1], out_h, out_w])
     codes = x.new_empty([x.shape[0] * x.shape[1], z_h, z_w] if write_codes else [0], dtype=torch.uint8)
     return y, codes
 
 
-def _launch(x, b, codes, g1y, g1x, g2y, g2x, params, slope, gain, clamp, mode):
+def _launch(x: torch.Tensor, b: torch.Tensor | None, codes: torch.Tensor | None, g1y: torch.Tensor, g1x: torch.Tensor,
+            g2y: torch.Tensor, g2x: torch.Tensor, params: Sequence[int], slope: float, gain: float, clamp: float,
+            mode: int) -> torch.Tensor:
     up_y, up_x, s1y, s1x, dn_y, dn_x, s2y, s2x, z_h, z_w, out_h, out_w = params
     n, c, in_h, in_w = x.shape
     (r1, k1y), k1x, (r2, k2y), k2x = g1y.shape, g1x.shape[1], g2y.shape, g2x.shape[1]
@@ -170,7 +175,7 @@ def _launch(x, b, codes, g1y, g1x, g2y, g2x, params, slope, gain, clamp, mode):
 
 
 @define("filtered_lrelu", fake=_fake)
-def _flrelu_op(x: torch.Tensor, b: Optional[torch.Tensor], g1y: torch.Tensor, g1x: torch.Tensor, g2y: torch.Tensor,
+def _flrelu_op(x: torch.Tensor, b: torch.Tensor | None, g1y: torch.Tensor, g1x: torch.Tensor, g2y: torch.Tensor,
                g2x: torch.Tensor, params: Sequence[int], slope: float, gain: float, clamp: float,
                write_codes: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward: (y, codes); params = [up_y, up_x, s1y, s1x, down_y, down_x, s2y, s2x, z_h, z_w, out_h, out_w];
@@ -183,7 +188,8 @@ def _flrelu_op(x: torch.Tensor, b: Optional[torch.Tensor], g1y: torch.Tensor, g1
     return y, codes
 
 
-def _fake_masked(x, codes, g1y, g1x, g2y, g2x, params, slope, gain):
+def _fake_masked(x: torch.Tensor, codes: torch.Tensor, g1y: torch.Tensor, g1x: torch.Tensor, g2y: torch.Tensor,
+                 g2x: torch.Tensor, params: Sequence[int], slope: float, gain: float) -> torch.Tensor:
     return x.new_empty([x.shape[0], x.shape[1], params[10], params[11]])
 
 
@@ -206,21 +212,21 @@ def _flip(g: torch.Tensor) -> torch.Tensor:
     return g.flip(1)
 
 
-def _transposed(ctx, grad: torch.Tensor) -> torch.Tensor:
+def _transposed(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
     codes, g1y, g1x, g2y, g2x = ctx.saved_tensors
     params = transpose_params(ctx.params, g1y, g1x, g2y, g2x, ctx.in_size)
     return _flrelu_masked_op(grad, codes, _flip(g2y), _flip(g2x), _flip(g1y), _flip(g1x), params,
                              ctx.slope, ctx.gain)
 
 
-def _setup(ctx, inputs, output):
+def _setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
     x, b, g1y, g1x, g2y, g2x, params, slope, gain, clamp, write_codes = inputs
     ctx.save_for_backward(output[1], g1y, g1x, g2y, g2x)
     ctx.params, ctx.slope, ctx.gain, ctx.in_size = list(params), slope, gain, tuple(x.shape[2:])
     ctx.has_bias, ctx.write_codes = b is not None, write_codes
 
 
-def _backward(ctx, gy, gcodes):
+def _backward(ctx: Any, gy: torch.Tensor, gcodes: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
     if not ctx.write_codes:
         raise RuntimeError("filtered_lrelu: the forward pass ran without storing the codes its backward pass needs")
     gx = _transposed(ctx, gy)
@@ -228,13 +234,13 @@ def _backward(ctx, gy, gcodes):
     return gx, gb, None, None, None, None, None, None, None, None, None
 
 
-def _setup_masked(ctx, inputs, output):
+def _setup_masked(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     x, codes, g1y, g1x, g2y, g2x, params, slope, gain = inputs
     ctx.save_for_backward(codes, g1y, g1x, g2y, g2x)
     ctx.params, ctx.slope, ctx.gain, ctx.in_size = list(params), slope, gain, tuple(x.shape[2:])
 
 
-def _backward_masked(ctx, gy):
+def _backward_masked(ctx: Any, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
     return _transposed(ctx, gy), None, None, None, None, None, None, None, None
 
 
@@ -242,7 +248,7 @@ _flrelu_op.register_autograd(_backward, setup_context=_setup)
 _flrelu_masked_op.register_autograd(_backward_masked, setup_context=_setup_masked)
 
 
-def _factors(f: Optional[torch.Tensor], flip: bool, gain: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _factors(f: torch.Tensor | None, flip: bool, gain: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(y taps [rank, ky], x taps [rank, kx]), float32, with f * gain = sum_r outer(y_r, x_r) in convolution order:
     a 1-D filter is one separable term (sqrt(gain) per axis), a 2-D one its SVD's terms (the negligible ones
     dropped, except while compiling, where the rank must not depend on values)."""
@@ -267,9 +273,9 @@ def _factors(f: Optional[torch.Tensor], flip: bool, gain: float, device: torch.d
     return tensor_cache(f, ("triton.filtered_lrelu", flip, gain, device), make)
 
 
-def filtered_lrelu_triton(x: torch.Tensor, fu: Optional[torch.Tensor], fd: Optional[torch.Tensor], b: Optional[torch.Tensor],
+def filtered_lrelu_triton(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None, b: torch.Tensor | None,
                           up: int, down: int, padding: tuple[int, int, int, int], gain: float, slope: float,
-                          clamp: Optional[float], flip_filter: bool) -> torch.Tensor:
+                          clamp: float | None, flip_filter: bool) -> torch.Tensor:
     """`stylegan.ops.filtered_lrelu` (validated arguments; filters that need no gradient) on the fused kernel."""
     px0, px1, py0, py1 = padding
     g1y, g1x = _factors(fu, flip_filter, float(up * up), x.device)

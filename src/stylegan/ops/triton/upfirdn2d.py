@@ -7,7 +7,9 @@ map (the backward pass) is the same map with up and down swapped, g flipped and 
 to any order (R1, path length).
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+
+from typing import Any
 
 import torch
 import triton
@@ -63,13 +65,13 @@ def _out_size(params: Sequence[int]) -> tuple[int, int]:
     return params[6], params[7]
 
 
-def _fake(x, g, gy, params):
+def _fake(x: torch.Tensor, g: torch.Tensor, gy: torch.Tensor | None, params: Sequence[int]) -> torch.Tensor:
     out_h, out_w = _out_size(params)
     return x.new_empty([x.shape[0], x.shape[1], out_h, out_w])
 
 
 @define("upfirdn2d", fake=_fake)
-def _upfirdn2d_op(x: torch.Tensor, g: torch.Tensor, gy: Optional[torch.Tensor], params: Sequence[int]) -> torch.Tensor:
+def _upfirdn2d_op(x: torch.Tensor, g: torch.Tensor, gy: torch.Tensor | None, params: Sequence[int]) -> torch.Tensor:
     """params = [up_x, up_y, down_x, down_y, s_x, s_y, out_h, out_w]; g: [KH, KW] taps, or [KW] x taps with
     `gy` [KH] y taps (separable), float32, in convolution order."""
     up_x, up_y, down_x, down_y, s_x, s_y, out_h, out_w = params
@@ -89,25 +91,25 @@ def _upfirdn2d_op(x: torch.Tensor, g: torch.Tensor, gy: Optional[torch.Tensor], 
     return y
 
 
-def transpose_params(params: Sequence[int], g: torch.Tensor, gy: Optional[torch.Tensor], in_size: Sequence[int]) -> list[int]:
+def transpose_params(params: Sequence[int], g: torch.Tensor, gy: torch.Tensor | None, in_size: Sequence[int]) -> list[int]:
     """The parameters of the transposed map (the backward pass), whose output has the input's size `in_size`."""
     up_x, up_y, down_x, down_y, s_x, s_y, _, _ = params
     kh, kw = (gy.shape[0], g.shape[0]) if gy is not None else g.shape
     return [down_x, down_y, up_x, up_y, kw - 1 - s_x, kh - 1 - s_y, in_size[0], in_size[1]]
 
 
-def _flip(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+def _flip(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.flip(list(range(t.ndim)))
 
 
-def _setup(ctx, inputs, output):
+def _setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     x, g, gy, params = inputs
     ctx.save_for_backward(g, gy)
     ctx.params = list(params)
     ctx.in_size = tuple(x.shape[2:])
 
 
-def _backward(ctx, dy):
+def _backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
     g, gy = ctx.saved_tensors
     dx = _upfirdn2d_op(dy, _flip(g), _flip(gy), transpose_params(ctx.params, g, gy, ctx.in_size))
     return dx, None, None, None
@@ -116,11 +118,11 @@ def _backward(ctx, dy):
 _upfirdn2d_op.register_autograd(_backward, setup_context=_setup)
 
 
-def _taps(f: torch.Tensor, flip_filter: bool, gain: float, device: torch.device) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+def _taps(f: torch.Tensor, flip_filter: bool, gain: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The kernel's taps, float32: f * gain^(ndim/2) in convolution order (the reference correlates with the flipped
     filter, i.e. convolves with f, unless flip_filter), as (2-D taps, None) or (x taps, y taps)."""
 
-    def make() -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def make() -> tuple[torch.Tensor, torch.Tensor | None]:
         g = (f * (gain ** (f.ndim / 2))).to(device=device, dtype=torch.float32)
         if flip_filter:
             g = g.flip(list(range(g.ndim)))
