@@ -31,8 +31,8 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT / "src", ROOT / "benchmarks"):
@@ -211,6 +211,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5, help="timed calls per phase and for inference")
     ap.add_argument("--iters", type=int, default=16, help="timed iterations (16 = one cycle of the lazy regularisers)")
     ap.add_argument("--tiny", action="store_true", help="smoke-test settings: 16², cbase 256, cmax 16, batch 2, 1 rep, 2 iterations")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds per config and backend (a slower one is recorded as timed out)")
     ap.add_argument("--json", type=Path, default=None, help="write the report here (it is always printed)")
     ap.add_argument("--child", nargs=2, metavar=("CONFIG", "BACKEND"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -229,14 +230,20 @@ def main() -> None:
     report: dict[str, Any] = {"settings": {k: v for k, v in vars(a).items() if k not in ("child", "json")},
                               "environment": environment(a.device), "results": []}
     argv = sys.argv[1:]
-    if "--json" in argv:
-        i = argv.index("--json")
-        del argv[i:i + 2]
+    for flag in ("--json", "--timeout"):
+        if flag in argv:
+            i = argv.index(flag)
+            del argv[i:i + 2]
     for config in configs:
         for name in backends:
             env = dict(os.environ, STYLEGAN_BACKEND=name)
             t = time.time()
-            r = subprocess.run([sys.executable, __file__, *argv, "--child", config, name], env=env, capture_output=True, text=True)
+            try:
+                r = subprocess.run([sys.executable, __file__, *argv, "--child", config, name], env=env, capture_output=True, text=True,
+                                   timeout=a.timeout)
+            except subprocess.TimeoutExpired as e:
+                stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+                r = subprocess.CompletedProcess(e.cmd, -1, "", stderr + f"\ntimed out after {a.timeout:g} s")
             if r.returncode != 0:
                 row: dict[str, Any] = {"config": config, "backend": name, "error": (r.stderr.strip().splitlines() or ["?"])[-1],
                                        "stderr_tail": r.stderr[-4000:]}
@@ -245,11 +252,10 @@ def main() -> None:
             row["wall_s"] = round(time.time() - t, 1)
             report["results"].append(row)
             print(_summary(row), flush=True)
-    text = json.dumps(report, indent=2)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(text + "\n")
-    print(text)
+            if a.json:  # after every row: a run stopped from outside keeps what it measured
+                a.json.parent.mkdir(parents=True, exist_ok=True)
+                a.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
 
 
 def _summary(row: dict[str, Any]) -> str:

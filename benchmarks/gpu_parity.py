@@ -1,14 +1,17 @@
 #!/usr/bin/env python
 """Parity with NVIDIA's outputs on a GPU, through every op backend, plus gradients against float64 — JSON out.
 
-For every network in ../shared/parity and each backend (``triton``, ``torch`` fast paths, ``reference`` paths),
-on CUDA in float32 (``force_fp32``, TF32 off for cuDNN and matmul): max |Δ| of ws, images (one per call) and D
-logits (single and batched) against ``reference.npz`` (``reference_fp32.npz`` where the fixture has one); the
-bound is 1e-4 as on CPU. Then, per network and backend, the gradients training uses, against the same network
-evaluated in float64 on the GPU: G's non-saturating loss with respect to G's parameters, and the R1 penalty with
-respect to D's parameters (second order), each in float32 and in the default mixed precision (fp16 blocks).
+For every network in the parity fixtures (``--parity``: ../shared/parity, official StyleGAN2/3 G and D;
+``--parity-xl``: ../shared/parity_xl, official StyleGAN-XL G) and each backend (``triton``, ``torch`` fast paths,
+``reference`` paths), on CUDA in float32 (``force_fp32``, TF32 off for cuDNN and matmul): max |Δ| of ws, images
+(one per call) and D logits (single and batched) against ``reference.npz`` (``reference_fp32.npz`` where the
+fixture has one); the bound is 1e-4 as on CPU. Then, per network and backend, the gradients training uses, against
+the same network evaluated in float64 on the GPU: G's non-saturating loss (XL, which has no D here: the mean
+square image) with respect to G's parameters, and the R1 penalty with respect to D's parameters (second order),
+each in float32 and in the default mixed precision (fp16 blocks).
 
     python benchmarks/gpu_parity.py --json $OUT/parity.json           # exit status 1 if a parity check fails
+    python benchmarks/gpu_parity.py --fixtures .gpu-fixtures          # a copy holding parity/ and parity_xl/
 """
 
 from __future__ import annotations
@@ -36,11 +39,7 @@ PSIS = {"10": 1.0, "07": 0.7}
 TOL = 1e-4
 
 
-def default_parity_dir() -> Path:
-    for p in (ROOT.parent / "shared" / "parity", ROOT / "shared" / "parity"):
-        if p.is_dir():
-            return p
-    return ROOT.parent / "shared" / "parity"
+SHARED = ROOT.parent / "shared"  # beside the checkout; does not travel to a GPU machine (pass --fixtures there)
 
 
 def use_backend(name: str) -> None:
@@ -65,8 +64,15 @@ def max_err(a: torch.Tensor, ref: np.ndarray) -> float:
     return float(np.abs(a.detach().float().cpu().numpy() - ref).max())
 
 
+def reference_inputs(G, ref: dict[str, np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixture's z and c where it stores them (StyleGAN-XL's), else the parity README's."""
+    if "z" in ref:
+        return torch.from_numpy(ref["z"]).to(device), torch.from_numpy(ref["c"]).to(device)
+    return inputs(G.z_dim, G.c_dim, device)
+
+
 def output_errors(G, D, ref: dict[str, np.ndarray], device: torch.device) -> dict[str, float]:
-    z, c = inputs(G.z_dim, G.c_dim, device)
+    z, c = reference_inputs(G, ref, device)
     errors = {}
     with torch.no_grad():
         for tag, psi in PSIS.items():
@@ -74,18 +80,25 @@ def output_errors(G, D, ref: dict[str, np.ndarray], device: torch.device) -> dic
             img = torch.cat([G.synthesis(ws[i:i + 1], noise_mode="const", force_fp32=True) for i in range(8)])
             errors[f"ws_psi{tag}"] = max_err(ws, ref[f"ws_psi{tag}"])
             errors[f"img_psi{tag}"] = max_err(img, ref[f"img_psi{tag}"])
+            if D is None:
+                continue
             single = torch.cat([D(img[i:i + 1], c[i:i + 1], force_fp32=True) for i in range(8)])
             errors[f"logits_psi{tag}"] = max_err(single, ref[f"logits_psi{tag}"])
             errors[f"logits_batch_psi{tag}"] = max_err(D(img, c, force_fp32=True), ref[f"logits_batch_psi{tag}"])
     return errors
 
 
-def training_gradients(G, D, device: torch.device, force_fp32: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(G's non-saturating loss gradient, D's R1 gradient) as flat float64 vectors."""
+def training_gradients(G, D, device: torch.device, force_fp32: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(G's non-saturating loss gradient, D's R1 gradient) as flat float64 vectors; without D, G's gradient of the
+    mean square image and None."""
     z, c = inputs(G.z_dim, G.c_dim, device)
     G.requires_grad_(True)
-    D.requires_grad_(False)
     img = G(z, c, noise_mode="const", force_fp32=force_fp32)
+    if D is None:
+        g_grads = torch.autograd.grad(img.float().square().mean(), list(G.parameters()), allow_unused=True)
+        G.requires_grad_(False)
+        return flat(g_grads, list(G.parameters())), None
+    D.requires_grad_(False)
     g_loss = F.softplus(-D(img, c, force_fp32=force_fp32)).mean()
     g_grads = torch.autograd.grad(g_loss, [p for p in G.parameters()], allow_unused=True)
     G.requires_grad_(False)
@@ -94,23 +107,30 @@ def training_gradients(G, D, device: torch.device, force_fp32: bool) -> tuple[to
     (grad_x,) = torch.autograd.grad(D(real, c, force_fp32=force_fp32).sum(), real, create_graph=True)
     d_grads = torch.autograd.grad(grad_x.square().sum(), [p for p in D.parameters()], allow_unused=True)
     D.requires_grad_(False)
-
-    def flat(grads, params):
-        return torch.cat([(torch.zeros_like(p) if g is None else g).double().flatten() for g, p in zip(grads, params)])
-
     return flat(g_grads, list(G.parameters())), flat(d_grads, list(D.parameters()))
 
 
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm().clamp_min(1e-300))
+def flat(grads, params) -> torch.Tensor:
+    return torch.cat([(torch.zeros_like(p) if g is None else g).double().flatten() for g, p in zip(grads, params)])
+
+
+def rel(a: torch.Tensor | None, b: torch.Tensor | None) -> float | None:
+    return None if a is None or b is None else float((a - b).norm() / b.norm().clamp_min(1e-300))
+
+
+def nonfinite(*ts: torch.Tensor | None) -> int:
+    return sum(int((~torch.isfinite(t)).sum()) for t in ts if t is not None)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parity", type=Path, default=default_parity_dir())
+    ap.add_argument("--fixtures", type=Path, default=SHARED, help="folder holding parity/ and parity_xl/ (default ../shared)")
+    ap.add_argument("--parity", type=Path, default=None, help="StyleGAN2/3 fixtures (default FIXTURES/parity)")
+    ap.add_argument("--parity-xl", type=Path, default=None, help="StyleGAN-XL fixtures (default FIXTURES/parity_xl)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--backends", default=",".join(BACKENDS))
     ap.add_argument("--no-gradients", action="store_true", help="skip the gradient comparison")
+    ap.add_argument("--networks", default=None, help="comma-separated fixture names (default: all)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     from stylegan import load_network
@@ -119,20 +139,28 @@ def main() -> None:
     device = torch.device(a.device)
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    folders = sorted(p for p in a.parity.iterdir() if (p / "reference.npz").is_file())
-    report: dict[str, Any] = {"device": str(device), "torch": torch.__version__, "parity_dir": str(a.parity),
+    dirs = [a.parity or a.fixtures / "parity", a.parity_xl or a.fixtures / "parity_xl"]
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if missing:
+        sys.exit(f"gpu_parity: no fixtures at {', '.join(missing)} (copy ../shared/parity and ../shared/parity_xl and pass --fixtures)")
+    folders = sorted(p for d in dirs for p in d.iterdir() if (p / "reference.npz").is_file())
+    if a.networks:
+        folders = [p for p in folders if p.name in a.networks.split(",")]
+    report: dict[str, Any] = {"device": str(device), "torch": torch.__version__, "fixtures": [str(d) for d in dirs],
+                              "tf32": {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32},
                               "tolerance": TOL, "outputs": [], "gradients": []}
     failed = False
     for folder in folders:
         net = load_network(folder)
         ref_file = folder / "reference_fp32.npz" if (folder / "reference_fp32.npz").is_file() else folder / "reference.npz"
         ref = dict(np.load(ref_file))
-        G, D = net.G_ema.to(device).eval(), net.D.to(device).eval()
+        G = net.G_ema.to(device).eval()
+        D = net.D.to(device).eval() if net.D is not None else None
         truth = None
         if not a.no_gradients:
             with float64_everywhere():
                 use_backend("reference")
-                truth = training_gradients(copy.deepcopy(G).double(), copy.deepcopy(D).double(), device, True)
+                truth = training_gradients(copy.deepcopy(G).double(), copy.deepcopy(D).double() if D is not None else None, device, True)
         for name in a.backends.split(","):
             use_backend(name)
             errors = output_errors(G, D, ref, device)
@@ -147,11 +175,11 @@ def main() -> None:
             for precision, force_fp32 in (("float32", True), ("mixed", False)):
                 g_grad, d_grad = training_gradients(G, D, device, force_fp32)
                 grow = {"network": folder.name, "backend": name, "precision": precision,
-                        "G_rel_err": rel(g_grad, truth[0]), "D_r1_rel_err": rel(d_grad, truth[1]),
-                        "nonfinite": int((~torch.isfinite(g_grad)).sum() + (~torch.isfinite(d_grad)).sum())}
+                        "G_rel_err": rel(g_grad, truth[0]), "D_r1_rel_err": rel(d_grad, truth[1]), "nonfinite": nonfinite(g_grad, d_grad)}
                 report["gradients"].append(grow)
+                d_text = "-" if grow["D_r1_rel_err"] is None else f"{grow['D_r1_rel_err']:.2e}"
                 print(f"{'':14s} {name:9s} {precision:7s} gradients vs float64: G {grow['G_rel_err']:.2e}  "
-                      f"D R1 {grow['D_r1_rel_err']:.2e}  non-finite {grow['nonfinite']}", flush=True)
+                      f"D R1 {d_text}  non-finite {grow['nonfinite']}", flush=True)
         del net, G, D
     text = json.dumps(report, indent=2)
     if a.json:

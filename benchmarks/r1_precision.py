@@ -61,17 +61,20 @@ class _Float64Everywhere(TorchFunctionMode):
 @contextlib.contextmanager
 def float64_everywhere() -> Iterator[None]:
     """Run a network (already .double()) entirely in float64, including its fp16 blocks and float32 casts."""
-    from stylegan.models import stylegan2, stylegan3
+    from stylegan.models import common, stylegan2, stylegan3
 
-    saved = stylegan2._block_dtype, stylegan3._block_dtype, torch.get_default_dtype()
-    stylegan2._block_dtype = stylegan3._block_dtype = lambda *a, **k: torch.float64
+    users = [m for m in (common, stylegan2, stylegan3) if hasattr(m, "block_dtype")]  # modules that bound the policy
+    saved = [m.block_dtype for m in users], torch.get_default_dtype()
+    for m in users:
+        m.block_dtype = lambda *a, **k: torch.float64  # type: ignore[assignment]
     torch.set_default_dtype(torch.float64)
     try:
         with _Float64Everywhere():
             yield
     finally:
-        stylegan2._block_dtype, stylegan3._block_dtype = saved[:2]
-        torch.set_default_dtype(saved[2])
+        for m, f in zip(users, saved[0]):
+            m.block_dtype = f  # type: ignore[assignment]
+        torch.set_default_dtype(saved[1])
 
 
 @contextlib.contextmanager
