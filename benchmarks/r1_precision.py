@@ -121,12 +121,12 @@ def r1_gradients(D: torch.nn.Module, img: torch.Tensor, c: torch.Tensor, **kw: A
     return float(penalty), [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)], grad_x.detach()
 
 
-def measure(folder: Path) -> dict[str, Any]:
+def measure(folder: Path, variants: list[str], images: int) -> dict[str, Any]:
     from stylegan import load_network
 
     net = load_network(folder)
     ref = dict(np.load(folder / "reference.npz"))
-    img = torch.from_numpy(ref["img_psi10"]).float()
+    img = torch.from_numpy(ref["img_psi10"][:images]).float()
     c_dim = net.D.c_dim
     c = torch.zeros([img.shape[0], c_dim])
     for s in range(img.shape[0]):
@@ -134,7 +134,7 @@ def measure(folder: Path) -> dict[str, Any]:
             c[s, s % c_dim] = 1
     out: dict[str, Any] = {"network": folder.name, "conv_clamp": getattr(net.D, "conv_clamp", None)}
     truth = None
-    for name in VARIANTS:
+    for name in variants:
         D = net.D
         for m in D.modules():  # fp16 blocks compute in float16 on the CPU too
             if hasattr(m, "fp16_cuda_only"):
@@ -152,26 +152,39 @@ def measure(folder: Path) -> dict[str, Any]:
             out["input_grad_below_fp16_normal"] = round(small, 4)
             out["input_grad_abs_median"] = float(grad_x.abs().median())
         flat, flat64 = torch.cat([g.flatten() for g in grads]), torch.cat([g.flatten() for g in truth])
-        per_tensor = [((g - t).norm() / t.norm()).item() for g, t in zip(grads, truth) if t.norm() > 0]
+        names = [n for n, _ in D.named_parameters()]
+        per_tensor = {n: ((g - t).norm() / t.norm()).item() for n, g, t in zip(names, grads, truth) if t.norm() > 0}
+        worst = max(per_tensor, key=per_tensor.__getitem__)
+        share = {n: (t.norm() / flat64.norm()).item() for n, t in zip(names, truth)}  # the tensor's part of the gradient
         out[name] = {"penalty": penalty, "rel_err": ((flat - flat64).norm() / flat64.norm()).item(),
-                     "worst_tensor_rel_err": max(per_tensor), "nonfinite": int((~torch.isfinite(flat)).sum())}
+                     "worst_tensor": worst, "worst_tensor_rel_err": per_tensor[worst], "worst_tensor_share": share[worst],
+                     "tensors_over_10pct": sorted(n for n, e in per_tensor.items() if e > 0.1),
+                     "nonfinite": int((~torch.isfinite(flat)).sum())}
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parity", type=Path, default=ROOT.parent / "shared" / "parity")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated; float64 (the truth) always runs first")
+    ap.add_argument("--networks", default=None, help="comma-separated fixture names (default: all)")
+    ap.add_argument("--images", type=int, default=8, help="reference images per network (fp16-triton in the interpreter is slow)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
+    variants = ["float64"] + [v for v in a.variants.split(",") if v in VARIANTS and v != "float64"]
     rows = []
     for folder in sorted(p for p in a.parity.iterdir() if (p / "reference.npz").is_file()):
-        r = measure(folder)
+        if a.networks and folder.name not in a.networks.split(","):
+            continue
+        r = measure(folder, variants, a.images)
         rows.append(r)
         print(f"{r['network']}: input-gradient entries below fp16's normal range {r['input_grad_below_fp16_normal']:.1%}")
-        for name in VARIANTS[1:]:
+        for name in variants[1:]:
             v = r[name]
             print(f"  {name:15s} penalty {v['penalty']:.6g} (float64 {r['float64']['penalty']:.6g})  gradient rel. error "
-                  f"{v['rel_err']:.2e}, worst tensor {v['worst_tensor_rel_err']:.2e}, non-finite {v['nonfinite']}", flush=True)
+                  f"{v['rel_err']:.2e}, worst tensor {v['worst_tensor']} {v['worst_tensor_rel_err']:.2e} (its norm "
+                  f"{v['worst_tensor_share']:.1e} of the whole), {len(v['tensors_over_10pct'])} tensors off by >10%, "
+                  f"non-finite {v['nonfinite']}", flush=True)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(rows, indent=2) + "\n")
