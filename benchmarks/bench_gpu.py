@@ -105,9 +105,10 @@ def measure(config: str, backend_name: str, a: argparse.Namespace) -> dict[str, 
     from stylegan.data.dataset import ImageDataset
     from stylegan.ops import backend
     from stylegan.training.distributed import DistEnv
-    from stylegan.training.loop import Trainer
+    from stylegan.training.loop import Trainer, cuda_policy
     from stylegan.training.options import resolve
 
+    cuda_policy()  # as `stylegan train`: cuDNN autotuning on, TF32 off
     device = torch.device(a.device)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:

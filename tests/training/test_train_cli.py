@@ -192,6 +192,18 @@ def test_dry_run_prints_the_resolved_preset(data64, tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("flags, benchmark, tf32", [((), True, False), (("--nobench",), False, False), (("--tf32",), True, True)])
+def test_cudnn_benchmark_and_tf32_policy(flags, benchmark, tf32, data64, tmp_path):
+    """NVIDIA's settings unless told otherwise: cuDNN autotuning on, TF32 off (set for the process, not the run)."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32
+    try:
+        assert run_cli("--cfg", "demo", "--data", data64, "--dry-run", "--outdir", tmp_path, *flags) == 0
+        assert (cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32) == (benchmark, tf32, tf32)
+    finally:
+        cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
 def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
     assert run_cli("--data", tmp_path / "missing.zip", "--outdir", tmp_path / "r") == 2
     err = capsys.readouterr().err.strip().splitlines()
