@@ -1,5 +1,10 @@
+import os
 import sys
 from pathlib import Path
+
+# Triton kernels run on CPU tensors in Triton's interpreter; Triton reads the variable when kernels are defined,
+# which happens when `stylegan.ops.backend` first imports them (never before this file runs).
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch

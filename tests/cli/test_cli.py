@@ -88,6 +88,23 @@ def test_info_official_folder(parity_dir, capsys):
     assert "official-folder" in out and "orig, 64x64x3" in out and "num_ws=10" in out
 
 
+def test_info_backends(capsys, monkeypatch):
+    from stylegan.ops import backend
+
+    monkeypatch.setattr(backend, "_requested", "torch")
+    assert main(["info", "--backends"]) == 0
+    out = capsys.readouterr().out
+    assert "STYLEGAN_BACKEND=torch" in out and "cpu:" in out and "cuda:" in out
+    assert "filtered_lrelu  PyTorch fast path" in out and "Triton kernel" not in out
+    assert main(["info", "--backends", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["devices"]["cpu"]["ops"] == {"bias_act": "torch", "upfirdn2d": "torch", "filtered_lrelu": "torch"}
+    monkeypatch.setattr(backend, "_requested", "gpu")
+    assert main(["info", "--backends"]) == 2
+    assert "STYLEGAN_BACKEND must be one of" in capsys.readouterr().err
+    assert main(["info"]) == 2
+
+
 def test_bad_file_is_one_line_nonzero_no_traceback(tmp_path):
     bad = tmp_path / "broken.pkl"
     bad.write_bytes(b"\x80\x04not a pickle")

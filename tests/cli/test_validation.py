@@ -48,6 +48,8 @@ CASES = [
     (TRAIN + ["--seed", str(2**32)], "argument --seed: must be between 0 and 4294967295"),
     (TRAIN + ["--device", "foo"], "argument --device: unknown device 'foo'"),
     (TRAIN + ["--device", "cuda"], "argument --device: cuda: CUDA is not available"),
+    (TRAIN + ["--tf32", "maybe"], "argument --tf32: expected a boolean (1/0, true/false), got 'maybe'"),
+    (TRAIN + ["--nobench", "2"], "argument --nobench: expected a boolean (1/0, true/false), got '2'"),
     # generate
     (GENERATE + ["--device", "foo"], "argument --device: unknown device 'foo'"),
     (GENERATE + ["--device", "cuda:0"], "argument --device: cuda:0: CUDA is not available"),

@@ -251,7 +251,7 @@ UPFIRDN_CASES = [
     (2, 1, [1, 1, 1, 1], [1, 3, 3, 1], False),
     (2, 1, [3, 0, 2, 0], [1, 3, 3, 1], False),
     (2, 1, [0, -1, 1, 0], [1, 3, 3, 1], False),
-    (2, 1, [4, 4, 4, 4], [1, 3, 3, 1], False),  # beyond the transposed conv's support: reference
+    (2, 1, [4, 4, 4, 4], [1, 3, 3, 1], False),  # beyond the transposed conv's support: zeros added
     (3, 1, [2, 2, 1, 1], [1, 2, 3, 2, 1], False),
     (2, 2, [2, 1, 2, 1], [1, 3, 3, 1], False),
     (1, 1, [4, 3, 4, 3], [1, 3, 5, 7, 7, 5, 3, 1], True),

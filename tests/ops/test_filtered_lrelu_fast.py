@@ -112,3 +112,86 @@ def test_inference_channel_groups_match_the_reference(monkeypatch, case, with_bi
             y = filtered_lrelu(x, fu, fd, b, **kw)
         torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-4)
         assert torch.equal(x, x_before)
+
+
+# ----------------------------------------------------------------------------- the branches taken on CUDA
+
+
+@pytest.fixture
+def cuda_branch(monkeypatch):
+    """The PyTorch CUDA formulations on CPU tensors (backend 'torch': no Triton): float16 fast path,
+    [.., k] @ [k, cols] products, no channel groups."""
+    from stylegan.ops import backend, fastpath
+
+    monkeypatch.setattr(backend, "_requested", "torch")
+    monkeypatch.setattr(fastpath, "cuda_kernels", lambda x: True)
+    monkeypatch.setattr(fastpath, "prefer_cpu_kernels", lambda x: False)
+
+
+def _float64_reference(x, b, fu, fd, kw, gy):
+    x = x.double().requires_grad_(True)
+    b = b.double().requires_grad_(True)
+    with fast_paths(False):
+        y = filtered_lrelu(x, fu, fd, b, **kw)
+    gx, gb = torch.autograd.grad(y, [x, b], gy.double())
+    return y.detach(), gx, gb
+
+
+@pytest.mark.parametrize("case", [0, 1, 3, 4, 5, 6])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_cuda_branch_against_float64(cuda_branch, case, dtype):
+    """float32 within 1e-5 and float16 within float16 precision of the float64 reference, gradients included
+    (the float16 reference path itself is about 1e-3 off there)."""
+    up, down, padding, nu, nd, radial, clamp, slope, gain, flip, size = CASES[case]
+    x, b, fu, fd = _inputs(nu, nd, radial, up, size)
+    kw = dict(up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp, flip_filter=flip)
+    xx, bb = x.to(dtype).requires_grad_(True), b.to(dtype).requires_grad_(True)
+    with fast_paths(True):
+        y = filtered_lrelu(xx, fu, fd, bb, **kw)
+        gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+        gx, gb = torch.autograd.grad(y, [xx, bb], gy)
+        with torch.no_grad():
+            y_nograd = filtered_lrelu(x.to(dtype), fu, fd, b.to(dtype), **kw)
+    assert y.is_contiguous() and y.dtype == dtype
+    tol = 1e-5 if dtype == torch.float32 else 4e-3
+    y_ref, gx_ref, gb_ref = _float64_reference(xx, bb, fu, fd, kw, gy)
+    for a, r in ((y, y_ref), (gx, gx_ref), (gb, gb_ref), (y_nograd, y_ref)):
+        assert a.dtype == dtype
+        err = (a.double() - r).abs().max() / r.abs().max()
+        assert err <= tol, err
+
+
+def test_no_channel_groups_on_the_cuda_branch(cuda_branch, monkeypatch):
+    x, b, fu, fd = _inputs(12, 12, False, 2, (9, 10))
+    monkeypatch.setattr(flrelu_module, "_CHUNK_ELEMENTS", 1)
+    calls = []
+    original = flrelu_module._resample_separable
+    monkeypatch.setattr(flrelu_module, "_resample_separable", lambda *a: calls.append(1) or original(*a))
+    with torch.no_grad(), fast_paths(True):
+        filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=[9, 8, 9, 8])
+    assert len(calls) == 2  # one up and one down resampling for all channels at once
+
+
+@pytest.mark.parametrize("branch", ["cpu", "cuda"])
+@pytest.mark.parametrize("grad", [False, True])
+def test_traces_into_one_graph(request, branch, grad):
+    """torch.compile sees one graph: numpy scalars (StyleGAN3 passes gain=np.sqrt(2)) never reach the matrix
+    cache keys and no inference-mode query runs while compiling."""
+    import numpy as np
+
+    if branch == "cuda":
+        request.getfixturevalue("cuda_branch")
+    x, b, fu, fd = _inputs(12, 12, False, 2, (9, 10))
+    kw = dict(up=2, down=2, padding=[9, 8, 9, 8], slope=0.2, clamp=256.0)
+    fn = torch.compile(lambda x, b: filtered_lrelu(x, fu, fd, b, gain=np.sqrt(2), **kw), backend="eager", fullgraph=True)
+    kw["gain"] = np.sqrt(2)
+    x = x.requires_grad_(grad)
+    with fast_paths(True), torch.set_grad_enabled(grad):
+        y = fn(x, b)
+        with fast_paths(False):
+            ref = filtered_lrelu(x, fu, fd, b, **kw)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    with torch.no_grad(), fast_paths(True):
+        filtered_lrelu(x, fu, fd, b, **kw)
+    assert all(type(v) in (int, float, bool, type(None), torch.dtype, torch.device) for key in flrelu_module._matrix_cache
+               for v in key), list(flrelu_module._matrix_cache)

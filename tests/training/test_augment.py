@@ -339,3 +339,12 @@ def test_grid_sample_wrapper():
     assert torch.autograd.gradcheck(fn, (x,)) and torch.autograd.gradgradcheck(fn, (x,))
     with pytest.raises(ValueError, match="grid"):
         _grid_sample(x, grid.clone().requires_grad_())
+
+
+def test_ada_update_on_a_device_tensor_matches_the_float_path():
+    """The loop passes r_t as a 0-d tensor (no host read on a GPU): the same p as with a float, p kept without a finite r_t."""
+    p = torch.tensor(0.5)
+    for r_t in (0.9, 0.1, 0.6, -1.0):
+        assert torch.equal(ada_update(p, torch.tensor(r_t, dtype=torch.float64), 0.6, 64, 4, 500), ada_update(p, r_t, 0.6, 64, 4, 500))
+    assert float(ada_update(torch.tensor(0.0001), torch.tensor(-1.0), 0.6, 64, 4, 500)) == 0.0
+    assert float(ada_update(p, torch.tensor(float("nan")), 0.6, 64, 4, 500)) == 0.5

@@ -100,12 +100,12 @@ def test_lazy_regularization_adjustment():
 def test_style_mixing_cutoff_distribution():
     torch.manual_seed(0)
     n, num_ws = 20000, 10
-    counts = torch.bincount(torch.tensor([style_mixing_cutoff(num_ws, 0.9) for _ in range(n)]), minlength=num_ws + 1)
+    counts = torch.bincount(torch.stack([style_mixing_cutoff(num_ws, 0.9) for _ in range(n)]), minlength=num_ws + 1)
     assert counts[0] == 0
     assert abs(counts[num_ws] / n - 0.1) < 0.01  # no mixing with probability 1 - 0.9
     for k in range(1, num_ws):  # the cutoff is uniform over 1 .. num_ws-1 when mixing
         assert abs(counts[k] / n - 0.9 / 9) < 0.01
-    assert all(style_mixing_cutoff(num_ws, 0.0) == num_ws for _ in range(50))
+    assert all(int(style_mixing_cutoff(num_ws, 0.0)) == num_ws for _ in range(50))
 
 
 def test_ema_beta_half_life_and_rampup():

@@ -111,6 +111,8 @@ def test_continuing_with_another_batch_size_and_length(data64, tmp_path):
     assert [s["tick"] for s in lines] == list(range(len(lines)))
     log = (run / "log.txt").read_text()
     assert "continuing" in log and "batch:     8 total" in log
+    starts = [i for i, line in enumerate(log.splitlines()) if line.startswith("ops backend: torch fast paths on cpu")]
+    assert starts[0] == 0 and len(starts) == 2  # each process's first line names the ops' implementation
 
 
 def test_two_processes_through_torchrun_follow_the_single_process_trajectory(data64, tmp_path):
@@ -188,6 +190,18 @@ def test_dry_run_prints_the_resolved_preset(data64, tmp_path, capsys):
     assert options["ema_kimg"] == 20 and options["ema_rampup"] is None and options["glr"] == 0.0025
     assert options["D"]["config"]["mbstd_group_size"] == 8 and options["G"]["config"]["synthesis"]["channel_base"] == 16384
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flags, benchmark, tf32", [((), True, False), (("--nobench",), False, False), (("--tf32",), True, True)])
+def test_cudnn_benchmark_and_tf32_policy(flags, benchmark, tf32, data64, tmp_path):
+    """NVIDIA's settings unless told otherwise: cuDNN autotuning on, TF32 off (set for the process, not the run)."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32
+    try:
+        assert run_cli("--cfg", "demo", "--data", data64, "--dry-run", "--outdir", tmp_path, *flags) == 0
+        assert (cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32) == (benchmark, tf32, tf32)
+    finally:
+        cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved
 
 
 def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""Describe the networks in a checkpoint: family, architecture, resolution, sizes, precision."""
+"""Describe the networks in a checkpoint (family, architecture, resolution, sizes, precision), or with --backends
+which implementation runs the ops on each device."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ import torch
 from ..io.load import load_network
 from ..models import stylegan_xl
 from ..models.registry import NetworkSpec
+from ..ops import backend
+from .common import CliError
 
 
 def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
     p = sub.add_parser("info", help=help, description=__doc__)
-    p.add_argument("path", help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
+    p.add_argument("path", nargs="?", help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--backends", action="store_true",
+                   help="say which implementation runs the ops (Triton kernels, PyTorch fast paths, reference paths) "
+                        "on CPU and CUDA; STYLEGAN_BACKEND=auto|triton|torch and STYLEGAN_FAST_OPS=0 change it")
     p.set_defaults(func=run)
 
 
@@ -77,7 +83,39 @@ def _stylegan3_variant(conv_kernel: int, radial: bool) -> str:
     return {(3, False): "stylegan3-t", (1, True): "stylegan3-r"}.get((conv_kernel, radial), "stylegan3-custom")
 
 
+def backends_report() -> dict[str, Any]:
+    """`backend.describe` for the CPU and CUDA (whether or not this machine has a GPU), plus torch's versions."""
+    return {"torch": torch.__version__, "cuda_available": torch.cuda.is_available(),
+            "devices": {d: backend.describe(d) for d in ("cpu", "cuda")}}
+
+
+def _print_backends(report: dict[str, Any]) -> None:
+    cuda = report["devices"]["cuda"]
+    triton = f"triton {cuda['triton']}" if cuda["triton"] else f"triton unavailable ({cuda['triton_unavailable']})"
+    print(f"torch {report['torch']}, {triton}{', interpreter' if cuda['interpreter'] else ''}, "
+          f"STYLEGAN_BACKEND={cuda['requested']}, fast paths {'on' if cuda['fast_paths'] else 'off (STYLEGAN_FAST_OPS=0)'}")
+    names = {"triton": "Triton kernel", "torch": "PyTorch fast path", "reference": "PyTorch reference path"}
+    for device, d in report["devices"].items():
+        note = "" if device == "cpu" or report["cuda_available"] else "  (no CUDA device here)"
+        print(f"  {device}:{note}")
+        for op, path in d["ops"].items():
+            note = f" ({backend.TRITON_SCOPE[op]})" if path == "triton" else ""
+            print(f"    {op:15s} {names[path]}{note}")
+
+
 def run(args: argparse.Namespace) -> None:
+    if args.backends:
+        try:
+            report = backends_report()
+        except ValueError as e:  # a bad STYLEGAN_BACKEND
+            raise CliError(str(e)) from None
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            _print_backends(report)
+        return
+    if args.path is None:
+        raise CliError("give a checkpoint path, or --backends")
     net = load_network(args.path)
     report = {"path": args.path, "format": net.source_format, "networks": {k: describe(v) for k, v in net.networks().items()}}
     if "D_not_loaded" in net.extra:

@@ -26,6 +26,7 @@ from ..io.checkpoint import atomic_write_bytes
 from ..io.load import load_network
 from ..io.runs import (OPTIONS_FILE, RunInUse, RunLock, is_run_dir, latest_snapshot, new_run_dir, remove_temporaries, snapshots,
                        truncate_stats)
+from ..ops import backend
 from ..training import distributed
 from ..training.options import (NAN_POLICIES, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs,
                                 resolve, with_overrides)
@@ -90,6 +91,11 @@ def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
                         "after 3 in a row) or stop")
     m.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda (default auto; torchrun gives each process its GPU)")
     m.add_argument("--no-progress", action="store_true", help="no progress bars")
+    m.add_argument("--nobench", type=parse_bool, nargs="?", const=True, default=False,
+                   help="CUDA: no cuDNN autotuning (torch.backends.cudnn.benchmark; on by default)")
+    m.add_argument("--tf32", type=parse_bool, nargs="?", const=True, default=False,
+                   help="CUDA: allow TF32 in convolutions and matrix products (off by default, as NVIDIA's training: "
+                        "it moves float32 results by up to 1e-2)")
     m.add_argument("-n", "--dry-run", action="store_true", help="print the resolved options and exit")
     m.add_argument("--diff", default=None, metavar="CFG",
                    help="with --dry-run: print only the settings in which --cfg CFG (same data and flags) differs from --cfg")
@@ -97,7 +103,7 @@ def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    skip = {"func", "command", "device", "no_progress", "dry_run", "diff", "outdir", "argv"}
+    skip = {"func", "command", "device", "no_progress", "dry_run", "diff", "outdir", "argv", "nobench", "tf32"}  # this process's settings
     return {k: v for k, v in vars(args).items() if k not in skip}
 
 
@@ -118,6 +124,9 @@ def run(args: argparse.Namespace) -> None:
             raise CliError(f"torchrun exited with status {code}")
         return
     env = distributed.init_from_env(args.device)
+    from ..training.loop import cuda_policy
+
+    cuda_policy(benchmark=not args.nobench, tf32=args.tf32)
     if env.world_size > 1 and flags.get("gpus") not in (None, env.world_size):
         raise CliError(f"--gpus {flags['gpus']} but torchrun started {env.world_size} processes")
     flags["gpus"] = env.world_size if env.world_size > 1 else flags.get("gpus")
@@ -204,6 +213,7 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
         atomic_write_bytes(made / OPTIONS_FILE, (json.dumps(opts.to_dict(), indent=2) + "\n").encode())
     trainer.run_dir = Path(str(env.broadcast_object(str(made) if made else None)))
     try:
+        trainer.log(backend.summary(trainer.device))  # first line: which implementation runs the ops
         trainer.log(f"run folder: {trainer.run_dir}")
         for line in describe(opts):
             trainer.log(line)
@@ -243,6 +253,7 @@ def _continue(args: argparse.Namespace, flags: dict[str, Any], env: distributed.
     try:
         removed = remove_temporaries(run_dir) if env.rank == 0 else []
         trainer = Trainer(opts, run_dir, env, progress=not args.no_progress)
+        trainer.log(backend.summary(trainer.device))  # first line of this process's log: which implementation runs the ops
         if lock is not None and lock.previous:
             trainer.log(f"note: the run's previous process ({lock.previous}) ended without finishing; taking over")
         if removed:

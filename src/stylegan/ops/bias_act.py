@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from . import backend
 from .fastpath import fast_paths_enabled, under_transform
 
 
@@ -64,6 +65,8 @@ def bias_act(
     if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[dim]):
         raise ValueError(f"bias_act: bias of shape {list(b.shape)} does not match dim {dim} of x {list(x.shape)}")
     if fast_paths_enabled() and act in _FAST_ACTS and gain > 0 and alpha >= 0:
+        if backend.use_triton(x) and not under_transform(x):
+            return backend.triton_kernels()[0].bias_act_triton(x, b, dim, act, alpha, gain, clamp)
         if not (torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))):
             return _bias_act_inplace(x, b, dim, act, alpha, gain, clamp)
         if x.numel() >= _FAST_GRAD_MIN_NUMEL and not under_transform(x):

@@ -11,18 +11,25 @@ far faster on CPU than long depthwise convolutions. 2-D (radial) filters keep `u
 The activation gain is folded into a separable downsampling matrix (the clamp scaled to match) and, without
 autograd, the activation runs in place on the upsampled intermediate.
 Non-finite inputs spread along their row / column there (0 · inf), where the reference keeps them local.
+
+On CUDA (`fastpath.cuda_kernels`) the fast path also serves float16 (the products run on tensor cores with full
+precision reductions, one rounding per product as NVIDIA's kernel rounds once per op), every product is a
+[.., rows, k] @ [k, cols] matrix product (the vertical pass on a transposed view, so no per-image copy of a
+matrix is built or saved), and inputs are never split into groups of channels (a CPU-cache measure).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import weakref
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
+from . import backend, fastpath
 from .bias_act import bias_act
-from .fastpath import fast_paths_enabled, under_transform
+from .fastpath import fast_dtype, fast_paths_enabled, under_transform
 from .upfirdn2d import filter_size, parse_padding, upfirdn2d
 
 
@@ -51,6 +58,8 @@ def filtered_lrelu(
         raise ValueError(f"filtered_lrelu: b must have shape [{x.shape[1]}], got {list(b.shape)}")
     if not (isinstance(up, int) and up >= 1 and isinstance(down, int) and down >= 1):
         raise ValueError(f"filtered_lrelu: up and down must be integers >= 1, got {up}, {down}")
+    gain, slope = float(gain), float(slope)  # numpy scalars would reach the cache keys
+    clamp = None if clamp is None else float(clamp)
     if not gain > 0 or not slope >= 0 or (clamp is not None and not clamp >= 0):
         raise ValueError(f"filtered_lrelu: need gain > 0, slope >= 0, clamp >= 0 or None; got {gain}, {slope}, {clamp}")
     px0, px1, py0, py1 = parse_padding(padding)
@@ -62,8 +71,14 @@ def filtered_lrelu(
     if out_w < 1 or out_h < 1:
         raise ValueError(f"filtered_lrelu: padding {[px0, px1, py0, py1]} leaves no output for input {in_h}x{in_w}")
 
-    if fast_paths_enabled() and x.dtype == torch.float32:
-        x = _filtered_lrelu_fast(x, fu, fd, b, up, down, (px0, px1, py0, py1), gain, slope, clamp, flip_filter)
+    if fast_paths_enabled() and fast_dtype(x) and _triton_covers(x, fu, fd):
+        if up == down == 1 and fu is None and fd is None and (px0, px1, py0, py1) == (0, 0, 0, 0):  # ToRGB
+            x = bias_act(x, b, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
+        else:
+            x = backend.triton_kernels()[0].filtered_lrelu_triton(x, fu, fd, b, up, down, (px0, px1, py0, py1), gain,
+                                                                  slope, clamp, flip_filter)
+    elif fast_paths_enabled() and fast_dtype(x):
+        x = _filtered_lrelu_fast(x, fu, fd, b, up, down, (px0, px1, py0, py1), gain, slope, clamp, flip_filter).contiguous()
     else:
         x = bias_act(x, b)
         x = upfirdn2d(x, fu, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter)
@@ -71,6 +86,13 @@ def filtered_lrelu(
         x = upfirdn2d(x, fd, down=down, flip_filter=flip_filter)
     assert x.shape == (n, c, out_h, out_w), (x.shape, (n, c, out_h, out_w))
     return x
+
+
+def _triton_covers(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None) -> bool:
+    """True when the fused Triton kernel runs: filters that need no gradient, no torch.func transform."""
+    if any(f is not None and f.requires_grad for f in (fu, fd)) or under_transform(x):
+        return False
+    return backend.use_triton(x)
 
 
 # ----------------------------------------------------------------------------- fast path
@@ -86,10 +108,10 @@ def _axis_matrix(f: torch.Tensor | None, length: int, up: int, p0: int, p1: int,
                  dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """[length, out] matrix A of the 1-D map 'zero-insert by `up`, pad (p0, p1) (negative crops), true
     convolution with `f` · gain^(1/2) (correlation with flip), keep every `down`-th sample': y = x @ A."""
-    cacheable = f is None or not (f.requires_grad or torch.compiler.is_compiling() or under_transform(f))
-    key = (None if f is None else id(f), None if f is None else f._version, length, up, p0, p1, down, gain, flip,
-           dtype, device, torch.is_inference_mode_enabled())
+    cacheable = not torch.compiler.is_compiling() and (f is None or not (f.requires_grad or under_transform(f)))
     if cacheable:
+        key = (None if f is None else id(f), None if f is None else f._version, length, up, p0, p1, down, gain, flip,
+               dtype, device, torch.is_inference_mode_enabled())
         hit = _matrix_cache.get(key)
         if hit is not None and (f is None or hit[0]() is f):
             return hit[1]
@@ -122,8 +144,33 @@ def _resample_separable(x: torch.Tensor, f: torch.Tensor | None, up: int, down: 
         return x if gain == 1 else x * gain
     a_w = _axis_matrix(f, x.shape[3], up, px0, px1, down, gain, flip, x.dtype, x.device)  # gain^(1/2) per axis
     a_h = _axis_matrix(f, x.shape[2], up, py0, py1, down, gain, flip, x.dtype, x.device)
+    if fastpath.cuda_kernels(x):
+        # Both products as [.., rows, k] @ [k, cols] (batch dimensions fold into the rows: one GEMM each). The
+        # second one reads a transposed copy of the first's (smaller) result and leaves a transposed view, which a
+        # following call consumes in the other order, so the large upsampled intermediate is never copied.
+        with _full_precision_reductions(x):
+            if x.ndim == 4 and x.transpose(2, 3).is_contiguous() and not x.is_contiguous():
+                return (x.transpose(2, 3) @ a_h).transpose(2, 3) @ a_w  # [N, C, H', W']
+            return ((x @ a_w).transpose(2, 3) @ a_h).transpose(2, 3)  # [N, C, H', W'] as a transposed view
     x = torch.matmul(x, a_w)  # [N, C, H, W']
     return torch.matmul(a_h.t(), x)  # [N, C, H', W']
+
+
+@contextlib.contextmanager
+def _full_precision_reductions(x: torch.Tensor) -> Iterator[None]:
+    """float16 / bfloat16 matrix products with float32 accumulation throughout (cuBLAS may otherwise reduce
+    split-K partial sums in the input precision); no-op for other dtypes and while compiling."""
+    flags = torch.backends.cuda.matmul
+    name = {torch.float16: "allow_fp16_reduced_precision_reduction",
+            torch.bfloat16: "allow_bf16_reduced_precision_reduction"}.get(x.dtype)
+    if name is None or torch.compiler.is_compiling() or not getattr(flags, name):
+        yield
+        return
+    setattr(flags, name, False)
+    try:
+        yield
+    finally:
+        setattr(flags, name, True)
 
 
 def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
@@ -131,7 +178,7 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, padding, gain, slope, clamp, fl
     n, c, h, w = x.shape
     fu_w, fu_h = filter_size(fu)
     upsampled = n * (h * up + padding[2] + padding[3] - fu_h + 1) * (w * up + padding[0] + padding[1] - fu_w + 1)
-    if not graph and c > 1 and upsampled * c > _CHUNK_ELEMENTS:
+    if not graph and c > 1 and upsampled * c > _CHUNK_ELEMENTS and fastpath.prefer_cpu_kernels(x):
         # Without autograd, groups of channels go through the whole op one after the other, so the upsampled
         # intermediate stays in cache (about 1.5-2x faster on CPU for StyleGAN3's large layers).
         k = max(1, _CHUNK_ELEMENTS // upsampled)

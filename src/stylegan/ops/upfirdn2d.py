@@ -2,6 +2,11 @@
 
 `upfirdn2d` is the single entry point; `filter2d`, `upsample2d` and `downsample2d` compute the
 padding that keeps images aligned, exactly as NVlabs' `torch_utils.ops.upfirdn2d` does.
+
+With fast paths on and a differentiable input, the op is an autograd function whose backward pass is
+`upfirdn2d` again (up and down swapped, the filter flipped, the padding mirrored; NVIDIA's structure), so
+second-order gradients (R1, path length) are upfirdn2d calls too and never reach the convolutions' double
+backward, which runs one convolution per channel for depthwise filters.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .fastpath import fast_paths_enabled, under_transform
+from . import backend
+from .fastpath import fast_dtype, fast_paths_enabled, under_transform
 
 Padding = int | Sequence[int]
 Scaling = int | Sequence[int]
@@ -87,11 +93,56 @@ def upfirdn2d(
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     assert f.ndim in (1, 2) and f.is_floating_point()
     f = f.float()  # filters are float32; a module cast with .half() / .double() casts its filter buffers too
-    if fast_paths_enabled() and x.dtype == torch.float32:
-        y = _upfirdn2d_fast(x, f, up, down, padding, flip_filter, gain)
-        if y is not None:
-            return y
+    if fast_paths_enabled() and fast_dtype(x):
+        return _upfirdn2d_dispatch(x, f, parse_scaling(up), parse_scaling(down), parse_padding(padding), flip_filter,
+                                   float(gain))
     return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+
+
+def _upfirdn2d_dispatch(x: torch.Tensor, f: torch.Tensor, up: tuple[int, int], down: tuple[int, int],
+                        padding: tuple[int, int, int, int], flip_filter: bool, gain: float) -> torch.Tensor:
+    """Fast upfirdn2d of any dtype: the Triton kernel where it runs, else the autograd function when a graph is
+    recorded (and the filter itself needs no gradient), else the fast formulation directly (the reference where it
+    covers no case)."""
+    if not f.requires_grad and not under_transform(x) and backend.use_triton(x):
+        return backend.triton_kernels()[0].upfirdn2d_triton(x, f, up, down, padding, flip_filter, gain)
+    if torch.is_grad_enabled() and x.requires_grad and not f.requires_grad and not under_transform(x):
+        return _UpFirDn2d.apply(x, f, up, down, padding, flip_filter, gain)
+    y = _upfirdn2d_fast(x, f, up, down, padding, flip_filter, gain)
+    return y if y is not None else _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+
+
+def transposed_padding(f: torch.Tensor, up: tuple[int, int], down: tuple[int, int], padding: tuple[int, int, int, int],
+                       in_size: tuple[int, int], out_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Padding of the upfirdn2d (up <-> down, filter flipped) that is the transpose of upfirdn2d(up, down, padding)
+    mapping [.., in_h, in_w] to [.., out_h, out_w]: its output is the input's size."""
+    (upx, upy), (downx, downy) = up, down
+    px0, _, py0, _ = padding
+    fw, fh = filter_size(f)
+    (ih, iw), (oh, ow) = in_size, out_size
+    return (fw - px0 - 1, iw * upx - ow * downx + px0 - upx + 1, fh - py0 - 1, ih * upy - oh * downy + py0 - upy + 1)
+
+
+class _UpFirDn2d(torch.autograd.Function):
+    """upfirdn2d as a linear map whose transpose (the backward pass) is upfirdn2d again, to any order."""
+
+    @staticmethod
+    def forward(ctx, x, f, up, down, padding, flip_filter, gain):  # type: ignore[override]
+        y = _upfirdn2d_fast(x, f, up, down, padding, flip_filter, gain)
+        if y is None:
+            y = _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+        ctx.save_for_backward(f)
+        ctx.args = (up, down, padding, flip_filter, gain)
+        ctx.sizes = (tuple(x.shape[2:]), tuple(y.shape[2:]))
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):  # type: ignore[override]
+        (f,) = ctx.saved_tensors
+        up, down, padding, flip_filter, gain = ctx.args
+        p = transposed_padding(f, up, down, padding, *ctx.sizes)
+        dx = _upfirdn2d_dispatch(dy, f, down, up, p, not flip_filter, gain)
+        return dx, None, None, None, None, None, None
 
 
 def _upfirdn2d_ref(
@@ -186,17 +237,19 @@ def _upfirdn2d_fast(
             return None
         # Zero insertion + pad(p0, p1) + true convolution with f equals the full transposed convolution
         # with f cropped by s0 = fh - 1 - p0 at the start and s1 = fh - up - p1 at the end.
+        # A negative crop (padding beyond the transposed convolution's support) adds zeros instead.
         sy0, sy1 = fh - 1 - py0, fh - upy - py1
         sx0, sx1 = fw - 1 - px0, fw - upx - px1
-        if min(sy0, sy1, sx0, sx1) < 0:
-            return None
-        ty, tx = min(sy0, sy1), min(sx0, sx1)
+        ty, tx = max(min(sy0, sy1), 0), max(min(sx0, sx1), 0)
         # conv_transpose2d convolves (it does not flip the weight), so the filter is flipped only when
         # the reference would correlate with the unflipped taps (flip_filter=True).
         weight = _depthwise_weight(f, c, gain, flip_filter, x.dtype, x.device)
         y = F.conv_transpose2d(x, weight, stride=(upy, upx), padding=(ty, tx), groups=c)
-        if sy0 > ty or sy1 > ty or sx0 > tx or sx1 > tx:
-            y = y[:, :, sy0 - ty : y.shape[2] - (sy1 - ty), sx0 - tx : y.shape[3] - (sx1 - tx)]
+        crop = (sx0 - tx, sx1 - tx, sy0 - ty, sy1 - ty)
+        if min(crop) < 0:
+            y = F.pad(y, [-v for v in crop])
+        elif max(crop) > 0:
+            y = y[:, :, crop[2] : y.shape[2] - crop[3], crop[0] : y.shape[3] - crop[1]]
         if downx > 1 or downy > 1:
             y = y[:, :, ::downy, ::downx]
         return y

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stylegan.ops import fastpath
 from stylegan.ops.fastpath import fast_paths_enabled
 from stylegan.ops.upfirdn2d import downsample2d, setup_filter, upsample2d
 
@@ -212,7 +213,8 @@ class AugmentPipe(torch.nn.Module):
     def forward(self, images: torch.Tensor, debug_percentile: torch.Tensor | None = None) -> torch.Tensor:
         """Augment a batch; random numbers come from torch's global generator on the images' device.
 
-        With p == 0 (and no `debug_percentile`) the input tensor itself is returned. With p > 0, images
+        With p == 0 (and no `debug_percentile`) the input tensor itself is returned, except on CUDA, where reading p
+        would wait for the GPU: there, as in NVIDIA's pipe, every image is resampled. With p > 0, images
         that draw no transform are still resampled by the geometric path and multiplied by identity
         colour / filter matrices, so they come back equal up to float round-off (~1e-5), as officially.
         `debug_percentile` in [0, 1] replaces every random choice by that quantile and applies all enabled
@@ -220,7 +222,7 @@ class AugmentPipe(torch.nn.Module):
         """
         if images.ndim != 4:
             raise ValueError(f"expected images [N, C, H, W], got shape {tuple(images.shape)}")
-        if debug_percentile is None and float(self.p) == 0:
+        if debug_percentile is None and not fastpath.cuda_kernels(images) and float(self.p) == 0:
             return images
         dp = None
         if debug_percentile is not None:
@@ -413,14 +415,19 @@ class AugmentPipe(torch.nn.Module):
         return images
 
 
-def ada_update(p: torch.Tensor, r_t: float | None, target: float, batch_size: int, interval: int, ada_kimg: float) -> torch.Tensor:
+def ada_update(p: torch.Tensor, r_t: float | torch.Tensor | None, target: float, batch_size: int, interval: int,
+               ada_kimg: float) -> torch.Tensor:
     """The ADA heuristic (StyleGAN2-ADA §2.3), run every `interval` minibatches of `batch_size` images: the new
     augmentation probability max(p + sign(r_t - target) * batch_size * interval / (ada_kimg * 1000), 0), where
-    r_t = E[sign(D(real))] over those minibatches; p itself without a finite r_t."""
+    r_t = E[sign(D(real))] over those minibatches; p itself without a finite r_t. A 0-d tensor r_t is used where it
+    lives (no host synchronisation on a GPU)."""
+    step = (batch_size * interval) / (ada_kimg * 1000)
+    if isinstance(r_t, torch.Tensor):
+        adjust = (torch.sign(r_t - target) * step).to(p.dtype)
+        return torch.where(torch.isfinite(r_t), (p + adjust).clamp(min=0), p)
     if r_t is None or not math.isfinite(r_t):
         return p
-    adjust = np.sign(r_t - target) * (batch_size * interval) / (ada_kimg * 1000)
-    return (p + adjust).clamp(min=0)
+    return (p + np.sign(r_t - target) * step).clamp(min=0)
 
 
 def augment_pipe(spec: str) -> AugmentPipe:

@@ -1,11 +1,14 @@
 """The training loop of StyleGAN2/3 as NVIDIA's `training_loop.py` runs it: G and D phases with lazy
 regularisation, G_ema, ADA, ticks, image grids, snapshots and metrics — plus exact resume.
 
-Randomness is counter-based: every minibatch draws its latents and labels from a generator seeded by
+Randomness is counter-based: every minibatch draws its latents and labels on the device from a generator seeded by
 (seed, images seen so far), and every chunk of it reseeds torch's global generator from (seed, images seen,
 phase, chunk index within the global minibatch) before running. So a run continued from a snapshot repeats
 the uninterrupted run's numbers, and a chunk computes the same thing whether it is an accumulation round
 or another process's share.
+
+On CUDA the steady state never waits for the GPU: statistics, the count of non-finite gradient entries and ADA's
+r_t stay on the device (read at the tick, with the non-finite check), and style mixing picks its cutoff there.
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ MAX_ROLLBACKS = 3  # rollbacks after non-finite values before the run stops (a s
 class TrainingStopped(Exception):
     """The run cannot go on (non-finite values it could not roll back from); the message is one line saying why and
     where the run stands."""
+
+
+def cuda_policy(benchmark: bool = True, tf32: bool = False) -> None:
+    """NVIDIA's training settings: cuDNN autotuning on (fixed shapes; `--nobench` turns it off), TF32 off for
+    convolutions and matrix products unless `--tf32` (TF32 moves float32 results by up to 1e-2). No-ops off CUDA."""
+    torch.backends.cudnn.benchmark = benchmark
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 def derive_seed(*parts: int) -> int:
@@ -101,7 +112,7 @@ class Trainer:
         self._log = log or console
         torch.manual_seed(opts.seed)
         self.dataset = ImageDataset(opts.data, xflip=opts.mirror, use_labels=opts.cond, seed=opts.seed)
-        self.labels = torch.stack([self.dataset.get_label(i) for i in range(len(self.dataset))]) if opts.cond else None
+        self.labels = torch.stack([self.dataset.get_label(i) for i in range(len(self.dataset))]).to(self.device) if opts.cond else None
 
         self.G = build_network(opts.G).train().to(self.device)
         self.D = build_network(opts.D).train().to(self.device)
@@ -119,6 +130,7 @@ class Trainer:
         self.loss = StyleGAN2Loss(self.G, self.D, opts.loss, self.augment, report=self._report, mean_across=env.mean)
         self.phases = self._make_phases()
         self.state = LoopState()
+        self._nonfinite_grads = torch.zeros([], dtype=torch.int64, device=self.device)  # since the last fold into state
         self._last_summary = ""  # sec/kimg, losses and ETA of the last tick, shown beside the progress bar
         self._saved_nimg: int | None = None  # where the newest snapshot written or loaded stands
         self._rollbacks = 0  # rollbacks since the last snapshot written
@@ -194,6 +206,7 @@ class Trainer:
                 g["lr"], g["betas"] = opt.param_groups[0]["lr"], opt.param_groups[0]["betas"]
             opt.load_state_dict({"state": state, "param_groups": groups})
         self.state = LoopState(**training)
+        self._nonfinite_grads.zero_()
         self.collector.load(self.state.stats)
         self.ada_collector.load(self.state.ada_stats)
         self._saved_nimg = self.state.cur_nimg
@@ -250,15 +263,15 @@ class Trainer:
             module.lod.fill_(sched.lod)
 
     def _minibatch_inputs(self, cur_nimg: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latents and labels of every phase of this minibatch, the same on every process."""
-        o = self.opts
-        g = torch.Generator().manual_seed(derive_seed(o.seed, cur_nimg, 0x5A))
+        """Latents and labels of every phase of this minibatch, the same on every process, drawn on the device."""
+        o, device = self.opts, self.device
+        g = torch.Generator(device=device).manual_seed(derive_seed(o.seed, cur_nimg, 0x5A))
         n = len(self.phases) * batch
-        z = torch.randn([n, self.G.z_dim], generator=g)
+        z = torch.randn([n, self.G.z_dim], generator=g, device=device)
         if self.labels is None:
-            c = torch.zeros([n, 0])
+            c = torch.zeros([n, 0], device=device)
         else:
-            c = self.labels[torch.randint(len(self.labels), [n], generator=g)]
+            c = self.labels[torch.randint(len(self.labels), [n], generator=g, device=device)]
         return z, c
 
     def _chunks(self, x: torch.Tensor, batch_gpu: int) -> list[torch.Tensor]:
@@ -298,10 +311,8 @@ class Trainer:
             if params:
                 flat = torch.cat([p.grad.flatten() for p in params])
                 flat = self.env.sum_(flat) / self.env.world_size
-                bad = int((~torch.isfinite(flat)).sum())
-                if bad:
-                    st.nonfinite_grads += bad
-                    flat = torch.nan_to_num(flat, nan=0.0, posinf=0.0, neginf=0.0)
+                self._nonfinite_grads += (~torch.isfinite(flat)).sum()  # counted on the device, read at the tick
+                flat = torch.nan_to_num(flat, nan=0.0, posinf=0.0, neginf=0.0)
                 for p, grad in zip(params, flat.split([p.numel() for p in params])):
                     p.grad = grad.reshape(p.shape)
             phase.opt.step()
@@ -319,7 +330,7 @@ class Trainer:
         st.cur_nimg += batch
         st.batch_idx += 1
         if o.aug == "ada" and st.batch_idx % o.ada_interval == 0:
-            r_t = self.ada_collector.means(self.env).get("Loss/signs/real")
+            r_t = self.ada_collector.device_means(self.env).get("Loss/signs/real")
             self.augment.p.copy_(ada_update(self.augment.p, r_t, o.ada_target, batch, o.ada_interval, o.ada_kimg))
 
     def _grids(self) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
@@ -403,9 +414,9 @@ class Trainer:
                                dynamic_ncols=True, postfix=self._last_summary or None)
                     bar.update(min(st.cur_nimg - st.tick_start_nimg, int(total)))
                 real_img, real_c = next(data)
-                real_img = from_uint8(real_img.to(self.device))
+                real_img = from_uint8(real_img.to(self.device, non_blocking=True))
                 nimg = st.cur_nimg
-                self._step(real_img, real_c.to(self.device))
+                self._step(real_img, real_c.to(self.device, non_blocking=True))
                 if bar is not None:
                     bar.update(st.cur_nimg - nimg)
                 done = self.finished
@@ -417,6 +428,7 @@ class Trainer:
                         bar.close()
                         bar = None
                     stats = self.collector.means(env)
+                    self._fold_nonfinite_grads()
                     line = self._tick_line(stats, time.time() - tick_start_time, maintenance)
                     if env.rank == 0:
                         self._write_tick(line, writer)
@@ -460,6 +472,7 @@ class Trainer:
         """The snapshot of a run stopped by Ctrl-C / SIGTERM: none when the newest one stands here already, or when
         the state is not finite (the run continues from the newest good snapshot)."""
         st = self.state
+        self._fold_nonfinite_grads()
         if self._saved_nimg == st.cur_nimg:
             self.log(f"interrupted at {st.cur_nimg / 1000:.3f} kimg; continue with: stylegan train --resume {self.run_dir}")
             return
@@ -527,6 +540,11 @@ class Trainer:
         keys += ["Progress/augment"] if self.augment is not None else []
         keys = [k for k in keys if any(k in ln for ln in lines)]
         plot_curves(lines, self.run_dir / "losses.png", keys, title=self.run_dir.name)
+
+    def _fold_nonfinite_grads(self) -> None:
+        """Add the device's count of zeroed gradient entries to the state (a host read: at the tick only)."""
+        self.state.nonfinite_grads += int(self._nonfinite_grads)
+        self._nonfinite_grads.zero_()
 
     def _advance_tick(self) -> None:
         self.state.cur_tick += 1

@@ -55,12 +55,12 @@ def path_length_penalty(lengths: torch.Tensor, pl_mean: torch.Tensor, decay: flo
     return (lengths - target).square(), target.detach()
 
 
-def style_mixing_cutoff(num_ws: int, prob: float, device: torch.device | str = "cpu") -> int:
-    """Index from which the second latent's ws take over: uniform in [1, num_ws) with probability `prob`,
-    else num_ws (no mixing). StyleGAN §3.1 "mixing regularization"."""
+def style_mixing_cutoff(num_ws: int, prob: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Index from which the second latent's ws take over (a 0-d tensor on `device`, never read on the host): uniform
+    in [1, num_ws) with probability `prob`, else num_ws (no mixing). StyleGAN §3.1 "mixing regularization"."""
     cutoff = torch.randint(1, max(num_ws, 2), [], device=device)
     mix = torch.rand([], device=device) < prob
-    return int(torch.where(mix, cutoff, torch.full_like(cutoff, num_ws)))
+    return torch.where(mix, cutoff, torch.full_like(cutoff, num_ws))
 
 
 def lazy_regularization(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple[float, float]]:
@@ -148,9 +148,9 @@ class StyleGAN2Loss:
         ws = self.G.mapping(z, c, update_emas=update_emas)
         if self.cfg.style_mixing_prob > 0:
             cutoff = style_mixing_cutoff(ws.shape[1], self.cfg.style_mixing_prob, ws.device)
-            if cutoff < ws.shape[1]:
-                mixed = self.G.mapping(torch.randn_like(z), c, update_emas=False)
-                ws = torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
+            mixed = self.G.mapping(torch.randn_like(z), c, update_emas=False)  # always, as NVIDIA's: no host sync
+            second = torch.arange(ws.shape[1], device=ws.device) >= cutoff
+            ws = torch.where(second[None, :, None], mixed, ws)
         img = self.G.synthesis(ws, update_emas=update_emas)
         return img, ws
 

@@ -33,7 +33,7 @@ class StatsCollector:
 
     def report(self, name: str, values: torch.Tensor) -> None:
         v = values.detach().flatten().to(self.dtype)
-        row = torch.stack([torch.tensor(float(v.numel()), dtype=self.dtype, device=v.device), v.sum(), v.square().sum()])
+        row = torch.stack([v.new_full((), float(v.numel())), v.sum(), v.square().sum()])  # no host-to-device copy
         if name in self._acc:
             self._acc[name] += row.to(self.device)
         else:
@@ -48,6 +48,16 @@ class StatsCollector:
 
     def load(self, state: dict[str, list[float]]) -> None:
         self._acc = {k: torch.tensor(v, dtype=self.dtype, device=self.device) for k, v in state.items()}
+
+    def device_means(self, env: DistEnv) -> dict[str, torch.Tensor]:
+        """`means` as 0-d tensors on the device, without reading them (NaN for a count of 0); then reset."""
+        names = sorted(self._acc)
+        out: dict[str, torch.Tensor] = {}
+        if names:
+            table = env.sum_(torch.stack([self._acc[n] for n in names]))
+            out = {name: row[1] / row[0] for name, row in zip(names, table)}
+        self._acc = {}
+        return out
 
     def means(self, env: DistEnv) -> dict[str, float]:
         """Means over all processes since the last call (every process must call it); then reset."""
