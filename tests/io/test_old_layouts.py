@@ -29,8 +29,9 @@ def test_flat_stylegan1_checkpoints_load_and_compute_the_same(style, capsys):
     z, c = torch.from_numpy(ref[f"{style}_z"]), torch.from_numpy(ref[f"{style}_c"])
     with torch.no_grad():
         img = G(z, c, truncation_psi=0.7, noise_mode="const")
-        torch.testing.assert_close(img, torch.from_numpy(ref[f"{style}_img"]), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(D(img, c), torch.from_numpy(ref[f"{style}_logits"]), rtol=1e-5, atol=1e-6)
+        # 1e-5: float32 rounding differs between CPUs' kernels (2e-6 seen with baseline x86-64 kernels vs AVX-512)
+        torch.testing.assert_close(img, torch.from_numpy(ref[f"{style}_img"]), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(D(img, c), torch.from_numpy(ref[f"{style}_logits"]), rtol=1e-5, atol=1e-5)
     assert main(["info", str(OLD / f"stylegan1_{style}.safetensors")]) == 0
     out = capsys.readouterr().out
     assert f"G_ema: stylegan1 generator, {style}, 16x16x3" in out and "lod=0.5, z_dim=8, w_dim=8, num_ws=6, mapping_layers=2" in out

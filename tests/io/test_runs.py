@@ -58,6 +58,27 @@ def test_a_run_folder_has_one_lock_holder(tmp_path):
         assert second.previous is None
 
 
+def test_a_refused_lock_leaves_other_files_alone_in_forked_children(tmp_path):
+    """The refused open's descriptor number is reused by the next file; a fork (subprocess with preexec_fn, DataLoader
+    workers) must not close it in the child, as the lock's fork hook does for a held lock."""
+    held = RunLock(tmp_path)
+    with pytest.raises(RunInUse):
+        RunLock(tmp_path)
+    fd = os.open(tmp_path / "other", os.O_RDWR | os.O_CREAT)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.fstat(fd)
+                os._exit(0)
+            except OSError:
+                os._exit(1)
+        assert os.waitpid(pid, 0)[1] == 0, "the child lost a descriptor it did not own"
+    finally:
+        os.close(fd)
+        held.release()
+
+
 def test_a_killed_holder_leaves_a_lock_that_is_taken_over(tmp_path):
     code = ("import sys, time; from pathlib import Path; from stylegan.io.runs import RunLock; "
             "lock = RunLock(Path(sys.argv[1])); print('locked', flush=True); time.sleep(600)")

@@ -13,6 +13,8 @@ import json
 import os
 import re
 import socket
+import weakref
+from functools import partial
 from pathlib import Path
 
 from .checkpoint import atomic_write_bytes
@@ -119,6 +121,14 @@ def remove_temporaries(run_dir: Path) -> list[Path]:
     return found
 
 
+def _close_in_child(lock_ref: weakref.ref[RunLock]) -> None:
+    """Fork hook: a forked child closes its copy of a held lock's descriptor."""
+    lock = lock_ref()
+    if lock is not None and lock._fd >= 0:
+        os.close(lock._fd)
+        lock._fd = -1
+
+
 class RunInUse(Exception):
     """Another process holds the run folder's lock; the message names it."""
 
@@ -136,22 +146,19 @@ class RunLock:
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         if fcntl is None:
             return
-        os.register_at_fork(after_in_child=self._close_in_child)
+        os.register_at_fork(after_in_child=partial(_close_in_child, weakref.ref(self)))  # a weak reference: the
+        # hook cannot be unregistered and must not keep the lock alive
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(self._fd, 200, 0).decode(errors="replace").strip() or "another process"
             os.close(self._fd)
+            self._fd = -1  # the number is free for other files: a fork must not close it again
             raise RunInUse(f"{run_dir} is in use by {holder}: one process trains in a run folder at a time; wait for it "
                            "to finish or stop it (Ctrl-C saves a snapshot)") from None
         self.previous = os.pread(self._fd, 200, 0).decode(errors="replace").strip() or None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-
-    def _close_in_child(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
 
     def release(self) -> None:
         """Clear the holder text and unlock."""
