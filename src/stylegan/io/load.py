@@ -16,7 +16,7 @@ import torch
 from ..models import stylegan1, stylegan3
 from ..models.registry import build_network, network_spec
 from ..models.stylegan2 import Discriminator, Generator
-from . import official
+from . import official, xl_discriminator
 from .checkpoint import read_checkpoint, save_checkpoint
 from .mismatch import describe_mismatch
 from .safe_pickle import PersistentObject, TFNetwork, safe_load
@@ -134,6 +134,8 @@ def _with_state(net: torch.nn.Module, state: dict[str, torch.Tensor], what: str)
 
 
 def _build_official(name: str, module: str, class_name: str, init_kwargs: dict[str, Any], state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    if xl_discriminator.is_official_projected_discriminator(module, class_name):
+        return xl_discriminator.build_official_projected_discriminator(init_kwargs, state, name)
     if module == "training.networks_stylegan3":
         if class_name != "Generator":
             raise NetworkLoadError(f"{name}: unsupported class {module}.{class_name}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from . import stylegan1, stylegan2, stylegan3
+from . import projected_discriminator, stylegan1, stylegan2, stylegan3
 
 # (family, kind) -> (config class, network class)
 NETWORKS: dict[tuple[str, str], tuple[type, type[torch.nn.Module]]] = {
@@ -15,6 +15,7 @@ NETWORKS: dict[tuple[str, str], tuple[type, type[torch.nn.Module]]] = {
     ("stylegan3", "generator"): (stylegan3.GeneratorConfig, stylegan3.Generator),
     ("stylegan1", "generator"): (stylegan1.GeneratorConfig, stylegan1.Generator),
     ("stylegan1", "discriminator"): (stylegan1.DiscriminatorConfig, stylegan1.Discriminator),
+    ("stylegan_xl", "discriminator"): (projected_discriminator.ProjectedDiscriminatorConfig, projected_discriminator.ProjectedDiscriminator),
 }
 
 
