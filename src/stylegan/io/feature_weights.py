@@ -42,7 +42,7 @@ import torch
 
 from ..models.feature_networks import EfficientNetLite, backbone_info, calibrate_like_official
 from ..models.feature_networks.efficientnet import LITE0_STAGES
-from ..models.feature_networks.vit import DEIT_SPECS, DistilledViT
+from ..models.feature_networks.vit import DEIT_SPECS, DistilledViT, deit_distilled
 from .cache import cache_dir
 from .download import WeightsFile, WeightsUnavailable, fetch_weights, file_sha256
 
@@ -234,6 +234,17 @@ def load_feature_weights(D: torch.nn.Module, source: Source = None, download: bo
         calibrate_like_official(stages)
         records[name] = _record(name, path, {k: v for k, v in state.items() if not _is_running_stat(k)})
     return records
+
+
+def load_guidance_classifier(name: str = "deit_small_distilled_patch16_224", source: Source = None, download: bool = True,
+                             cache: Path | None = None, device: torch.device | str = "cpu") -> DistilledViT:
+    """The frozen ImageNet classifier of XL's classifier guidance (a distilled DeiT), in eval mode."""
+    if not backbone_info(name).is_vit:
+        raise ValueError(f"classifier guidance uses a distilled DeiT, not {name}")
+    with torch.random.fork_rng(devices=[]):
+        net = deit_distilled(name)
+    net.load_state_dict(read_backbone_state(name, feature_weights_path(name, source, download, cache)), strict=True)
+    return net.eval().requires_grad_(False).to(device)
 
 
 def _backbone_prefix(name: str) -> str:
