@@ -157,3 +157,19 @@ def test_bad_inputs():
         ProjectedDiscriminatorConfig(backbones=["resnet50"])
     with pytest.raises(ValueError, match="class embedding"):
         D.set_class_embedding(torch.zeros(10, 320))
+
+
+def test_channels_last_option():
+    from stylegan.ops import fast_paths
+
+    torch.manual_seed(0)
+    D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=LITE0, cond=False, diffaug=False)).eval()
+    assert not D.config.channels_last  # the official op order unless asked for
+    img = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        reference = D(img, None)
+        D.feature_networks[LITE0[0]].channels_last = True
+        fast = D(img, None)
+        with fast_paths(False):
+            assert torch.equal(D(img, None), reference)
+    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-4 * float(reference.abs().max()))

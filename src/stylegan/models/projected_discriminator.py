@@ -17,7 +17,8 @@ Module tree, tensor names and numerics follow the official `pg_modules/{discrimi
 What the code does (and the papers leave out or say differently):
 - Input: images in [-1, 1]; DiffAugment (color, translation, cutout) whenever `diffaug` — in eval mode too, and
   drawn anew for every feature network; then (x + 1) / 2, the network's mean/std normalisation, and a bilinear
-  resize to 224x224 (always for DeiT, for the others when `interp224`, which XL sets for datasets below 224²).
+  resize to 224x224 (always for DeiT, for the others when `interp224`, which XL sets for datasets below 224²;
+  `feature_res` changes that size, which the official code cannot).
 - CCM/CSM: PyTorch's default conv init from the global RNG at construction, frozen (they live under
   `feature_networks`, which never trains); the CSM is add -> bilinear x2 (align_corners=True) -> 1x1 conv, with
   no 3x3 residual units. Stage resolutions are computed for a 256² input whatever the real input size.
@@ -27,6 +28,12 @@ What the code does (and the papers leave out or say differently):
   training mode, eps 1e-12). Conditional: 64-channel output projected onto embed_proj(embed(argmax c)) and scaled
   by 1/sqrt(64); the 1000x320 class embedding is trained with the discriminator.
 - `train()` never puts the feature networks in training mode, and `requires_grad_()` never unfreezes them.
+
+By default every op follows the official order (bit-exact with the official code on the same machine). The
+`channels_last` option (off by default, and only while stylegan.ops.fast_paths are on) feeds the convolutional
+feature networks channels-last input on CPU, which oneDNN runs about twice as fast. Features then differ by float32
+rounding (~1e-6 relative) and logits by ~1e-5, but train-mode batch norm over small batches amplifies this:
+loss gradients move by up to ~1e-3 of their scale, so it is meant for speed (CPU demos), not for parity.
 
 The output is [N, L] logits per image: every mini-discriminator's output map flattened, the backbones in
 order. The official forward returns them as a Python list of per-image rows, backbone by backbone;
@@ -43,6 +50,7 @@ import torch.nn.functional as F
 
 from ..nn import FullyConnectedLayer
 from ..ops.diffaugment import diff_augment
+from ..ops.fastpath import fast_paths_enabled, prefer_cpu_kernels
 from .config import JsonConfig
 from .feature_networks.backbones import BackboneInfo, backbone_info, make_backbone
 
@@ -73,6 +81,8 @@ class ProjectedDiscriminatorConfig(JsonConfig):
     num_discs: int = 4
     cond: bool = False
     rand_embedding: bool = False  # class embedding initialised randomly instead of the ImageNet one
+    feature_res: int = FEATURE_RES  # resize target of interp224 (not official: the official code always uses 224)
+    channels_last: bool = False  # CPU fast path for convolutional feature networks (not official, see the module doc)
     c_dim: int = 0
     img_resolution: int = 256
     img_channels: int = 3
@@ -86,6 +96,9 @@ class ProjectedDiscriminatorConfig(JsonConfig):
             raise ValueError(f"{self.describe}: proj_type must be 0, 1 or 2, got {self.proj_type}")
         if not 1 <= self.num_discs <= 4:
             raise ValueError(f"{self.describe}: num_discs must be in 1..4, got {self.num_discs}")
+        if self.feature_res < 128 or self.feature_res % 32:
+            raise ValueError(f"{self.describe}: feature_res must be a multiple of 32 and at least 128 (the coarsest "
+                             f"mini-discriminator needs 4x4 maps), got {self.feature_res}")
         if self.img_channels != 3:
             raise ValueError(f"{self.describe}: the feature networks need 3-channel images, got img_channels={self.img_channels}")
 
@@ -179,7 +192,7 @@ class MultiScaleD(torch.nn.Module):
             for i, (cin, res) in enumerate(zip(channels[:num_discs], resolutions[:num_discs])))
 
     def forward(self, features: list[torch.Tensor], c: torch.Tensor) -> torch.Tensor:
-        return torch.cat([disc(features[int(k)], c).view(features[int(k)].shape[0], -1)
+        return torch.cat([disc(features[int(k)], c).reshape(features[int(k)].shape[0], -1)
                           for k, disc in self.mini_discs.items()], dim=1)
 
 
@@ -200,10 +213,11 @@ class CrossScaleBlock(torch.nn.Module):
 class FeatureProjector(torch.nn.Module):
     """A frozen feature network and its random projections (official F_RandomProj)."""
 
-    def __init__(self, info: BackboneInfo, cout: int, expand: bool, proj_type: int) -> None:
+    def __init__(self, info: BackboneInfo, cout: int, expand: bool, proj_type: int, channels_last: bool = False) -> None:
         super().__init__()
         self.info = info
         self.proj_type = proj_type
+        self.channels_last = channels_last and not info.is_vit
         self.pretrained = make_backbone(info.name)
         channels = list(info.channels)
         self.resolutions = [PROJ_RES // 4, PROJ_RES // 8, PROJ_RES // 16, PROJ_RES // 32]
@@ -224,7 +238,10 @@ class FeatureProjector(torch.nn.Module):
         self.resolutions = [r * 2 for r in self.resolutions]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = self.pretrained(x)
+        if self.channels_last and x.dtype == torch.float32 and fast_paths_enabled() and prefer_cpu_kernels(x):
+            out = [o.contiguous() for o in self.pretrained(x.contiguous(memory_format=torch.channels_last))]
+        else:
+            out = self.pretrained(x)
         if self.proj_type == 0:
             return out
         s = self.scratch
@@ -246,7 +263,7 @@ class ProjectedDiscriminator(torch.nn.Module):
         self.c_dim, self.img_resolution, self.img_channels = cfg.c_dim, cfg.img_resolution, cfg.img_channels
         features, discs = [], []
         for name in cfg.backbones:  # built in the official order (the random projections come from the global RNG)
-            feat = FeatureProjector(backbone_info(name), cfg.cout, cfg.expand, cfg.proj_type)
+            feat = FeatureProjector(backbone_info(name), cfg.cout, cfg.expand, cfg.proj_type, cfg.channels_last)
             disc = MultiScaleD(feat.channels, feat.resolutions, cfg.num_discs, cfg.cond, cfg.rand_embedding)
             features.append((name, feat))
             discs.append((name, disc))
@@ -285,7 +302,7 @@ class ProjectedDiscriminator(torch.nn.Module):
         std = torch.as_tensor(info.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
         x = x.sub(mean).div(std)
         if self.config.interp224 or info.is_vit:
-            x = F.interpolate(x, FEATURE_RES, mode="bilinear", align_corners=False)
+            x = F.interpolate(x, self.config.feature_res, mode="bilinear", align_corners=False)
         return x
 
     def forward(self, img: torch.Tensor, c: torch.Tensor, per_backbone: bool = False) -> torch.Tensor | list[torch.Tensor]:
