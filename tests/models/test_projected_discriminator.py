@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import xl_reference as ref
-from stylegan.io.xl_discriminator import build_official_projected_discriminator, projected_discriminator_config_from_official
 from stylegan.models.projected_discriminator import (
     ProjectedDiscriminator,
     ProjectedDiscriminatorConfig,
@@ -25,12 +24,6 @@ def reference() -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
-def _official_d(name: str) -> ProjectedDiscriminator:
-    with torch.random.fork_rng():
-        template = ProjectedDiscriminator(projected_discriminator_config_from_official(ref.official_kwargs(name)))
-    return build_official_projected_discriminator(ref.official_kwargs(name), ref.recipe_state(template))
-
-
 def _rows(D: ProjectedDiscriminator, img: torch.Tensor, c: torch.Tensor, seed: int) -> torch.Tensor:
     torch.manual_seed(seed)
     with torch.no_grad():
@@ -39,7 +32,7 @@ def _rows(D: ProjectedDiscriminator, img: torch.Tensor, c: torch.Tensor, seed: i
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "xl_base_cond" else n for n in ref.CONFIGS])
 def test_matches_official(name, reference):
-    D = _official_d(name)
+    D = ref.our_official_d(name)
     assert [f"{k} {list(v.shape)}" for k, v in D.state_dict().items()] == list(reference[f"{name}/keys"])
     img, c = ref.inputs(name)
     D.eval()

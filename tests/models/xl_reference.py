@@ -69,6 +69,15 @@ def recipe_state(module: torch.nn.Module, prefix: str = "") -> dict[str, torch.T
     return state
 
 
+def our_official_d(name: str) -> torch.nn.Module:
+    """Our discriminator built from the official constructor arguments of `name`, with the recipe weights."""
+    from stylegan.io.xl_discriminator import projected_discriminator_from_official
+
+    D = projected_discriminator_from_official(official_kwargs(name))
+    D.load_state_dict(recipe_state(D), strict=True)
+    return D
+
+
 def inputs(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     _, _, _, _, batch, res = CONFIGS[name]
     g = torch.Generator().manual_seed(1234)

@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylegan.io.xl_discriminator import build_official_projected_discriminator, projected_discriminator_config_from_official
 from stylegan.models.feature_networks import deit_distilled
-from stylegan.models.projected_discriminator import ProjectedDiscriminator
 from stylegan.training.loss_xl import (
     ProjectedGANLoss,
     XLLossConfig,
@@ -92,10 +90,7 @@ def reference() -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("case, phase, cur_nimg, cls_weight, head_only", ref.LOSS_CASES)
 def test_matches_official_loss(case, phase, cur_nimg, cls_weight, head_only, reference):
-    kwargs = ref.official_kwargs("tiny_lite0_cond")
-    with torch.random.fork_rng():
-        template = ProjectedDiscriminator(projected_discriminator_config_from_official(kwargs))
-    D = build_official_projected_discriminator(kwargs, ref.recipe_state(template)).train()
+    D = ref.our_official_d("tiny_lite0_cond").train()
     G = ref.toy_g()
     cls = deit_distilled("deit_small_distilled_patch16_224")
     cls.load_state_dict(ref.recipe_state(cls, "cls."))

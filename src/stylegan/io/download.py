@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 
 class WeightsUnavailable(Exception):
     """Weights cannot be had; the message (one line) says which file to fetch and where to put it."""
@@ -88,3 +90,20 @@ def fetch_weights(files: Sequence[WeightsFile], what: str, cache: Path, error: t
         wanted = " and ".join(f"{f.url} as {cache / f.filename}" for f in missing)
         raise error(f"{what} needs weights it cannot download ({reason}): fetch {wanted}")
     return paths
+
+
+def read_state_dict(path: Path, error: type[Exception] = WeightsUnavailable, unwrap: str | None = None) -> dict[str, torch.Tensor]:
+    """A state dict of tensors from a safetensors file or a torch file (read with `weights_only=True`); with
+    `unwrap`, a dict holding the state dict under that key (as DeiT's release files do) is accepted too."""
+    if path.suffix == ".safetensors":
+        import safetensors.torch
+        return safetensors.torch.load_file(str(path))
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for files it cannot read
+        raise error(f"{path}: not a readable weights file ({type(e).__name__}: {e})".replace("\n", " ")) from None
+    if unwrap is not None and isinstance(data, dict) and isinstance(data.get(unwrap), dict):
+        data = data[unwrap]
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise error(f"{path}: expected a state dict of tensors")
+    return data

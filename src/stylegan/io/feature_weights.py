@@ -44,7 +44,7 @@ from ..models.feature_networks import EfficientNetLite, backbone_info, calibrate
 from ..models.feature_networks.efficientnet import LITE0_STAGES
 from ..models.feature_networks.vit import DEIT_SPECS, DistilledViT, deit_distilled
 from .cache import cache_dir
-from .download import WeightsFile, WeightsUnavailable, fetch_weights, file_sha256
+from .download import WeightsFile, WeightsUnavailable, fetch_weights, file_sha256, read_state_dict
 
 _TIMM = "https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/"
 _DEIT = "https://dl.fbaipublicfiles.com/deit/"
@@ -106,25 +106,10 @@ def _efficientnet_pytorch_names(state: dict[str, torch.Tensor]) -> dict[str, tor
     return out
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        import safetensors.torch
-        return safetensors.torch.load_file(str(path))
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for files it cannot read
-        raise WeightsUnavailable(f"{path}: not a readable weights file ({type(e).__name__}: {e})".replace("\n", " ")) from None
-    if isinstance(data, dict) and isinstance(data.get("model"), dict):  # DeiT's release files
-        data = data["model"]
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise WeightsUnavailable(f"{path}: expected a state dict of tensors")
-    return data
-
-
 def read_backbone_state(name: str, path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The weights of feature network `name` in a file, in timm's names, checked against the architecture."""
     path = Path(path)
-    state = _read_tensors(path)
+    state = read_state_dict(path, unwrap="model")  # DeiT's release files hold {"model": state dict}
     if "_conv_stem.weight" in state:
         state = _efficientnet_pytorch_names(state)
     expected = _reference_network(name).state_dict()

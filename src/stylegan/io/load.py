@@ -135,7 +135,7 @@ def _with_state(net: torch.nn.Module, state: dict[str, torch.Tensor], what: str)
 
 def _build_official(name: str, module: str, class_name: str, init_kwargs: dict[str, Any], state: dict[str, torch.Tensor]) -> torch.nn.Module:
     if xl_discriminator.is_official_projected_discriminator(module, class_name):
-        return xl_discriminator.build_official_projected_discriminator(init_kwargs, state, name)
+        return _with_state(xl_discriminator.projected_discriminator_from_official(init_kwargs), state, name)
     if module == "training.networks_stylegan3":
         if class_name != "Generator":
             raise NetworkLoadError(f"{name}: unsupported class {module}.{class_name}")

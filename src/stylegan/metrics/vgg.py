@@ -154,19 +154,6 @@ def fetch_weights(files: Sequence[WeightsFile], what: str, cache: Path | None = 
     return download.fetch_weights(files, what, cache, DetectorUnavailable, fetch=lambda url, dest: detectors.fetch_url(url, dest))
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        import safetensors.torch
-        return safetensors.torch.load_file(str(path))
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for files it cannot read
-        raise DetectorUnavailable(f"{path}: not a readable weights file ({type(e).__name__}: {e})".replace("\n", " ")) from None
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise DetectorUnavailable(f"{path}: expected a state dict of tensors")
-    return data
-
-
 def _rename(key: str) -> str | None:
     """Our name for a state-dict key (LPIPS's `linN.model.1.weight` -> `linN.weight`); None to ignore it."""
     if key.startswith("classifier.6."):  # fc8, the ImageNet logits
@@ -191,7 +178,7 @@ def load_vgg16(paths: Sequence[str | os.PathLike] | None = None, *, lpips: bool 
     expected = net.state_dict()
     state: dict[str, torch.Tensor] = {}
     for path in map(Path, paths):
-        for key, value in _read_state_dict(path).items():
+        for key, value in download.read_state_dict(path, DetectorUnavailable).items():
             name = _rename(key)
             if name is None or (not lpips and name.startswith("lin")):
                 continue

@@ -62,6 +62,18 @@ def style_mixing_cutoff(num_ws: int, prob: float, device: torch.device | str = "
     return int(torch.where(mix, cutoff, torch.full_like(cutoff, num_ws)))
 
 
+def mix_styles(mapping: Callable[..., torch.Tensor], z: torch.Tensor, c: torch.Tensor, ws: torch.Tensor, prob: float) -> torch.Tensor:
+    """Style mixing regularisation (StyleGAN §3.1): with probability `prob`, the ws from a random cutoff on come
+    from a second latent (mapped without updating W averages)."""
+    if prob <= 0:
+        return ws
+    cutoff = style_mixing_cutoff(ws.shape[1], prob, ws.device)
+    if cutoff >= ws.shape[1]:
+        return ws
+    mixed = mapping(torch.randn_like(z), c, update_emas=False)
+    return torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
+
+
 def lazy_regularization(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple[float, float]]:
     """Adam settings for a main loss whose regulariser runs every `interval` minibatches (StyleGAN2 §3.1):
     lr * c and betas ** c with c = interval / (interval + 1); unchanged for interval None."""
@@ -144,12 +156,7 @@ class StyleGAN2Loss:
         self._pl_count = 0
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        ws = self.G.mapping(z, c, update_emas=update_emas)
-        if self.cfg.style_mixing_prob > 0:
-            cutoff = style_mixing_cutoff(ws.shape[1], self.cfg.style_mixing_prob, ws.device)
-            if cutoff < ws.shape[1]:
-                mixed = self.G.mapping(torch.randn_like(z), c, update_emas=False)
-                ws = torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
+        ws = mix_styles(self.G.mapping, z, c, self.G.mapping(z, c, update_emas=update_emas), self.cfg.style_mixing_prob)
         img = self.G.synthesis(ws, update_emas=update_emas)
         return img, ws
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.projected_discriminator import official_logit_rows
-from .loss import PHASES, Report, blur_images, lazy_regularization, path_length_noise, path_length_penalty, path_lengths, style_mixing_cutoff
+from .loss import PHASES, Report, blur_images, lazy_regularization, mix_styles, path_length_noise, path_length_penalty, path_lengths
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -147,12 +147,7 @@ class ProjectedGANLoss:
         """Nothing to do: pl_mean already moved in each Greg call (official behaviour)."""
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        ws = self.G.mapping(z, c, update_emas=update_emas)
-        if self.cfg.style_mixing_prob > 0:
-            cutoff = style_mixing_cutoff(ws.shape[1], self.cfg.style_mixing_prob, ws.device)
-            if cutoff < ws.shape[1]:
-                mixed = self.G.mapping(torch.randn_like(z), c, update_emas=False)
-                ws = torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
+        ws = mix_styles(self.G.mapping, z, c, self.G.mapping(z, c, update_emas=update_emas), self.cfg.style_mixing_prob)
         return self.G.synthesis(ws, update_emas=False), ws
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor, sigma: float) -> list[torch.Tensor]:
