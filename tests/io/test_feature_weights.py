@@ -158,3 +158,16 @@ def test_official_folder_errors(tmp_path):
                                                                          "init_kwargs": {"backbones": [LITE0], "backbone_kwargs": {"cond": 1}}}}))
     with pytest.raises(NetworkLoadError, match="missing .*embed"):
         load_network(tmp_path / "official")
+
+
+def test_pickled_xl_discriminator_is_recognised():
+    from stylegan.io.load import official_module_of
+    from stylegan.io.safe_pickle import PersistentObject
+    from stylegan.io.xl_discriminator import is_official_projected_discriminator
+
+    src = "import timm\nclass SingleDisc(nn.Module):\n    pass\nclass ProjectedDiscriminator(torch.nn.Module):\n    pass\n"
+    obj = PersistentObject({"type": "class", "module_src": src, "class_name": "ProjectedDiscriminator", "state": {}})
+    module = official_module_of(obj)
+    assert module == "pg_modules.discriminator" and is_official_projected_discriminator(module, obj.class_name)
+    assert is_official_projected_discriminator("", "pg_modules.discriminator.ProjectedDiscriminator")
+    assert not is_official_projected_discriminator("training.networks_stylegan2", "Discriminator")

@@ -167,11 +167,14 @@ def _load_official_folder(p: Path) -> Network:
 
 
 _STYLEGAN3_SRC = re.compile(r"class\s+SynthesisInput\b")
+_XL_D_SRC = re.compile(r"class\s+ProjectedDiscriminator\b")
 _SG3_REPO_SRC = re.compile(r"device\.type\s*!=\s*['\"]cuda['\"]")
 
 
 def official_module_of(obj: PersistentObject) -> str:
     """Which official module a persistent object came from, judged from its stored source text."""
+    if _XL_D_SRC.search(obj.module_src):
+        return xl_discriminator.OFFICIAL_MODULE
     if _STYLEGAN3_SRC.search(obj.module_src):
         return "training.networks_stylegan3"
     if _SG3_REPO_SRC.search(obj.module_src):
