@@ -117,6 +117,20 @@ def test_backbones_by_reference_round_trip(tmp_path):
         frozen_backbone_reference(D.state_dict(), records)
 
 
+def test_deit_by_reference_keeps_the_reassemble_convs(tmp_path):
+    torch.save({"model": deit_distilled("deit_tiny_distilled_patch16_224").state_dict()}, tmp_path / "deit_tiny_distilled_patch16_224.pth")
+    D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=["deit_tiny_distilled_patch16_224"]))
+    before = D.state_dict()["feature_networks.deit_tiny_distilled_patch16_224.pretrained.layer1.3.weight"].clone()
+    records = load_feature_weights(D, tmp_path, download=False)
+    full = D.state_dict()
+    assert torch.equal(full["feature_networks.deit_tiny_distilled_patch16_224.pretrained.layer1.3.weight"], before)
+    small, refs = frozen_backbone_reference(full, records)
+    dropped = set(full) - set(small)
+    assert dropped and all(".pretrained.model." in k for k in dropped)
+    restored = restore_frozen_backbones(small, refs, tmp_path, download=False)
+    assert set(restored) == set(full) and all(torch.equal(restored[k], full[k]) for k in full)
+
+
 def test_guidance_classifier(tmp_path):
     sd = deit_distilled("deit_small_distilled_patch16_224").state_dict()
     torch.save({"model": sd}, tmp_path / "deit_small_distilled_patch16_224.pth")
@@ -171,3 +185,21 @@ def test_pickled_xl_discriminator_is_recognised():
     assert module == "pg_modules.discriminator" and is_official_projected_discriminator(module, obj.class_name)
     assert is_official_projected_discriminator("", "pg_modules.discriminator.ProjectedDiscriminator")
     assert not is_official_projected_discriminator("training.networks_stylegan2", "Discriminator")
+
+
+def test_single_file_serves_the_matching_network(tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "fetch_url", _offline)
+    f = tmp_path / "tiny.pth"
+    torch.save({"model": deit_distilled("deit_tiny_distilled_patch16_224").state_dict()}, f)
+    D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=["deit_tiny_distilled_patch16_224", LITE0]))
+    cache = tmp_path / "cache"
+    with pytest.raises(WeightsUnavailable, match=FEATURE_WEIGHTS[LITE0].url):  # Lite0 is not in that file: the cache
+        load_feature_weights(D, f, cache=cache)
+    cache.mkdir(exist_ok=True)
+    torch.save(efficientnet_lite0().state_dict(), cache / FEATURE_WEIGHTS[LITE0].filename)
+    with pytest.raises(WeightsUnavailable, match="sha256"):  # a cached file must carry the published hash
+        load_feature_weights(D, f, cache=cache)
+    junk = tmp_path / "junk.pth"
+    torch.save({"x": torch.zeros(1)}, junk)
+    with pytest.raises(WeightsUnavailable, match="none of"):
+        load_feature_weights(D, junk, cache=cache)

@@ -194,6 +194,12 @@ def _is_running_stat(key: str) -> bool:
     return key.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
 
 
+def _from_file(name: str, key: str) -> bool:
+    """Whether `key` (under `pretrained.`) comes from the weights file: everything for EfficientNet; for DeiT the
+    network itself (`model.*`) but not the randomly initialised reassemble convolutions (`layer1.3.weight`, ...)."""
+    return not backbone_info(name).is_vit or key.startswith("model.")
+
+
 def _record(name: str, path: Path, referenced: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     known = FEATURE_WEIGHTS[name]
     digest = file_sha256(path)
@@ -209,16 +215,32 @@ def _record(name: str, path: Path, referenced: Mapping[str, torch.Tensor]) -> di
 def load_feature_weights(D: torch.nn.Module, source: Source = None, download: bool = True,
                          cache: Path | None = None) -> dict[str, dict[str, Any]]:
     """Load pretrained weights into every feature network of a ProjectedDiscriminator, then move the batch-norm
-    statistics as the official construction does; returns each backbone's reference record."""
+    statistics as the official construction does; returns each backbone's reference record. A single weights
+    file as `source` serves the network whose layout it holds; the others come from the cache."""
+    names = list(D.feature_networks)
+    if source is not None and not isinstance(source, Mapping) and Path(source).is_file() and len(names) > 1:
+        source = {_file_backbone(Path(source), names): source}
     records = {}
     for name, projector in D.feature_networks.items():
         path = feature_weights_path(name, source, download, cache)
         state = stage_names(name, read_backbone_state(name, path))
         stages = projector.pretrained
-        stages.load_state_dict(state, strict=True)
+        missing, unexpected = stages.load_state_dict(state, strict=False)
+        assert not unexpected and not [k for k in missing if _from_file(name, k)], (missing, unexpected)
         calibrate_like_official(stages)
         records[name] = _record(name, path, {k: v for k, v in state.items() if not _is_running_stat(k)})
     return records
+
+
+def _file_backbone(path: Path, names: list[str]) -> str:
+    """Which of the networks `names` the weights file `path` is for (by its tensor names and shapes)."""
+    for name in names:
+        try:
+            read_backbone_state(name, path)
+            return name
+        except WeightsUnavailable:
+            continue
+    raise WeightsUnavailable(f"{path}: holds weights of none of {', '.join(names)} (in timm's layout)")
 
 
 def load_guidance_classifier(name: str = "deit_small_distilled_patch16_224", source: Source = None, download: bool = True,
@@ -238,13 +260,14 @@ def _backbone_prefix(name: str) -> str:
 
 def frozen_backbone_reference(state: Mapping[str, torch.Tensor], records: Mapping[str, Mapping[str, Any]],
                               prefix: str = "") -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
-    """Drop the pretrained backbone parameters of `records`' backbones from a discriminator state dict (keys under
-    `prefix`, e.g. "D." in a checkpoint); returns the smaller state and the records to store beside it. Refuses
-    when the tensors are no longer the ones the records describe."""
+    """Drop the pretrained backbone parameters of `records`' backbones (what their weights files hold) from a
+    discriminator state dict (keys under `prefix`, e.g. "D." in a checkpoint); returns the smaller state and the
+    records to store beside it. Refuses when the tensors are no longer the ones the records describe."""
     kept = dict(state)
     for name, record in records.items():
         p = prefix + _backbone_prefix(name)
-        dropped = {k[len(p):]: kept.pop(k) for k in list(kept) if k.startswith(p) and not _is_running_stat(k)}
+        dropped = {k[len(p):]: kept.pop(k) for k in list(kept)
+                   if k.startswith(p) and _from_file(name, k[len(p):]) and not _is_running_stat(k)}
         if tensors_sha256(dropped) != record["tensors_sha256"]:
             raise ValueError(f"the {name} feature network no longer holds the weights of {record['file']}; "
                              "store it in full instead of by reference")

@@ -174,9 +174,10 @@ class MiniDiscriminator(torch.nn.Module):
         self.embed = torch.nn.Embedding(num, dim) if rand_embedding else torch.nn.Embedding(num, dim, _weight=torch.zeros(num, dim))
         self.embed_proj = FullyConnectedLayer(dim, CMAP_DIM, activation="lrelu")
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         if not self.cond:
             return self.main(x)
+        assert c is not None, "a conditional mini-discriminator needs labels"
         out = self.cls(self.main(x))
         cmap = self.embed_proj(self.embed(c.argmax(1))).unsqueeze(-1).unsqueeze(-1)
         return (out * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(CMAP_DIM))
@@ -191,7 +192,7 @@ class MultiScaleD(torch.nn.Module):
             (str(i), MiniDiscriminator(cin, res, cond, rand_embedding))
             for i, (cin, res) in enumerate(zip(channels[:num_discs], resolutions[:num_discs])))
 
-    def forward(self, features: list[torch.Tensor], c: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: list[torch.Tensor], c: torch.Tensor | None) -> torch.Tensor:
         return torch.cat([disc(features[int(k)], c).reshape(features[int(k)].shape[0], -1)
                           for k, disc in self.mini_discs.items()], dim=1)
 
@@ -305,12 +306,12 @@ class ProjectedDiscriminator(torch.nn.Module):
             x = F.interpolate(x, self.config.feature_res, mode="bilinear", align_corners=False)
         return x
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor, per_backbone: bool = False) -> torch.Tensor | list[torch.Tensor]:
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None, per_backbone: bool = False) -> torch.Tensor | list[torch.Tensor]:
         """Logits [N, L] (or, with `per_backbone`, a list of [N, L_b] per feature network)."""
         if img.ndim != 4 or img.shape[1] != 3:
             raise ValueError(f"img: expected [N, 3, H, W] images, got {list(img.shape)}")
-        if self.config.cond and (c.ndim != 2 or c.shape[0] != img.shape[0]):
-            raise ValueError(f"c: expected [{img.shape[0]}, C] labels, got {list(c.shape)}")
+        if self.config.cond and (c is None or c.ndim != 2 or c.shape[0] != img.shape[0]):
+            raise ValueError(f"c: expected [{img.shape[0]}, C] labels, got {None if c is None else list(c.shape)}")
         logits = []
         for name, feat in self.feature_networks.items():
             x = diff_augment(img, DIFFAUG_POLICY) if self.config.diffaug else img
