@@ -1,4 +1,5 @@
 # Two entry points: `make demo` and `make test`. Both create .venv on first use.
+# Also: `make test-fast` (without the tests marked slow), `make lint` (ruff and mypy).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,6 +10,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -16,6 +21,13 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_stylegan2.py
@@ -26,4 +38,4 @@ bench-data: $(VENV)/.installed
 bench-training: $(VENV)/.installed
 	$(PY) benchmarks/bench_training.py
 
-.PHONY: install demo test bench bench-data bench-training
+.PHONY: install demo test test-fast lint bench bench-data bench-training

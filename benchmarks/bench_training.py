@@ -70,7 +70,7 @@ def measure(name: str, kimg: float, tick: float, threads: int) -> dict:
     sec_per_kimg = statistics.median(t["Timing/sec_per_kimg"] for t in ticks)
     return {
         "config": name, "resolution": res, "batch": opts.batch, "batch_gpu": opts.batch_gpu, "aug": opts.aug,
-        "channel_max": opts.G["config"]["synthesis"]["channel_max"], "sec_per_kimg": round(sec_per_kimg, 2),
+        "channel_max": opts.G.config.synthesis.channel_max, "sec_per_kimg": round(sec_per_kimg, 2),
         "img_per_s": round(1000 / sec_per_kimg, 1), "ticks": len(ticks), "wall_s": round(wall, 1),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2), "threads": threads,
     }

@@ -42,7 +42,7 @@ def measure(res: int, batch: int, feature_res: int, mode: str, channels_last: bo
     img = torch.rand(batch, 3, res, res) * 2 - 1
     c = torch.eye(10)[torch.arange(batch) % 10]
     times = []
-    for i in range(warmup + iters):
+    for _ in range(warmup + iters):
         x = img.detach().requires_grad_(mode == "gpass")
         t0 = time.perf_counter()
         D(x, c).clamp(min=-1).mean().backward()

@@ -28,9 +28,9 @@ from stylegan.cli.common import resolve_data
 from stylegan.data.tool import ConvertConfig, convert_dataset
 from stylegan.io.cache import cache_dir
 from stylegan.io.load import load_network
+from stylegan.io.runs import latest_snapshot
 from stylegan.metrics.registry import MetricOptions, compute
 from stylegan.training.distributed import DistEnv
-from stylegan.training.loop import latest_snapshot
 
 
 def train(cfg: str, args: argparse.Namespace, outdir: Path) -> Path:
@@ -69,7 +69,8 @@ def measure(cfg: str, run: Path, args: argparse.Namespace, fid_ref: Path) -> dic
 
 def table(rows: list[dict], args: argparse.Namespace) -> str:
     out = [f"Fashion-MNIST 32x32, {args.kimg:g} kimg per config, batch {args.batch}, lr {args.lr:g}, gamma {args.gamma:g}, "
-           f"G_ema half-life {args.ema_kimg:g} kimg, channel base/max {args.cbase}/{args.cmax} (F: doubled), growing {args.grow_kimg} kimg per level/fade, "
+           f"G_ema half-life {args.ema_kimg:g} kimg, channel base/max {args.cbase}/{args.cmax} (F: doubled), "
+           f"growing {args.grow_kimg} kimg per level/fade, "
            f"{torch.get_num_threads()} CPU threads.", "",
            f"| config | FID ({rows[0]['fid_name']}, {args.fid_num} vs {args.fid_num}) | PPL stand-in (pixel MSE / eps², filtered mean) | "
            "droplet peak/mean (mean over layers / worst layer) | sec/kimg (median) | train min |",

@@ -6,14 +6,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-PARITY_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "parity"
+from helpers import PARITY_DIR, PARITY_XL_DIR, shared_missing  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
     if not PARITY_DIR.is_dir():
-        pytest.skip(f"parity fixtures not found at {PARITY_DIR}")
+        shared_missing(f"parity fixtures at {PARITY_DIR}")
     return PARITY_DIR
+
+
+@pytest.fixture(scope="session")
+def parity_xl_dir() -> Path:
+    if not PARITY_XL_DIR.is_dir():
+        shared_missing(f"StyleGAN-XL parity fixtures at {PARITY_XL_DIR}")
+    return PARITY_XL_DIR
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -5,15 +5,21 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import os
 import pickle
 import sys
 import types
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
+import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
+PARITY_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "parity"
+PARITY_XL_DIR = PARITY_DIR.parent / "parity_xl"
 SG2_FIXTURES = ("sg2_32", "sg2_64_orig", "ada_sg2_32")
 
 # Module sources as stored in official pickles are whole files; these stand-ins carry the marker that
@@ -34,6 +40,23 @@ MODULE_SRC = {
         "        dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32\n"
     ),
 }
+
+
+class NoFloat64(TorchDispatchMode):
+    """Fails any op that produces a float64 tensor (Apple's MPS has none)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            assert not (isinstance(t, torch.Tensor) and t.dtype == torch.float64), f"{func} produced float64"
+        return out
+
+
+def shared_missing(what: str) -> None:
+    """Skip a test whose `../shared` fixture is absent, or fail it when STYLEGAN_REQUIRE_SHARED=1 (as CI sets)."""
+    if os.environ.get("STYLEGAN_REQUIRE_SHARED") == "1":
+        pytest.fail(f"{what} not found, and STYLEGAN_REQUIRE_SHARED=1 requires it")
+    pytest.skip(f"{what} not found")
 
 
 def reference_inputs(z_dim: int, c_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,8 +133,9 @@ def _official_names() -> Iterator[None]:
                 sys.modules[k] = v
 
 
-def persistent(module: torch.nn.Module, class_name: str, module_src: str, init_kwargs: dict | None = None) -> _Persistent:
-    """Wrap `module` (recursively) the way `torch_utils.persistence` pickles it (meta version 6)."""
+def persistent_object(module: torch.nn.Module, class_name: str, module_src: str, init_kwargs: dict | None, children: dict,
+                      **attrs: Any) -> _Persistent:
+    """`module` as `torch_utils.persistence` pickles it (meta version 6), with the given `_modules` and attributes."""
     state = {
         "training": False,
         "_parameters": collections.OrderedDict((k, v) for k, v in module._parameters.items()),
@@ -122,15 +146,18 @@ def persistent(module: torch.nn.Module, class_name: str, module_src: str, init_k
         "_forward_pre_hooks": collections.OrderedDict(),
         "_state_dict_hooks": collections.OrderedDict(),
         "_load_state_dict_pre_hooks": collections.OrderedDict(),
-        "_modules": collections.OrderedDict(
-            (k, persistent(child, type(child).__name__, module_src)) for k, child in module._modules.items() if child is not None
-        ),
+        "_modules": collections.OrderedDict(children),
         "_init_args": (),
         "_init_kwargs": _EasyDict(init_kwargs or {}),
-        "weight_gain": np.float64(0.125),
-        "activation": "lrelu",
+        **attrs,
     }
     return _Persistent(dict(type="class", version=6, module_src=module_src, class_name=class_name, state=state))
+
+
+def persistent(module: torch.nn.Module, class_name: str, module_src: str, init_kwargs: dict | None = None) -> _Persistent:
+    """Wrap `module` (recursively) the way `torch_utils.persistence` pickles it (meta version 6)."""
+    children = {k: persistent(child, type(child).__name__, module_src) for k, child in module._modules.items() if child is not None}
+    return persistent_object(module, class_name, module_src, init_kwargs, children, weight_gain=np.float64(0.125), activation="lrelu")
 
 
 def official_pickle_bytes(payload: dict[str, Any]) -> bytes:
@@ -164,7 +191,22 @@ def max_err(a: torch.Tensor | np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.float32) - b).max())
 
 
-def reference_errors(net, ref: dict[str, np.ndarray]) -> dict[str, float]:
+# float16 on a CPU is not reproducible across processors: NVIDIA's own code gives images 5.8e-3 apart on two
+# x86 CPUs (../shared/parity/README.md). Float16 references are checked at this tolerance; float32 ones at 1e-4.
+FP16_TOL = 2e-2
+
+
+def parity_references(fixture: Path, tol: float = 1e-4) -> list[tuple[str, dict[str, np.ndarray], bool, float]]:
+    """(label, reference arrays, force_fp32, tolerance) to check a parity fixture against. `reference.npz` is
+    float32 unless the fixture also has `reference_fp32.npz` (stylegan2-ada-pytorch ran its fp16 blocks in float16
+    on the CPU): then exactness is checked in float32 against that file and the float16 mode at FP16_TOL."""
+    ref = dict(np.load(fixture / "reference.npz"))
+    if not (fixture / "reference_fp32.npz").is_file():
+        return [("fp32", ref, False, tol)]
+    return [("fp32", dict(np.load(fixture / "reference_fp32.npz")), True, tol), ("fp16", ref, False, FP16_TOL)]
+
+
+def reference_errors(net, ref: dict[str, np.ndarray], force_fp32: bool = False) -> dict[str, float]:
     """max |Δ| of ws, images (one per call, as the reference) and single / batched D logits at both ψ."""
     G, D = net.G_ema, net.D
     z, c = reference_inputs(G.z_dim, G.c_dim)
@@ -172,11 +214,12 @@ def reference_errors(net, ref: dict[str, np.ndarray]) -> dict[str, float]:
     with torch.no_grad():
         for tag, psi in PSIS.items():
             ws = torch.cat([G.mapping(z[i : i + 1], c[i : i + 1], truncation_psi=psi) for i in range(8)])
-            img = torch.cat([G.synthesis(ws[i : i + 1], noise_mode="const") for i in range(8)])
+            img = torch.cat([G.synthesis(ws[i : i + 1], noise_mode="const", force_fp32=force_fp32) for i in range(8)])
             errors[f"ws_psi{tag}"] = max_err(ws, ref[f"ws_psi{tag}"])
             errors[f"img_psi{tag}"] = max_err(img, ref[f"img_psi{tag}"])
-            errors[f"logits_psi{tag}"] = max_err(torch.cat([D(img[i : i + 1], c[i : i + 1]) for i in range(8)]), ref[f"logits_psi{tag}"])
-            errors[f"logits_batch_psi{tag}"] = max_err(D(img, c), ref[f"logits_batch_psi{tag}"])
+            logits = torch.cat([D(img[i : i + 1], c[i : i + 1], force_fp32=force_fp32) for i in range(8)])
+            errors[f"logits_psi{tag}"] = max_err(logits, ref[f"logits_psi{tag}"])
+            errors[f"logits_batch_psi{tag}"] = max_err(D(img, c, force_fp32=force_fp32), ref[f"logits_batch_psi{tag}"])
     return errors
 
 

@@ -65,8 +65,9 @@ def test_hooks_on_stylegan_2019_and_revised(style, layer_cls):
     from stylegan.models import stylegan1
 
     torch.manual_seed(0)
-    G = stylegan1.Generator(stylegan1.GeneratorConfig(z_dim=16, w_dim=16, img_resolution=16, img_channels=1, style=style,
-                                                      channel_base=128, channel_max=16, mapping_layers=1)).eval()
+    G = stylegan1.Generator(stylegan1.GeneratorConfig(z_dim=16, w_dim=16, img_resolution=16, img_channels=1,
+                                                      mapping=stylegan1.MappingConfig(num_layers=1),
+                                                      synthesis=stylegan1.SynthesisConfig(style=style, channel_base=128, channel_max=16))).eval()
     layers = droplets.feature_layers(G)
     expected = G.num_ws if style == "adain" else G.num_ws - 1  # revised: the 4x4 block has one conv, its ToRGB the last w
     assert len(layers) == expected and all(type(m).__name__ == layer_cls for _, m in layers)

@@ -168,11 +168,18 @@ def test_convert_refuses_what_rosinality_cannot_express(parity_dir, tmp_path, ca
 def test_metrics_equivariance_on_stylegan3(parity_dir, tmp_path, capsys):
     out = tmp_path / "metrics.jsonl"
     assert main(["metrics", "--network", str(parity_dir / "sg3t_32"), "--metrics", "eqt50k_int,eqr50k",
-                 "--samples", "2", "--batch", "2", "--device", "cpu", "--out", str(out)]) == 0
+                 "--samples", "6", "--batch", "2", "--device", "cpu", "--out", str(out)]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert [x["metric"] for x in lines] == ["eqt50k_int", "eqr50k"]
-    assert all(np.isfinite(x["value_db"]) and x["num_samples"] == 2 for x in lines)
+    assert [x["metric"] for x in lines] == ["eqt6_int", "eqr6"]  # the count is in the name, as for the other metrics
+    assert [list(x) for x in lines] == [["results", "metric", "total_time", "total_time_str", "num_gpus", "snapshot_pkl",
+                                         "timestamp"]] * 2  # NVIDIA's metric-<name>.jsonl shape
+    assert all(list(x["results"]) == [x["metric"]] and np.isfinite(x["results"][x["metric"]]) for x in lines)
     assert [json.loads(x) for x in out.read_text().splitlines()] == lines
+    # the same numbers with another --batch (groups of 4 share a transform whatever the batch)
+    assert main(["metrics", "--network", str(parity_dir / "sg3t_32"), "--metrics", "eqt50k_int,eqr50k",
+                 "--num-gen", "6", "--batch", "5", "--device", "cpu"]) == 0
+    again = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["results"] for x in again] == [x["results"] for x in lines]
 
 
 def test_metrics_errors(tiny, capsys):

@@ -8,9 +8,10 @@ import torch
 from PIL import Image
 
 from stylegan import load_network
-from stylegan.cli.generate import seed_to_z, to_uint8
+from stylegan.cli.common import seed_to_z
 from stylegan.cli.main import main
 from stylegan.editing.latents import save_projected_w
+from stylegan.io.images import hwc_uint8
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def G(sg2):
 
 def _image(G, ws):
     with torch.no_grad():
-        return to_uint8(G.synthesis(ws, noise_mode="const")[0])
+        return hwc_uint8(G.synthesis(ws, noise_mode="const")[0])
 
 
 def _decode(path):
@@ -132,7 +133,7 @@ def test_truncation_figure(sg2, G, tmp_path):
     with torch.no_grad():
         z = torch.from_numpy(seed_to_z(2, G.z_dim))
         for j, psi in enumerate(psis):
-            expected = to_uint8(G(z, None, truncation_psi=psi, noise_mode="const")[0])
+            expected = hwc_uint8(G(z, None, truncation_psi=psi, noise_mode="const")[0])
             assert np.array_equal(np.asarray(Image.open(tmp_path / f"seed0002-psi{psi:g}.png")), expected)
             assert np.array_equal(arr[top + 64 : top + 96, left + 32 * j : left + 32 * (j + 1)], expected)
     # psi = 0 is the image of w_avg for every seed.
@@ -145,7 +146,7 @@ def test_truncation_cutoff_and_errors(sg2, G, tmp_path, capsys):
                  "--device", "cpu", "--outdir", str(tmp_path)]) == 0
     with torch.no_grad():
         z = torch.from_numpy(seed_to_z(4, G.z_dim))
-        expected = to_uint8(G(z, None, truncation_psi=0.5, truncation_cutoff=3, noise_mode="const")[0])
+        expected = hwc_uint8(G(z, None, truncation_psi=0.5, truncation_cutoff=3, noise_mode="const")[0])
     assert np.array_equal(np.asarray(Image.open(tmp_path / "seed0004-psi0.5.png")), expected)
     assert main(["truncation", "--network", str(sg2), "--trunc-cutoff", "9", "--outdir", str(tmp_path)]) == 2
     assert "--trunc-cutoff 9: must be between 0 and num_ws=8" in capsys.readouterr().err

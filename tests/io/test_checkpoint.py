@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from stylegan import Network, load_network
-from stylegan.io.checkpoint import atomic_write_bytes
+from stylegan.io.checkpoint import atomic_write_bytes, process_umask, temp_file_beside
 from stylegan.io.load import NetworkLoadError
 from stylegan.models import Discriminator, Generator
-from stylegan.models.presets import preset
+from stylegan.training.presets import network_preset
 
 
 def _tiny_network(c_dim: int = 0) -> Network:
     torch.manual_seed(0)
-    g_cfg, d_cfg = preset("sg2-32", c_dim=c_dim)
+    g_cfg, d_cfg = network_preset("sg2-32", c_dim=c_dim)
     G, D = Generator(g_cfg), Discriminator(d_cfg)
     for p in list(G.parameters()) + list(D.parameters()):
         p.data.add_(torch.randn_like(p) * 0.1)
@@ -52,6 +52,26 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
         atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test (restored afterwards)."""
+    old = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002, 0o027])
+def test_atomic_writes_respect_the_umask(tmp_path, umask, mask):
+    umask(mask)
+    assert process_umask() == mask
+    atomic_write_bytes(tmp_path / "a.bin", b"x")
+    _tiny_network().save(tmp_path / "net.safetensors")
+    tmp = temp_file_beside(tmp_path / "video.mp4", suffix=".mp4")
+    for path in (tmp_path / "a.bin", tmp_path / "net.safetensors", tmp):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, (path.name, oct(path.stat().st_mode))
+    assert tmp.parent == tmp_path and tmp.name.startswith(".video.mp4.") and tmp.suffix == ".mp4"
 
 
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):
@@ -93,7 +113,7 @@ def test_missing_file(tmp_path):
 
 def test_native_file_whose_header_length_starts_with_a_pickle_byte(tmp_path):
     # The 8-byte header length of a safetensors file can begin with 0x80, the first byte of a pickle.
-    g_cfg, _ = preset("sg2-32")
+    g_cfg, _ = network_preset("sg2-32")
     G = Generator(g_cfg)
     path = tmp_path / "net.safetensors"
     for pad in range(256):

@@ -168,21 +168,17 @@ def test_official_folder_errors(tmp_path):
     D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=[LITE0]))
     with pytest.raises(NetworkLoadError, match="unsupported backbone_kwargs patch"):
         load_network(_official_folder(tmp_path, D, {"backbones": [LITE0], "backbone_kwargs": {"patch": True}}))
+    init_kwargs = {"backbones": [LITE0], "c_dim": 10, "backbone_kwargs": {"cond": 1}}
     (tmp_path / "official" / "config.json").write_text(json.dumps({"D": {"module": "pg_modules.discriminator", "class_name": "ProjectedDiscriminator",
-                                                                         "init_kwargs": {"backbones": [LITE0], "backbone_kwargs": {"cond": 1}}}}))
+                                                                         "init_kwargs": init_kwargs}}))
     with pytest.raises(NetworkLoadError, match="missing .*embed"):
         load_network(tmp_path / "official")
 
 
-def test_pickled_xl_discriminator_is_recognised():
-    from stylegan.io.load import official_module_of
-    from stylegan.io.safe_pickle import PersistentObject
+def test_official_discriminator_names():
     from stylegan.io.xl_discriminator import is_official_projected_discriminator
 
-    src = "import timm\nclass SingleDisc(nn.Module):\n    pass\nclass ProjectedDiscriminator(torch.nn.Module):\n    pass\n"
-    obj = PersistentObject({"type": "class", "module_src": src, "class_name": "ProjectedDiscriminator", "state": {}})
-    module = official_module_of(obj)
-    assert module == "pg_modules.discriminator" and is_official_projected_discriminator(module, obj.class_name)
+    assert is_official_projected_discriminator("pg_modules.discriminator", "ProjectedDiscriminator")
     assert is_official_projected_discriminator("", "pg_modules.discriminator.ProjectedDiscriminator")
     assert not is_official_projected_discriminator("training.networks_stylegan2", "Discriminator")
 

@@ -10,7 +10,7 @@ import torch
 from stylegan.io import tf_stylegan1
 from stylegan.io.load import NetworkLoadError
 from stylegan.io.tf_stylegan1 import D_TABLE, G_TABLE, from_tf_networks
-from stylegan.models.stylegan1 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from stylegan.models.stylegan1 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig, SynthesisConfig
 
 # ours -> TF, written independently of the module
 INVERSE = {
@@ -38,8 +38,8 @@ class TFNet:
 
 
 def _configs(c_dim: int = 0) -> tuple[GeneratorConfig, DiscriminatorConfig]:
-    g = GeneratorConfig(z_dim=16, w_dim=16, c_dim=c_dim, img_resolution=32, channel_base=256, channel_max=32, mapping_layers=2,
-                        mapping_features=16)
+    g = GeneratorConfig(z_dim=16, w_dim=16, c_dim=c_dim, img_resolution=32, mapping=MappingConfig(num_layers=2, layer_features=16),
+                        synthesis=SynthesisConfig(channel_base=256, channel_max=32))
     d = DiscriminatorConfig(c_dim=c_dim, img_resolution=32, channel_base=256, channel_max=32)
     return g, d
 
@@ -67,7 +67,7 @@ def _tf_variables(state, table, res):
         name, transform = found
         if name is not None:
             assert name not in out, name
-            out[name] = np.array(INVERSE[transform](value.numpy()), order="C")
+            out[name] = np.array(INVERSE[transform.name](value.numpy()), order="C")
     return out
 
 
@@ -148,7 +148,7 @@ def test_sizes_inferred_from_shapes_when_kwargs_are_absent():
     _, (g_cfg, d_cfg), triple = _triple(2, {k: v for k, v in G_KWARGS.items() if k in keep_g},
                                         {k: v for k, v in D_KWARGS.items() if k in keep_d})
     g2, d2, _ = from_tf_networks(*triple)
-    assert (g2.z_dim, g2.c_dim, g2.w_dim, g2.img_resolution, g2.img_channels, g2.mapping_layers) == (16, 2, 16, 32, 3, 2)
+    assert (g2.z_dim, g2.c_dim, g2.w_dim, g2.img_resolution, g2.img_channels, g2.mapping.num_layers) == (16, 2, 16, 32, 3, 2)
     assert (d2.c_dim, d2.img_resolution, d2.img_channels) == (2, 32, 3)
 
 

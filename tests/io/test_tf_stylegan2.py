@@ -61,12 +61,12 @@ def _perturb(net: torch.nn.Module, seed: int) -> torch.nn.Module:
 def _tf_variables(state: dict[str, torch.Tensor], table) -> dict[str, np.ndarray]:
     out = {}
     for key, value in state.items():
-        found = tf_stylegan2._lookup(table, key)
+        found = tf_stylegan2.tf_name(table, key)
         assert found is not None, key
         name, transform = found
         if name is not None:
             assert name not in out, name
-            out[name] = np.array(INVERSE[transform](value.numpy()), order="C")
+            out[name] = np.array(INVERSE[transform.name](value.numpy()), order="C")
     return out
 
 

@@ -6,8 +6,8 @@ import torch
 from stylegan.data.tool import ConvertConfig, convert_dataset
 from stylegan.metrics import detectors, fid
 from stylegan.metrics.registry import MetricOptions, compute, counted_name, list_valid_metrics
-from stylegan.models.presets import preset
 from stylegan.models.stylegan2 import Generator
+from stylegan.training.presets import network_preset
 
 OFFICIAL = ["fid50k", "fid50k_full", "is50k", "kid50k_full", "rfid50k_full", "sfid50k_full"]
 
@@ -27,7 +27,7 @@ def fashion8(tmp_path_factory):
 @pytest.fixture(scope="module")
 def G():
     torch.manual_seed(0)
-    g, _ = preset("sg2-32", img_channels=1)
+    g, _ = network_preset("sg2-32", img_channels=1)
     return Generator(g).eval()
 
 
@@ -86,7 +86,7 @@ def test_names_and_registration():
     assert set(OFFICIAL) <= set(list_valid_metrics())
     assert counted_name("fid50k_full", None) == "fid50k_full"
     assert counted_name("fid50k_full", 1000) == "fid1k_full" and counted_name("kid50k_full", 64) == "kid64_full"
-    assert counted_name("pr50k3_full", 2000) == "pr2k3_full" and counted_name("ppl2_wend", 10) == "ppl2_wend"
+    assert counted_name("pr50k3_full", 2000) == "pr2k3_full" and counted_name("ppl2_wend", 10) == "ppl2_wend_10"
 
 
 def test_rfid_real_stats_cache_and_process_split(fashion8, G, monkeypatch):
@@ -118,7 +118,7 @@ def _rank_stats(rank, data, out):
     torch.set_num_threads(1)
     try:
         torch.manual_seed(0)
-        g, _ = preset("sg2-32", img_channels=1)
+        g, _ = network_preset("sg2-32", img_channels=1)
         opts = MetricOptions(G=Generator(g).eval(), dataset=data, mirror=True, batch_size=2, rank=rank, num_gpus=2,
                              cache=False)
         det = fid._detector(opts, random=True)
@@ -183,3 +183,35 @@ def test_download_is_checked(tmp_path, monkeypatch):
     path.write_bytes(b"tampered")
     with pytest.raises(detectors.DetectorUnavailable, match="does not match its recorded SHA-256"):
         detectors.nvidia_inception()
+
+
+def test_generated_images_do_not_depend_on_the_batch_size(tmp_path):
+    """Image i's z, label and noise inputs come from its own seeded generator: batches of 1, 3 or 7 and two
+    ranks' shares give the same images (a conditional StyleGAN2 whose noise inputs matter)."""
+    torch.manual_seed(0)
+    g, _ = network_preset("sg2-32", img_channels=1, c_dim=10)
+    G = Generator(g).eval()
+    for name, p in G.named_parameters():
+        if name.endswith("noise_strength"):
+            p.data.fill_(0.5)
+    data = tmp_path / "fm.zip"
+    convert_dataset(ConvertConfig(source="builtin:fashion-mnist-test", dest=data, max_images=20), log=lambda s: None)
+    labels = fid.ImageDataset(str(data))
+    try:
+        def images(batch_size, rank=0, num_gpus=1):
+            opts = MetricOptions(G=G, dataset=str(data), batch_size=batch_size, seed=3, rank=rank, num_gpus=num_gpus)
+            return {int(i): img for idx, imgs in fid.generator_batches(G, labels, 7, opts) for i, img in zip(idx, imgs)}
+
+        one = images(1)
+        assert sorted(one) == list(range(7)) and len({img.float().sum().item() for img in one.values()}) == 7
+        for other in (images(3), images(7), {**images(2, 0, 2), **images(2, 1, 2)}):
+            assert sorted(other) == sorted(one)
+            assert max((other[i].int() - one[i].int()).abs().max().item() for i in one) <= 1  # uint8 rounding
+        gen = torch.Generator().manual_seed(fid.index_seed(3, 0))  # image 0's stream: z, label index, noise
+        z = torch.randn([1, G.z_dim], generator=gen)
+        c = labels.get_label(int(torch.randint(len(labels), [1], generator=gen)))[None]
+        with torch.no_grad():
+            const = (G(z, c, noise_mode="const") * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0]
+        assert (const.int() - one[0].int()).abs().max() > 8  # the drawn noise inputs shape the image
+    finally:
+        labels.close()

@@ -13,8 +13,8 @@ from stylegan.metrics.perceptual import (coverage, filtered_mean, knn_radii, ppl
                                          randomize_noise)
 from stylegan.metrics.registry import MetricOptions
 from stylegan.metrics.vgg import LPIPS_CHANNELS, VGG16
-from stylegan.models.presets import preset
 from stylegan.models.stylegan2 import Generator
+from stylegan.training.presets import network_preset
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def vgg() -> VGG16:
 @pytest.fixture(scope="module")
 def G() -> Generator:
     torch.manual_seed(1)
-    g_cfg, _ = preset("sg2-32", img_channels=1)
+    g_cfg, _ = network_preset("sg2-32", img_channels=1)
     return Generator(g_cfg).eval().requires_grad_(False)
 
 
@@ -204,7 +204,7 @@ def test_ppl2_wend_protocol(monkeypatch, G, vgg):
         z = torch.randn(4, G.z_dim, generator=rng)
         randomize_noise(g, rng)
         dists.append(ppl_distances(g, vgg, z, torch.zeros(2, 0), 1e-4))
-    assert result == {"ppl2_wend": pytest.approx(filtered_mean(torch.cat(dists)[:5].numpy()), rel=1e-6)}
+    assert result == {"ppl2_wend_5": pytest.approx(filtered_mean(torch.cat(dists)[:5].numpy()), rel=1e-6)}
     assert all(torch.equal(v, noise_before[k]) for k, v in G.named_buffers())
     assert registry.METRICS["ppl2_wend"] is perceptual.ppl2_wend
 

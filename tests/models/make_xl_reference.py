@@ -51,7 +51,8 @@ def _install_stand_ins() -> None:
     tv.models = module("torchvision.models")
     tv.datasets = module("torchvision.datasets")
     dill = module("dill", extend=lambda use_dill=True: None)
-    dill._dill = module("dill._dill", _load_type=lambda name: {"ClassType": type, "TypeType": type, "NoneType": type(None)}.get(name) or getattr(builtins, name, None) or getattr(types, name))
+    special = {"ClassType": type, "TypeType": type, "NoneType": type(None)}
+    dill._dill = module("dill._dill", _load_type=lambda name: special.get(name) or getattr(builtins, name, None) or getattr(types, name))
     module("ftfy")
     module("regex", IGNORECASE=2, compile=lambda *a, **k: None)
 

@@ -156,7 +156,8 @@ def test_load_timm_named_file(tmp_path):
         stem = net.bn1(net.conv_stem(torch.zeros(1, 3, 256, 256)))  # bn1 in training mode: one momentum-0.1 update
     torch.testing.assert_close(pre["layer0.1.running_mean"], net.bn1.running_mean)
     assert stem.shape == (1, 32, 128, 128)
-    assert records["tf_efficientnet_lite0"]["file"] == path.name and records["tf_efficientnet_lite0"]["num_tensors"] == 48 + 2 * 48  # 48 convs, 48 BN (weight, bias)
+    record = records["tf_efficientnet_lite0"]
+    assert record["file"] == path.name and record["num_tensors"] == 48 + 2 * 48  # 48 convs, 48 BN (weight, bias)
 
 
 def test_load_efficientnet_pytorch_names(tmp_path):

@@ -47,7 +47,7 @@ def test_matches_official(name, reference):
 
 
 def test_state_dict_layout():
-    D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=["deit_tiny_distilled_patch16_224"] + LITE0, cond=True))
+    D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=["deit_tiny_distilled_patch16_224"] + LITE0, cond=True, c_dim=10))
     keys = list(D.state_dict())
     fn, dn = "feature_networks.", "discriminators."
     # first keys of each part, as the official module tree names them
@@ -99,7 +99,8 @@ def test_forward_shapes_and_modes(cond):
 
 def test_conditioning_uses_argmax():
     torch.manual_seed(0)
-    D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=LITE0, cond=True, diffaug=False), torch.randn(1000, 320)).eval()
+    D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=LITE0, cond=True, c_dim=10, img_resolution=16, diffaug=False),
+                              torch.randn(1000, 320)).eval()
     img = torch.rand(1, 3, 16, 16) * 2 - 1
     c3, soft = torch.eye(10)[[3]], torch.full([1, 10], 0.05).index_fill_(1, torch.tensor([3]), 0.5)
     assert torch.equal(D(img, c3), D(img, soft))
@@ -141,11 +142,17 @@ def test_sn_conv_matches_torch_spectral_norm(training):
 
 
 def test_bad_inputs():
-    D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=LITE0, cond=True))
-    with pytest.raises(ValueError, match="img"):
+    D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=LITE0, cond=True, c_dim=10, img_resolution=16))
+    with pytest.raises(ValueError, match=r"D input image: expected shape \[\?, 3, 16, 16\], got \[1, 1, 16, 16\]"):
         D(torch.zeros(1, 1, 16, 16), torch.eye(10)[:1])
-    with pytest.raises(ValueError, match="c:"):
+    with pytest.raises(ValueError, match=r"D input image: expected shape \[\?, 3, 16, 16\], got \[1, 3, 32, 32\]"):
+        D(torch.zeros(1, 3, 32, 32), torch.eye(10)[:1])
+    with pytest.raises(ValueError, match=r"D labels: expected shape \[2, 10\], got \[1, 10\]"):
         D(torch.zeros(2, 3, 16, 16), torch.eye(10)[:1])
+    with pytest.raises(ValueError, match=r"c must have shape \[N, 10\], got none"):
+        D(torch.zeros(2, 3, 16, 16), None)
+    with pytest.raises(ValueError, match="needs c_dim >= 1"):
+        ProjectedDiscriminatorConfig(backbones=LITE0, cond=True)
     with pytest.raises(ValueError, match="unsupported feature network"):
         ProjectedDiscriminatorConfig(backbones=["resnet50"])
     with pytest.raises(ValueError, match="class embedding"):
@@ -156,7 +163,7 @@ def test_channels_last_option():
     from stylegan.ops import fast_paths
 
     torch.manual_seed(0)
-    D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=LITE0, cond=False, diffaug=False)).eval()
+    D = ProjectedDiscriminator(ProjectedDiscriminatorConfig(backbones=LITE0, cond=False, diffaug=False, img_resolution=16)).eval()
     assert not D.config.channels_last  # the official op order unless asked for
     img = torch.rand(2, 3, 16, 16) * 2 - 1
     with torch.no_grad():

@@ -1,5 +1,6 @@
 """StyleGAN (2019) and the StyleGAN2 paper's revised growing networks: layer math against hand-written
-formulas, progressive-growing blends, block skipping, shapes, gradients, truncation and state round trips."""
+formulas, progressive-growing blends, block skipping, shapes and gradients while growing (tests/models/test_contract.py
+checks what every network keeps: spec and state round trips, truncation, labels, gradients)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ import math
 
 import pytest
 import torch
+from helpers import NoFloat64
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from stylegan.models import stylegan1
-from stylegan.models.registry import build_network, network_spec
-from stylegan.models.stylegan1 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, StyleLayer
+from stylegan.models.stylegan1 import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig, StyleLayer,
+                                       SynthesisConfig)
 
 
 def _g(style: str = "adain", res: int = 32, c_dim: int = 0, **kw) -> Generator:
     torch.manual_seed(0)
-    cfg = GeneratorConfig(z_dim=16, w_dim=16, c_dim=c_dim, img_resolution=res, style=style, channel_base=256, channel_max=32,
-                          mapping_layers=2, **kw)
+    cfg = GeneratorConfig(z_dim=16, w_dim=16, c_dim=c_dim, img_resolution=res, mapping=MappingConfig(num_layers=2),
+                          synthesis=SynthesisConfig(style=style, channel_base=256, channel_max=32, **kw))
     G = Generator(cfg).eval()
     with torch.no_grad():  # nonzero noise strengths and biases, so every term of the layers matters
         for name, p in G.named_parameters():
@@ -35,14 +36,6 @@ def _d(style: str = "basic", res: int = 32, c_dim: int = 0, **kw) -> Discriminat
             if name.endswith("bias"):
                 p.copy_(0.2 * torch.randn(p.shape))
     return D
-
-
-class _NoFloat64(TorchDispatchMode):
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else [out]:
-            assert not (isinstance(t, torch.Tensor) and t.dtype == torch.float64), f"{func} produced float64"
-        return out
 
 
 def _ws(G: Generator, n: int = 2) -> torch.Tensor:
@@ -146,7 +139,7 @@ def test_fused_up_and_down_convs_match_the_separate_ops():
 
 
 def test_fused_scale_auto_from_128():
-    cfg = GeneratorConfig(img_resolution=256, channel_base=1024, channel_max=8, z_dim=4, w_dim=4, mapping_layers=1)
+    cfg = SynthesisConfig(channel_base=1024, channel_max=8)
     syn = stylegan1.SynthesisNetwork(4, 256, 3, cfg)
     assert [getattr(syn, f"b{r}").conv0.conv.fused for r in (8, 64, 128, 256)] == [False, False, True, True]
     d = Discriminator(DiscriminatorConfig(img_resolution=256, channel_base=1024, channel_max=8))
@@ -304,7 +297,7 @@ def test_forward_backward(g_style, d_style, lod):
     G, D = _g(g_style), _d(d_style)
     G.train(), D.train()
     G.synthesis.lod.fill_(lod), D.lod.fill_(lod)
-    with _NoFloat64():
+    with NoFloat64():
         img = G(torch.randn(4, 16), None, force_fp32=True)
         assert img.shape == (4, 3, 32, 32) and img.dtype == torch.float32
         logits = D(img, None)
@@ -325,57 +318,16 @@ def test_forward_backward(g_style, d_style, lod):
 
 def test_attributes_and_num_ws():
     for res in (8, 32, 64):
-        G = Generator(GeneratorConfig(z_dim=8, w_dim=8, img_resolution=res, channel_base=64, channel_max=8, mapping_layers=1))
+        G = Generator(GeneratorConfig(z_dim=8, w_dim=8, img_resolution=res, mapping=MappingConfig(num_layers=1),
+                                      synthesis=SynthesisConfig(channel_base=64, channel_max=8)))
         assert G.num_ws == 2 * int(math.log2(res)) - 2 and G.mapping.num_ws == G.num_ws
         assert (G.z_dim, G.c_dim, G.w_dim, G.img_resolution, G.img_channels) == (8, 0, 8, res, 3)
     G = _g()
     assert G.synthesis.lod.dtype == torch.float32 and G.synthesis.lod.ndim == 0 and "synthesis.lod" in G.state_dict()
     assert "lod" in _d().state_dict()
+    assert GeneratorConfig().mapping.w_avg_beta == 0.995  # TF dlatent_avg_beta (the W-average EMA itself: test_contract.py)
     assert stylegan1.nf(1, 8192, 512) == 512 and stylegan1.nf(5, 8192, 512) == 256 and stylegan1.nf(9, 8192, 512) == 16
     with pytest.raises(ValueError, match="style must be one of"):
-        Generator(GeneratorConfig(style="skip"))
+        Generator(GeneratorConfig(synthesis=SynthesisConfig(style="skip")))
     with pytest.raises(ValueError, match="channel_base 64 gives no feature maps at 256x256; use channel_base >= 128"):
         Discriminator(DiscriminatorConfig(img_resolution=256, channel_base=64))
-    with pytest.raises(ValueError, match="ws: expected shape"):
-        G.synthesis(torch.randn(2, 3, 16))
-
-
-def test_truncation_and_w_avg_tracking():
-    G = _g()
-    G.mapping.w_avg.normal_()
-    z = torch.randn(3, 16)
-    w = G.mapping(z, None)
-    w_half = G.mapping(z, None, truncation_psi=0.5)
-    torch.testing.assert_close(w_half, G.mapping.w_avg + 0.5 * (w - G.mapping.w_avg))
-    w_cut = G.mapping(z, None, truncation_psi=0.5, truncation_cutoff=3)
-    torch.testing.assert_close(w_cut[:, :3], w_half[:, :3])
-    assert torch.equal(w_cut[:, 3:], w[:, 3:])
-    avg = G.mapping.w_avg.clone()
-    G.mapping(z, None, update_emas=True)
-    torch.testing.assert_close(G.mapping.w_avg, w[:, 0].mean(0) + (avg - w[:, 0].mean(0)) * 0.995)
-    G(z, None, update_emas=False)
-    torch.testing.assert_close(G.mapping.w_avg, w[:, 0].mean(0) + (avg - w[:, 0].mean(0)) * 0.995)
-
-
-@pytest.mark.parametrize("g_style, d_style", [("adain", "basic"), ("demod", "revised")])
-def test_state_round_trip(tmp_path, g_style, d_style):
-    from stylegan import load_network
-    from stylegan.io.checkpoint import save_checkpoint
-
-    G, D = _g(g_style, c_dim=2), _d(d_style, c_dim=2)
-    G.synthesis.lod.fill_(0.75)
-    D.lod.fill_(0.75)
-    for net in (G, D):
-        spec = network_spec(net)
-        assert spec["family"] == "stylegan1"
-        again = build_network(spec)
-        assert type(again) is type(net) and again.config == net.config
-        assert type(net.config).from_dict(net.config.to_dict()) == net.config
-    save_checkpoint(tmp_path / "net.safetensors", {"G_ema": (network_spec(G), G.state_dict()), "D": (network_spec(D), D.state_dict())})
-    loaded = load_network(tmp_path / "net.safetensors")
-    assert float(loaded.G_ema.synthesis.lod) == 0.75 and float(loaded.D.lod) == 0.75
-    z, c = torch.randn(4, 16), torch.eye(2)[[0, 1, 0, 1]]
-    with torch.no_grad():
-        assert torch.equal(loaded.G_ema(z, c, noise_mode="const"), G(z, c, noise_mode="const"))
-        img = torch.randn(4, 3, 32, 32)
-        assert torch.equal(loaded.D(img, c), D(img, c))

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import PSIS, max_err, reference_errors, reference_inputs, write_fixture_pickle
+from helpers import PSIS, max_err, reference_errors, reference_inputs, shared_missing, write_fixture_pickle
 
 from stylegan import load_network
 from stylegan.cli.main import main as cli_main
@@ -36,7 +36,7 @@ def check_outputs(net, ref: dict[str, np.ndarray]) -> dict[str, float]:
 @pytest.fixture
 def ref(parity_dir) -> dict[str, np.ndarray]:
     if not (parity_dir / NAME).is_dir():
-        pytest.skip(f"parity fixture {NAME} not found")
+        shared_missing(f"parity fixture {NAME}")
     return dict(np.load(parity_dir / NAME / "reference.npz"))
 
 

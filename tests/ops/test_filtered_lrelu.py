@@ -26,7 +26,10 @@ def _fir(x: np.ndarray, f: np.ndarray, flip_filter: bool) -> np.ndarray:
 def naive_filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
     """The op's definition step by step: bias, zero insertion, pad/crop, fu (gain up²), lrelu, clamp, fd, subsample."""
     x = np.asarray(x, np.float64) + (0 if b is None else np.asarray(b, np.float64)[None, :, None, None])
-    as2d = lambda f: np.ones((1, 1)) if f is None else (np.outer(f, f) if f.ndim == 1 else np.asarray(f, np.float64))
+
+    def as2d(f):
+        return np.ones((1, 1)) if f is None else (np.outer(f, f) if f.ndim == 1 else np.asarray(f, np.float64))
+
     fu2, fd2 = as2d(fu), as2d(fd)
     n, c, h, w = x.shape
     u = np.zeros((n, c, h * up, w * up))

@@ -1,4 +1,5 @@
-"""modulated_conv2d against a per-sample loop that modulates/demodulates the weight explicitly."""
+"""modulated_conv2d against a per-sample loop that modulates/demodulates the weight explicitly; StyleGAN3's
+modulated_conv2d_sg3 fast paths against its grouped reference."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from stylegan.ops import conv2d_resample, modulated_conv2d, setup_filter
+from stylegan.ops import conv2d_resample, fast_paths, modulated_conv2d, modulated_conv2d_sg3, setup_filter
 
 
 def naive_modconv(x, weight, styles, noise=None, up=1, down=1, padding=0, f=None, demodulate=True, flip_weight=True):
@@ -204,5 +205,27 @@ def test_gradcheck_noise():
     x, weight, styles = _inputs(n=2, i=2, o=2, h=4, seed=90)
     noise = _rand((2, 1, 4, 4), seed=91).requires_grad_(True)
     for fused in (True, False):
-        fn = lambda n: modulated_conv2d(x, weight, styles, noise=n, padding=1, fused_modconv=fused)  # noqa: E731
+        fn = lambda n, fused=fused: modulated_conv2d(x, weight, styles, noise=n, padding=1, fused_modconv=fused)  # noqa: E731
         assert torch.autograd.gradcheck(fn, (noise,))
+
+
+@pytest.mark.parametrize("kernel, demodulate, gain", [(3, True, True), (3, False, False), (1, True, True), (3, True, False)])
+@pytest.mark.parametrize("grad", [False, True])
+def test_sg3_modulated_conv_fast_paths_match_the_grouped_reference(kernel, demodulate, gain, grad):
+    """StyleGAN3's modulated convolution: the CPU fast paths (shared channels-last convolution in inference, batched
+    1x1 product) against the official grouped convolution."""
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn([3, 5, 9, 9], generator=g)
+    w0 = torch.randn([4, 5, kernel, kernel], generator=g)
+    s0 = torch.randn([3, 5], generator=g) + 1
+    input_gain = torch.tensor(0.7) if gain else None
+    outs = {}
+    for fast in (False, True):
+        x, w, s = (t.clone().requires_grad_(grad) for t in (x0, w0, s0))
+        with fast_paths(fast), torch.set_grad_enabled(grad):
+            y = modulated_conv2d_sg3(x, w, s, demodulate=demodulate, padding=kernel - 1, input_gain=input_gain)
+            assert y.is_contiguous() and y.shape == (3, 4, 9 + kernel - 1, 9 + kernel - 1)
+            grads = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum(), [x, w, s]) if grad else ()
+        outs[fast] = (y.detach(), *grads)
+    for ref, got in zip(outs[False], outs[True]):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from stylegan.ops.fastpath import fast_paths
-from stylegan.training.augment import AUGMENT_PRESETS, AugmentPipe, _filter_bank, _grid_sample, _SYM2, augment_pipe
+from stylegan.training.augment import _SYM2, AUGMENT_PRESETS, AugmentPipe, _filter_bank, _grid_sample, ada_update, augment_pipe
 
 OFFICIAL_PRESETS = ["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc"]
 ATOL = 5e-5  # float32 resampling round-off on N(0, 1) images
@@ -52,6 +52,17 @@ def test_presets_and_defaults():
     assert pipe.p.dtype == torch.float32 and pipe.p.ndim == 0 and float(pipe.p) == 0
     assert set(pipe.state_dict()) == {"p", "Hz_geom", "Hz_fbank"}  # the official module's buffers
     assert pipe.Hz_fbank.shape == (4, 43)
+
+
+def test_ada_update_moves_p_toward_the_target():
+    p = torch.tensor(0.5)
+    step = 64 * 4 / (500 * 1000)  # batch 64, every 4 minibatches, 500 kimg for a change of 1
+    assert float(ada_update(p, 0.9, 0.6, 64, 4, 500)) == pytest.approx(0.5 + step)  # D overfits: more augmentation
+    assert float(ada_update(p, 0.1, 0.6, 64, 4, 500)) == pytest.approx(0.5 - step)
+    assert float(ada_update(p, 0.6, 0.6, 64, 4, 500)) == 0.5  # at the target
+    assert float(ada_update(torch.tensor(0.0001), -1.0, 0.6, 64, 4, 500)) == 0.0  # never below 0
+    assert ada_update(p, None, 0.6, 64, 4, 500) is p and ada_update(p, float("nan"), 0.6, 64, 4, 500) is p
+    assert float(p) == 0.5  # a pure function: the input is left alone
 
 
 def test_unknown_preset():

@@ -15,7 +15,8 @@ from stylegan.data.dataset import ImageDataset
 from stylegan.io.checkpoint import read_checkpoint
 from stylegan.io.load import load_network
 from stylegan.training.growing import GrowingConfig, fade_reals, level_changed, schedule
-from stylegan.training.options import PAPER_CONFIGS, diff_options, resolve
+from stylegan.training.options import diff_options, resolve
+from stylegan.training.presets import PAPER_CONFIGS
 
 TINY = ["--cbase", "256", "--cmax", "16", "--map-depth", "1", "--workers", "0", "--no-progress", "--batch", "8"]
 
@@ -70,7 +71,7 @@ def _resolve_all(data: Path) -> dict:
 def test_each_paper_config_is_its_predecessor_plus_one_step(data64):
     o = _resolve_all(data64)
     a = o["paper-a"]
-    assert a.G["family"] == a.D["family"] == "stylegan1" and a.G["config"]["style"] == "adain" and a.D["config"]["style"] == "basic"
+    assert a.G.family == a.D.family == "stylegan1" and a.G.config.synthesis.style == "adain" and a.D.config.style == "basic"
     assert a.growing is not None and a.growing.start_res == 8 and a.growing.training_kimg == a.growing.transition_kimg == 600
     assert a.G_reg_interval is None and a.D_reg_interval is None and a.loss.pl_weight == 0 and a.loss.r1_gamma == 10
     assert a.loss.style_mixing_prob == 0.9 and a.glr == a.dlr == 0.001 and a.aug == "noaug"
@@ -78,19 +79,19 @@ def test_each_paper_config_is_its_predecessor_plus_one_step(data64):
     def changed(x, y):
         return {line.split(":")[0] for line in diff_options(o[x], o[y])} - {"cfg"}
 
-    assert changed("paper-a", "paper-b") == {"G.config.style", "D.config.style"}  # weight demodulation
+    assert changed("paper-a", "paper-b") == {"G.config.synthesis.style", "D.config.style"}  # weight demodulation
     assert changed("paper-b", "paper-c") == {"D_reg_interval"}  # lazy regularisation
     assert o["paper-c"].D_reg_interval == 16 and o["paper-c"].G_reg_interval is None
     assert changed("paper-c", "paper-d") == {"G_reg_interval", "loss.pl_weight"}  # path length regularisation
     assert o["paper-d"].G_reg_interval == 4 and o["paper-d"].loss.pl_weight == 2
     assert changed("paper-d", "paper-e") == {"G", "D", "growing", "glr", "dlr"}  # no growing, skip G / resnet D
     e = o["paper-e"]
-    assert e.G["config"]["synthesis"]["architecture"] == "skip" and e.D["config"]["architecture"] == "resnet"
+    assert e.G.config.synthesis.architecture == "skip" and e.D.config.architecture == "resnet"
     assert e.growing is None and e.glr == 0.002
     assert changed("paper-e", "paper-f") == {"G.config.synthesis.channel_base", "D.config.channel_base"}  # large networks
     # A-E share the channel counts (TF fmap_base 8 << 10), F doubles them.
-    assert o["paper-d"].G["config"]["channel_base"] * 2 == e.G["config"]["synthesis"]["channel_base"] == 16384
-    assert o["paper-f"].G["config"]["synthesis"]["channel_base"] == 32768
+    assert o["paper-d"].G.config.synthesis.channel_base * 2 == e.G.config.synthesis.channel_base == 16384
+    assert o["paper-f"].G.config.synthesis.channel_base == 32768
 
 
 def test_reg_interval_and_ema_flags(data64):

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylegan.models.presets import preset
 from stylegan.models.stylegan2 import Discriminator, Generator
+from stylegan.training.presets import network_preset
 from stylegan.training.loss import (
     LossConfig,
     StyleGAN2Loss,
@@ -49,7 +49,7 @@ def test_r1_of_a_linear_critic_is_the_squared_weight_norm_and_its_gradient_is_2w
 
 def test_r1_on_a_real_discriminator_matches_per_sample_gradients():
     torch.manual_seed(0)
-    _, dcfg = preset("sg2-32", img_channels=1)
+    _, dcfg = network_preset("sg2-32", img_channels=1)
     dcfg.mbstd_group_size = 1  # samples independent: per-sample gradients are well defined
     D = Discriminator(dcfg)
     x = torch.randn(3, 1, 32, 32, requires_grad=True)
@@ -127,7 +127,7 @@ def test_blur_sigma_fades_and_blur_preserves_constants():
 
 
 def _tiny_pair(c_dim: int = 0) -> tuple[Generator, Discriminator]:
-    gcfg, dcfg = preset("sg2-32", img_channels=1, c_dim=c_dim)
+    gcfg, dcfg = network_preset("sg2-32", img_channels=1, c_dim=c_dim)
     gcfg.synthesis.channel_max = dcfg.channel_max = 16
     return Generator(gcfg), Discriminator(dcfg)
 

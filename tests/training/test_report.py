@@ -3,15 +3,14 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan.models.presets import preset
 from stylegan.models.stylegan2 import Generator
-from stylegan.training.report import (class_grid, grid_layout, images_to_uint8, plot_curves, save_image_grid,
-                                      truncation_sweep)
+from stylegan.training.presets import network_preset
+from stylegan.training.report import class_grid, plot_curves, truncation_sweep
 
 
 def _generator(c_dim: int) -> Generator:
     torch.manual_seed(0)
-    g, _ = preset("sg2-32", img_channels=1, c_dim=c_dim)
+    g, _ = network_preset("sg2-32", img_channels=1, c_dim=c_dim)
     return Generator(g).eval()
 
 
@@ -23,52 +22,6 @@ def g_cond():
 @pytest.fixture(scope="module")
 def g_uncond():
     return _generator(0)
-
-
-def test_images_to_uint8():
-    x = torch.tensor([-1.0, 1.0, 0.0, -2.0, 3.0, -1 + 2 * 0.6 / 255, -1 + 2 * 0.4 / 255]).view(1, 1, 1, 7)
-    out = images_to_uint8(x)
-    assert out.dtype == np.uint8 and out.shape == (1, 1, 7, 1)
-    assert out[0, 0, :, 0].tolist() == [0, 255, 128, 0, 255, 1, 0]
-    rgb = images_to_uint8(torch.full([2, 3, 4, 5], 0.5), drange=(0, 1))
-    assert rgb.shape == (2, 4, 5, 3) and (rgb == 128).all()
-
-
-def test_save_image_grid(tmp_path):
-    imgs = torch.linspace(-1, 1, 6).view(6, 1, 1, 1).expand(6, 3, 4, 5)
-    save_image_grid(imgs, tmp_path / "g.png", grid=(3, 2))
-    with Image.open(tmp_path / "g.png") as im:
-        assert im.mode == "RGB" and im.size == (15, 8)
-        arr = np.asarray(im)
-    assert arr[0, 0, 0] == 0 and arr[4, 10, 0] == 255  # first cell top-left, last cell bottom-right
-    assert arr[0, 5, 0] == images_to_uint8(imgs[1:2])[0, 0, 0, 0]  # row-major order
-    save_image_grid(imgs[:5, :1], tmp_path / "l.png", grid=(3, 2))
-    with Image.open(tmp_path / "l.png") as im:
-        assert im.mode == "L" and im.size == (15, 8)
-        assert np.asarray(im)[4:, 10:].max() == 0  # empty cell
-    with pytest.raises(ValueError):
-        save_image_grid(imgs, tmp_path / "x.png", grid=(2, 2))
-    with pytest.raises(ValueError):
-        save_image_grid(torch.zeros(1, 2, 4, 4), tmp_path / "x.png", grid=(1, 1))
-
-
-@pytest.mark.parametrize("n", [1, 2, 7, 16, 32, 64, 100])
-def test_grid_layout(n):
-    cols, rows = grid_layout(n)
-    assert cols * rows >= n and (cols - 1) * rows < n and cols * (rows - 1) < n
-    assert cols >= rows
-
-
-def test_grid_layout_shapes():
-    assert grid_layout(1) == (1, 1)
-    assert grid_layout(32) == (8, 4)
-    assert grid_layout(16, aspect=1) == (4, 4)
-    assert grid_layout(3, aspect=1 / 3) == (1, 3)
-
-
-def test_grid_layout_invalid():
-    with pytest.raises(ValueError):
-        grid_layout(0)
 
 
 def test_plot_curves(tmp_path):

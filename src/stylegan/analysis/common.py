@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ..io.checkpoint import atomic_write_bytes  # noqa: E402
+from ..models.common import Generator
 
 __all__ = ["plt", "save_figure", "save_json", "to_jsonable", "sample_ws"]
 
@@ -41,7 +42,7 @@ def save_json(data: Any, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, (json.dumps(to_jsonable(data), indent=2) + "\n").encode())
 
 
-def save_figure(fig: "plt.Figure", path: str | os.PathLike, dpi: int = 100) -> None:
+def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 100) -> None:
     """Render `fig` to PNG bytes, write them atomically and close the figure."""
     buf = io.BytesIO()
     try:
@@ -51,7 +52,7 @@ def save_figure(fig: "plt.Figure", path: str | os.PathLike, dpi: int = 100) -> N
     atomic_write_bytes(path, buf.getvalue())
 
 
-def labels_for(G: torch.nn.Module, n: int, rng: torch.Generator) -> torch.Tensor | None:
+def labels_for(G: Generator, n: int, rng: torch.Generator) -> torch.Tensor | None:
     """[n, c_dim] random one-hot labels for a conditional G, None for an unconditional one."""
     if G.c_dim == 0:
         return None
@@ -61,7 +62,7 @@ def labels_for(G: torch.nn.Module, n: int, rng: torch.Generator) -> torch.Tensor
 
 
 @torch.no_grad()
-def sample_ws(G: torch.nn.Module, n: int, rng: torch.Generator, device: torch.device, truncation_psi: float = 1) -> torch.Tensor:
+def sample_ws(G: Generator, n: int, rng: torch.Generator, device: torch.device, truncation_psi: float = 1) -> torch.Tensor:
     """[n, num_ws, w_dim] = G.mapping(z, c) for z ~ N(0, I) (and random one-hot c) drawn from `rng`."""
     z = torch.randn([n, G.z_dim], generator=rng)
     c = labels_for(G, n, rng)

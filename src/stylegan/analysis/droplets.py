@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from ..models import stylegan1, stylegan2, stylegan3
+from ..models.common import Generator
 from .common import plt, sample_ws, save_figure, save_json
 
 # Modules whose outputs are synthesis feature maps; a new family adds its layer class here.
@@ -63,7 +64,7 @@ def peak_to_mean(x: torch.Tensor) -> torch.Tensor:
     return m.amax(dim=1) / (m.mean(dim=1) + _EPS)
 
 
-def feature_layers(G: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+def feature_layers(G: Generator) -> list[tuple[str, torch.nn.Module]]:
     """(name, module) of the synthesis layers whose outputs are feature maps (instances of FEATURE_LAYERS, no ToRGB)."""
     layers = [(name, m) for name, m in G.synthesis.named_modules()
               if isinstance(m, FEATURE_LAYERS) and not getattr(m, "is_torgb", False)]
@@ -74,7 +75,7 @@ def feature_layers(G: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
 
 
 @torch.no_grad()
-def droplet_stats(G: torch.nn.Module, num_samples: int = NUM_SAMPLES, seed: int = 0, device: torch.device | str = "cpu",
+def droplet_stats(G: Generator, num_samples: int = NUM_SAMPLES, seed: int = 0, device: torch.device | str = "cpu",
                   noise_mode: str = "const") -> tuple[DropletStats, dict[str, torch.Tensor]]:
     """Per-layer droplet statistics over `num_samples` random w, and the magnitude maps M of the first sample."""
     if num_samples < 1:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..models.common import Generator
 from ..ops import fast_paths
 from .common import plt, sample_ws, save_figure, save_json
 
@@ -38,7 +39,7 @@ class JacobianSpectrum:
     largest: list[float]  # σ_1 of each sample, before normalisation
 
 
-def jacobian_shape(G: torch.nn.Module, space: str) -> tuple[int, int]:
+def jacobian_shape(G: Generator, space: str) -> tuple[int, int]:
     """(pixels, latent dimensions) of the Jacobian in `space`."""
     if space not in SPACES:
         raise ValueError(f"space must be one of {SPACES}, got {space!r}")
@@ -46,7 +47,7 @@ def jacobian_shape(G: torch.nn.Module, space: str) -> tuple[int, int]:
     return rows, G.w_dim * (G.num_ws if space == "w+" else 1)
 
 
-def synthesis_jacobian(G: torch.nn.Module, w: torch.Tensor, space: str = "w") -> torch.Tensor:
+def synthesis_jacobian(G: Generator, w: torch.Tensor, space: str = "w") -> torch.Tensor:
     """J [C H W, w_dim] (space "w", w [w_dim]) or [C H W, num_ws w_dim] (space "w+", w [num_ws, w_dim])."""
     expected = [G.w_dim] if space == "w" else [G.num_ws, G.w_dim]
     if list(w.shape) != expected:
@@ -60,7 +61,7 @@ def synthesis_jacobian(G: torch.nn.Module, w: torch.Tensor, space: str = "w") ->
         return torch.func.jacfwd(image)(w.flatten().to(torch.float32))
 
 
-def jacobian_spectrum(G: torch.nn.Module, num_samples: int = NUM_SAMPLES, seed: int = 0, space: str = "w",
+def jacobian_spectrum(G: Generator, num_samples: int = NUM_SAMPLES, seed: int = 0, space: str = "w",
                       device: torch.device | str = "cpu", max_elements: int = MAX_ELEMENTS) -> JacobianSpectrum:
     """Mean ± std over `num_samples` random w of the Jacobian's singular values divided by the largest (Fig. 7)."""
     rows, cols = jacobian_shape(G, space)

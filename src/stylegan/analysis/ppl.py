@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..metrics.fid import batch_seed
+from ..io.images import grid_layout, save_image_grid
+from ..metrics.fid import index_seed
 from ..metrics.perceptual import PPL_BATCH, PPL_EPSILON, PPL_NUM_SAMPLES, filtered_mean, ppl_distances, randomize_noise
-from ..training.report import grid_layout, save_image_grid
+from ..models.common import Generator
 from .common import labels_for, plt, save_figure, save_json
 
 DISTANCES = ("lpips", "pixel-mse")
@@ -54,9 +55,9 @@ class PPLSamples:
     values: list[float] = field(repr=False)
 
 
-def _batch(G: torch.nn.Module, seed: int, b: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(G: Generator, seed: int, b: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """z [2 PPL_BATCH, z_dim] and c [PPL_BATCH, c_dim] of batch b; redraws G's constant noise as `ppl2_wend` does."""
-    rng = torch.Generator().manual_seed(batch_seed(seed, b))
+    rng = torch.Generator().manual_seed(index_seed(seed, b))
     z = torch.randn([PPL_BATCH * 2, G.z_dim], generator=rng)
     c = labels_for(G, PPL_BATCH, rng)
     randomize_noise(G, rng)
@@ -64,8 +65,9 @@ def _batch(G: torch.nn.Module, seed: int, b: int, device: torch.device) -> tuple
 
 
 @torch.no_grad()
-def ppl_samples(G: torch.nn.Module, num_samples: int = PPL_NUM_SAMPLES, seed: int = 0, distance: str = "lpips",
-                device: torch.device | str = "cpu", num_extremes: int = 16, vgg: object | None = None) -> tuple[PPLSamples, torch.Tensor, torch.Tensor]:
+def ppl_samples(G: Generator, num_samples: int = PPL_NUM_SAMPLES, seed: int = 0, distance: str = "lpips",
+                device: torch.device | str = "cpu", num_extremes: int = 16,
+                vgg: object | None = None) -> tuple[PPLSamples, torch.Tensor, torch.Tensor]:
     """Path lengths of `num_samples` samples (StyleGAN2 Fig. 5); also G(w0) of the lowest and highest `num_extremes`.
 
     `vgg` overrides the embedding (anything with `lpips_embedding`); by default LPIPS loads the VGG16 weights and
@@ -100,7 +102,7 @@ def ppl_samples(G: torch.nn.Module, num_samples: int = PPL_NUM_SAMPLES, seed: in
     return result, torch.stack([images[i] for i in lowest]), torch.stack([images[i] for i in highest])
 
 
-def _images_at(G: torch.nn.Module, seed: int, indices: list[int], device: torch.device) -> list[torch.Tensor]:
+def _images_at(G: Generator, seed: int, indices: list[int], device: torch.device) -> list[torch.Tensor]:
     """G.synthesis(w0) of samples `indices`, with the noise and labels their batch had."""
     out = []
     for i in indices:

@@ -9,7 +9,6 @@ channels and pixels together; the figure shows σ_r / Σ σ in percent.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..io.load import load_network
+from ..io.runs import snapshot_kimg, snapshots
 from ..models import stylegan2
+from ..models.common import Generator
 from ..ops import upsample2d
 from .common import plt, sample_ws, save_figure, save_json
 
@@ -46,7 +48,7 @@ class ResolutionUsageRun:
     usage: list[ResolutionUsage]
 
 
-def skip_blocks(G: torch.nn.Module) -> list[stylegan2.SynthesisBlock]:
+def skip_blocks(G: Generator) -> list[stylegan2.SynthesisBlock]:
     """The synthesis blocks of a skip-architecture StyleGAN2 generator; ValueError for any other generator."""
     syn = getattr(G, "synthesis", None)
     if not isinstance(syn, stylegan2.SynthesisNetwork):
@@ -60,7 +62,7 @@ def skip_blocks(G: torch.nn.Module) -> list[stylegan2.SynthesisBlock]:
 
 
 @torch.no_grad()
-def resolution_usage(G: torch.nn.Module, num_samples: int = NUM_SAMPLES, seed: int = 0, device: torch.device | str = "cpu",
+def resolution_usage(G: Generator, num_samples: int = NUM_SAMPLES, seed: int = 0, device: torch.device | str = "cpu",
                      noise_mode: str = "const", progress: bool = True) -> ResolutionUsage:
     """σ_r of U_r(tRGB_r) over `num_samples` random w (z from `seed`), accumulated in float64 (StyleGAN2 Fig. 8)."""
     if num_samples < 2:
@@ -95,20 +97,9 @@ def resolution_usage(G: torch.nn.Module, num_samples: int = NUM_SAMPLES, seed: i
     return ResolutionUsage([b.resolution for b in blocks], std.tolist(), percent.tolist(), num_samples, seed)
 
 
-def snapshot_kimg(path: str | os.PathLike) -> float:
-    """kimg of `network-snapshot-KKKKKK[.FFF].safetensors`."""
-    m = re.fullmatch(r"network-snapshot-(\d+(?:\.\d+)?)\.safetensors", Path(path).name)
-    if m is None:
-        raise ValueError(f"{path}: not a network-snapshot-KKKKKK.safetensors file")
-    return float(m.group(1))
-
-
 def resolution_usage_run(run_dir: str | os.PathLike, num_samples: int = NUM_SAMPLES, seed: int = 0,
                          device: torch.device | str = "cpu", noise_mode: str = "const") -> ResolutionUsageRun:
     """`resolution_usage` of every `network-snapshot-*.safetensors` of a training run (same z for all)."""
-    from ..io.load import load_network
-    from ..training.loop import snapshots
-
     paths = snapshots(Path(run_dir))
     if not paths:
         raise ValueError(f"{run_dir}: holds no network-snapshot-*.safetensors files")

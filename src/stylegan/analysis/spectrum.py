@@ -26,9 +26,10 @@ from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
 from ..io.checkpoint import atomic_write_bytes
+from ..io.images import to_uint8
+from ..models.common import Generator
 from .common import plt, save_figure, save_json
 
-NUM_IMAGES = 1000
 BETA = 8.0
 INTERP = 4
 HEATMAP_SMOOTH = 1.25
@@ -146,7 +147,7 @@ def source_spectrum(label: str, spectrum: np.ndarray, image_size: int, num_image
 
 
 @torch.no_grad()
-def generated_images(G: torch.nn.Module, num: int, seed: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
+def generated_images(G: Generator, num: int, seed: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
     """uint8 [N, C, H, W] batches of G's images for seeds seed..seed+num-1, z (and a random class) from
     RandomState(seed + i) as avg_spectra.py draws them; random noise from the torch stream seeded by `seed`."""
     device = torch.device(device)
@@ -163,7 +164,7 @@ def generated_images(G: torch.nn.Module, num: int, seed: int, device: torch.devi
                 c.append(onehot)
             z_t = torch.from_numpy(np.stack(z).astype(np.float32)).to(device)
             c_t = torch.from_numpy(np.stack(c)).to(device) if G.c_dim > 0 else None
-            yield (G(z_t, c_t, noise_mode="random") * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+            yield to_uint8(G(z_t, c_t, noise_mode="random"))
 
 
 def dataset_images(path: str | os.PathLike, num: int | None, seed: int) -> tuple[int, int, Iterator[torch.Tensor]]:

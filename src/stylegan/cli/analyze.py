@@ -8,8 +8,10 @@ from pathlib import Path
 
 import torch
 
-from ..io.load import NetworkLoadError, load_network
+from ..io.errors import NetworkLoadError
+from ..io.load import load_network
 from ..metrics.detectors import DetectorUnavailable
+from ..models.common import Generator
 from ..ops import NOISE_MODES
 from .common import CliError, resolve_device
 
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> None:
     args.analyze_func(args)
 
 
-def _generator(path: str, device: torch.device) -> torch.nn.Module:
+def _generator(path: str, device: torch.device) -> Generator:
     return load_network(path, device=device).generator
 
 

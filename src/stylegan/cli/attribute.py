@@ -15,10 +15,10 @@ from tqdm import tqdm
 
 from ..editing.projection import project, w_statistics
 from ..io.checkpoint import atomic_write_bytes
+from ..io.images import hwc_uint8
 from ..io.load import load_network
-from .common import CliError, resolve_device
-from .generate import class_label, seed_to_z, to_pil, to_uint8
-from .project import add_projection_args, check_projection_args, load_target, load_vgg, metric_name, uint8_to_target
+from .common import (CliError, add_projection_args, check_projection_args, class_label, load_target, load_vgg, metric_name, resolve_device,
+                     seed_to_z, to_pil, uint8_to_target)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> None:
         with torch.no_grad():
             for seed in range(args.generated):
                 z = torch.from_numpy(seed_to_z(seed, G.z_dim)).to(device)
-                arr = to_uint8(G(z, c, truncation_psi=1, noise_mode="const")[0].float())
+                arr = hwc_uint8(G(z, c, truncation_psi=1, noise_mode="const")[0].float())
                 path = gen_dir / f"seed{seed:04d}.png"
                 to_pil(arr).save(path)
                 targets.append((str(path), "generated", load_target(path, G)))

@@ -10,8 +10,8 @@ import torch
 
 from ..io.checkpoint import atomic_write_bytes
 from ..io.load import load_network
-from ..models.registry import network_spec
-from ..models.stylegan2 import Generator
+from ..models.registry import NetworkSpec
+from ..models.stylegan2 import Discriminator, Generator
 from .common import CliError
 
 
@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> None:
 
         g = net.generator
         if not isinstance(g, Generator):
-            raise CliError(f"{args.src}: rosinality's format holds StyleGAN2 networks only, this is a {network_spec(g)['family']} generator")
-        d_cfg = net.D.config if net.D is not None else None
+            raise CliError(f"{args.src}: rosinality's format holds StyleGAN2 networks only, this is a {NetworkSpec.of(g).family} generator")
+        d_cfg = net.D.config if isinstance(net.D, Discriminator) else None
         states = {name: module.state_dict() for name, module in net.networks().items()}
         try:
             payload = to_rosinality(g.config, d_cfg, states)

@@ -1,4 +1,7 @@
-"""Generate images for a list of seeds, drawing latents as NVIDIA's gen_images.py does, or render projected ws."""
+"""Generate images for a list of seeds, drawing latents as NVIDIA's gen_images.py does, or render projected ws.
+
+StyleGAN-XL networks follow StyleGAN-XL's gen_images.py: without --class, each seed draws its own class;
+truncation is class-wise (or towards the nearest of --centroids); pixels are (x + 1) * 255 / 2, truncated."""
 
 from __future__ import annotations
 
@@ -8,15 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from ..editing.latents import LatentFileError, load_projected_w
 from ..editing.projection import load_projected_noise
+from ..editing.sampling import nearest_centroids
+from ..io.images import hwc_uint8, to_uint8_for
 from ..io.load import load_network
+from ..models.common import Generator, truncate
 from ..models.stylegan3 import set_transform
 from ..ops import NOISE_MODES
-from .common import CliError, parse_float_pair, parse_int_list, resolve_device
+from .common import CliError, centroids_arg, parse_float_pair, parse_int_list, resolve_device, seed_labels, seed_to_z, to_pil
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="render the ws of a projected_w.npz (with its optimised noise maps) as projNN.png, instead of seeds")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1 = none)")
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws")
-    p.add_argument("--class", dest="class_idx", type=int, default=None, help="class label of a conditional network")
+    p.add_argument("--class", dest="class_idx", type=int, default=None,
+                   help="class label of a conditional network (StyleGAN-XL: default one class drawn per seed)")
+    p.add_argument("--centroids", type=Path, default=None, metavar="FILE",
+                   help="multimodal truncation: truncate towards the nearest of these [K, w_dim] centroids (.npy)")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
     p.add_argument("--translate", type=parse_float_pair, default=None, metavar="X,Y",
                    help="StyleGAN3 only: translate the image by X,Y (in units of the image size, e.g. 0.25,0)")
@@ -43,29 +51,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
-    """z = RandomState(seed).randn(1, z_dim), as NVIDIA's tools draw it."""
-    return np.random.RandomState(seed).randn(1, z_dim).astype(np.float32)
-
-
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[C,H,W] in [-1,1] -> HWC uint8 (x * 127.5 + 128, clamped), as the official tools convert."""
-    return (img.permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
-
-
-def to_pil(arr: np.ndarray) -> Image.Image:
-    if arr.shape[2] == 1:
-        return Image.fromarray(arr[:, :, 0], "L")
-    if arr.shape[2] in (3, 4):
-        return Image.fromarray(arr, "RGB" if arr.shape[2] == 3 else "RGBA")
-    raise CliError(f"cannot save {arr.shape[2]}-channel images as PNG (use --raw)")
-
-
 def run(args: argparse.Namespace) -> None:
     if (args.seeds is None) == (args.projected_w is None):
         raise CliError("pass either --seeds or --projected-w (one of the two)")
-    if args.projected_w is not None and (args.trunc != 1 or args.trunc_cutoff is not None or args.class_idx is not None):
-        raise CliError("--projected-w: ws are rendered as stored; --trunc, --trunc-cutoff and --class do not apply")
+    if args.projected_w is not None and (args.trunc != 1 or args.trunc_cutoff is not None or args.class_idx is not None
+                                         or args.centroids is not None):
+        raise CliError("--projected-w: ws are rendered as stored; --trunc, --trunc-cutoff, --class and --centroids do not apply")
     if args.batch < 1:
         raise CliError("--batch must be >= 1")
     device = resolve_device(args.device)
@@ -86,7 +77,8 @@ def run(args: argparse.Namespace) -> None:
             what = "seeds" if args.projected_w is None else f"ws in {args.projected_w}"
             raise CliError(f"--grid {args.grid}: expected RxC with R*C = number of {what} ({len(names)})")
         grid = int(m.group(1)), int(m.group(2))
-    c = None if args.projected_w is not None else class_label(G.c_dim, args.class_idx, device)
+    labels = None if args.projected_w is not None else seed_labels(G, args.seeds, args.class_idx, device)
+    centroids = centroids_arg(args.centroids, G)
     if args.translate is not None or args.rotate is not None:
         try:
             set_transform(G, args.translate or (0.0, 0.0), args.rotate or 0.0)
@@ -99,7 +91,7 @@ def run(args: argparse.Namespace) -> None:
     if args.projected_w is not None:
         tiles = _render_projected(G, ws.to(device), noise, args)
     else:
-        tiles = _render_seeds(G, c, device, args)
+        tiles = _render_seeds(G, labels, centroids, device, args)
     if grid is not None:
         rows, cols = grid
         h, w, ch = tiles[0].shape
@@ -108,15 +100,15 @@ def run(args: argparse.Namespace) -> None:
     print(f"wrote {len(names)} image(s) to {args.outdir}")
 
 
-def _save(one: torch.Tensor, name: str, args: argparse.Namespace) -> np.ndarray:
-    arr = to_uint8(one)
+def _save(one: torch.Tensor, name: str, args: argparse.Namespace, G: Generator) -> np.ndarray:
+    arr = hwc_uint8(one, to_uint8_for(G))
     to_pil(arr).save(args.outdir / f"{name}.png")
     if args.raw:
         np.save(args.outdir / f"{name}.npy", one.cpu().numpy())
     return arr
 
 
-def _render_projected(G: torch.nn.Module, ws: torch.Tensor, noise: dict[str, torch.Tensor],
+def _render_projected(G: Generator, ws: torch.Tensor, noise: dict[str, torch.Tensor],
                       args: argparse.Namespace) -> list[np.ndarray]:
     """projNN.png for each w in the file, one per forward pass, with the file's noise maps in 'const' mode."""
     bufs = dict(G.synthesis.named_buffers())
@@ -128,11 +120,14 @@ def _render_projected(G: torch.nn.Module, ws: torch.Tensor, noise: dict[str, tor
             if args.noise_mode == "random":
                 torch.manual_seed(i)
             img = G.synthesis(ws[i : i + 1], noise_mode=args.noise_mode, force_fp32=args.fp32).float()
-            tiles.append(_save(img[0], f"proj{i:02d}", args))
+            tiles.append(_save(img[0], f"proj{i:02d}", args, G))
     return tiles
 
 
-def _render_seeds(G: torch.nn.Module, c: torch.Tensor | None, device: torch.device, args: argparse.Namespace) -> list[np.ndarray]:
+def _render_seeds(G: Generator, labels: torch.Tensor | None, centroids: torch.Tensor | None, device: torch.device,
+                  args: argparse.Namespace) -> list[np.ndarray]:
+    """seedNNNN.png for each seed, `labels` [len(seeds), c_dim] one per seed. With `centroids`, the untruncated w moves
+    towards its nearest centroid instead of the W average (multimodal truncation, as StyleGAN-XL's gen_utils)."""
     # Random noise is drawn per seed so that an image does not depend on its batch.
     batch = 1 if args.noise_mode == "random" else args.batch
     tiles = []
@@ -140,24 +135,17 @@ def _render_seeds(G: torch.nn.Module, c: torch.Tensor | None, device: torch.devi
         for start in tqdm(range(0, len(args.seeds), batch), desc="generate", unit="batch", disable=None):
             seeds = args.seeds[start : start + batch]
             z = torch.from_numpy(np.concatenate([seed_to_z(s, G.z_dim) for s in seeds])).to(device)
+            c = None if labels is None else labels[start : start + len(seeds)]
             if args.noise_mode == "random":
                 torch.manual_seed(seeds[0])
-            img = G(z, None if c is None else c.expand(len(seeds), -1), truncation_psi=args.trunc,
-                    truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode, force_fp32=args.fp32).float()
+            if centroids is None:
+                img = G(z, c, truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode,
+                        force_fp32=args.fp32).float()
+            else:
+                w = G.mapping(z, c)
+                ws = truncate(w, nearest_centroids(w[:, 0], centroids), args.trunc, args.trunc_cutoff)
+                img = G.synthesis(ws, noise_mode=args.noise_mode, force_fp32=args.fp32).float()
             for seed, one in zip(seeds, img):
-                tiles.append(_save(one, f"seed{seed:04d}", args))
+                tiles.append(_save(one, f"seed{seed:04d}", args, G))
     return tiles
 
-
-def class_label(c_dim: int, class_idx: int | None, device: torch.device) -> torch.Tensor | None:
-    if c_dim == 0:
-        if class_idx is not None:
-            raise CliError(f"--class {class_idx}: this network is unconditional (c_dim=0)")
-        return None
-    if class_idx is None:
-        raise CliError(f"this network is conditional (c_dim={c_dim}): pass --class K with 0 <= K < {c_dim}")
-    if not 0 <= class_idx < c_dim:
-        raise CliError(f"--class {class_idx}: out of range, this network has {c_dim} classes (0..{c_dim - 1})")
-    c = torch.zeros([1, c_dim], device=device)
-    c[0, class_idx] = 1
-    return c

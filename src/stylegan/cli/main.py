@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..io.load import NetworkLoadError
-from . import analyze, attribute, convert, dataset, generate, info, init, metrics, mix, project, train, truncation, video
+from ..io.errors import NetworkLoadError
+from . import (analyze, attribute, convert, dataset, export, generate, info, init, metrics, mix, project, samplesheet, serve,
+               train, truncation, video)
 from .common import CliError
 
 
@@ -14,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description="The StyleGAN family in pure PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (init, generate, info, convert, dataset, metrics, train, project, attribute, mix, video, truncation,
-                   analyze):
+                   analyze, samplesheet, serve, export):
         module.add_parser(sub)
     return parser
 

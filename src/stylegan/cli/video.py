@@ -16,11 +16,11 @@ from tqdm import tqdm
 
 from ..editing.interpolation import keyframe_interpolator, num_frames
 from ..editing.latents import LatentFileError, load_projected_w
+from ..io.images import hwc_uint8
 from ..io.load import load_network
 from ..io.video import FORMATS, VideoWriter
 from ..ops import NOISE_MODES
-from .common import CliError, parse_int_list, resolve_device
-from .generate import class_label, seed_to_z, to_uint8
+from .common import CliError, parse_int_list, resolve_device, seed_labels, seed_to_z
 
 VIDEO_KINDS = ("cubic", "linear", "slerp-z")
 
@@ -42,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi of the seeds' ws (default 1 = none)")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
     p.add_argument("--noise-seed", type=int, default=0, help="seed of the noise when --noise-mode random (default 0)")
-    p.add_argument("--class", dest="class_idx", type=int, default=None, help="class label of a conditional network")
+    p.add_argument("--class", dest="class_idx", type=int, default=None,
+                   help="class label of a conditional network (StyleGAN-XL: default one class drawn per seed)")
     p.add_argument("--fps", type=float, default=30, help="frames per second (default 30)")
     p.add_argument("--crf", type=int, default=18, help="x264 constant rate factor, 0 (lossless) to 51 (default 18)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
@@ -86,7 +87,8 @@ def run(args: argparse.Namespace) -> None:
 
     device = resolve_device(args.device)
     G = load_network(args.network, device=device).generator
-    c = class_label(G.c_dim, args.class_idx, device)
+    if args.kind == "slerp-z" and G.c_dim > 0 and args.class_idx is None:
+        raise CliError("--kind slerp-z maps interpolated z with one label: pass --class for a conditional network")
 
     with torch.no_grad():
         if args.projected_w is not None:
@@ -103,27 +105,26 @@ def run(args: argparse.Namespace) -> None:
             if args.kind == "slerp-z":
                 keys = z.reshape(cells, k, G.z_dim)
             else:
-                keys = G.mapping(z, _batch(c, len(seeds)), truncation_psi=args.trunc).reshape(cells, k, G.num_ws, G.w_dim)
+                keys = G.mapping(z, seed_labels(G, seeds, args.class_idx, device), truncation_psi=args.trunc)
+                keys = keys.reshape(cells, k, G.num_ws, G.w_dim)
         kind = "slerp" if args.kind == "slerp-z" else args.kind
         try:
             paths = [keyframe_interpolator(cell_keys, args.w_frames, kind, loop=True) for cell_keys in keys]
         except ValueError as e:
             raise CliError(f"--kind {args.kind}: {e}") from None
 
+        cell_labels = seed_labels(G, [0] * cells, args.class_idx, device) if args.kind == "slerp-z" else None
         if args.noise_mode == "random":
             torch.manual_seed(args.noise_seed)
         total = num_frames(k, args.w_frames, loop=True)
         with VideoWriter(args.output, fps=args.fps, crf=args.crf) as video:
             for frame in tqdm(range(total), desc="video", unit="frame", disable=None):
                 lat = torch.cat([path(np.array([frame])) for path in paths])  # [cells, ...]
-                ws = G.mapping(lat, _batch(c, cells), truncation_psi=args.trunc) if args.kind == "slerp-z" else lat
+                ws = G.mapping(lat, cell_labels, truncation_psi=args.trunc) if args.kind == "slerp-z" else lat
                 img = G.synthesis(ws, noise_mode=args.noise_mode).float()
-                tiles = np.stack([to_uint8(one) for one in img])  # [cells, H, W, C], row-major over the grid
+                tiles = np.stack([hwc_uint8(one) for one in img])  # [cells, H, W, C], row-major over the grid
                 _, h, w, ch = tiles.shape
                 canvas = tiles.reshape(grid_h, grid_w, h, w, ch).transpose(0, 2, 1, 3, 4)
                 video.append(canvas.reshape(grid_h * h, grid_w * w, ch))
     print(f"wrote {total} frame(s) of a {grid_w}x{grid_h} grid to {video.path}")
 
-
-def _batch(c: torch.Tensor | None, n: int) -> torch.Tensor | None:
-    return None if c is None else c.expand(n, -1)

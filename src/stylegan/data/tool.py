@@ -39,15 +39,15 @@ _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 class ConvertConfig:
     """Settings of one conversion: the `stylegan dataset` flags."""
 
-    source: str
-    dest: str | os.PathLike
+    source: str  # folder, zip, LMDB, CIFAR-10 archive or builtin:NAME
+    dest: str | os.PathLike  # output zip or folder
     resolution: tuple[int, int] | None = None  # output (width, height); None keeps the images' own size
-    transform: str = "none"
-    resize_filter: str = "lanczos"
-    max_images: int | None = None
-    labels: str = "auto"
+    transform: str = "none"  # 'none', 'center-crop' or 'center-crop-wide' (to the output size)
+    resize_filter: str = "lanczos"  # resampling filter of resizes
+    max_images: int | None = None  # stop after N images
+    labels: str = "auto"  # 'auto' (the source's own labels), 'folders' (one class per subfolder) or 'none'
     channels: int | None = None  # None: 1 if every image is stored as grayscale, else 3
-    skip_bad: bool = False
+    skip_bad: bool = False  # skip unreadable images instead of stopping
 
 
 @dataclass

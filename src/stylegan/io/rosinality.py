@@ -31,10 +31,10 @@ Tensor names are kept in the explicit tables `G_TABLE` and `D_TABLE` below.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -47,7 +47,7 @@ from ..models.stylegan2 import (
     SynthesisConfig,
     channels_at,
 )
-from .mismatch import describe_mismatch, few
+from .tensor_map import SAME, Row, Transform, to_ours, to_theirs
 
 CONFIG_KEY = "stylegan_config"
 CONFIG_FORMAT = 1
@@ -61,27 +61,16 @@ DEFAULT_FILTER = [1, 3, 3, 1]
 # ----------------------------------------------------------------------------- layouts
 
 
-@dataclass(frozen=True)
-class Layout:
-    """How one tensor is stored on each side: `to_ours` / `to_theirs` convert values."""
-
-    name: str
-    to_ours: Callable[[torch.Tensor], torch.Tensor]
-    to_theirs: Callable[[torch.Tensor], torch.Tensor]
-    is_kernel: bool = False  # derived FIR buffer: checked against the config, never taken over
-
-
-SAME = Layout("same", lambda t: t, lambda t: t)
-BATCHED = Layout("leading batch axis", lambda t: t.squeeze(0), lambda t: t.unsqueeze(0))  # [1, *s] <-> s
-SCALAR = Layout("scalar", lambda t: t.reshape([]), lambda t: t.reshape([1]))  # [1] <-> []
-NOISE = Layout("noise image", lambda t: t[0, 0], lambda t: t[None, None])  # [1, 1, r, r] <-> [r, r]
-RGB_BIAS = Layout("rgb bias", lambda t: t.reshape([-1]), lambda t: t.reshape([1, -1, 1, 1]))  # [1, C, 1, 1] <-> [C]
-UP_KERNEL = Layout("upsampling kernel", lambda t: t / 4, lambda t: t * 4, is_kernel=True)  # rosinality scales by factor**2
-KERNEL = Layout("kernel", lambda t: t, lambda t: t, is_kernel=True)
+SOURCE = "rosinality tensor"
+BATCHED = Transform("leading batch axis", lambda t: t.squeeze(0), lambda t: t.unsqueeze(0))  # [1, *s] <-> s
+SCALAR = Transform("scalar", lambda t: t.reshape([]), lambda t: t.reshape([1]))  # [1] <-> []
+NOISE = Transform("noise image", lambda t: t[0, 0], lambda t: t[None, None])  # [1, 1, r, r] <-> [r, r]
+RGB_BIAS = Transform("rgb bias", lambda t: t.reshape([-1]), lambda t: t.reshape([1, -1, 1, 1]))  # [1, C, 1, 1] <-> [C]
+UP_KERNEL = Transform("upsampling kernel", lambda t: t / 4, lambda t: t * 4, is_kernel=True)  # rosinality scales by factor**2
+KERNEL = Transform("kernel", lambda t: t, lambda t: t, is_kernel=True)
 
 # Rows: (our name regex, rosinality name template or None = ours only, layout). First full match wins.
 # Template fields: the regex groups plus those of `_fields` (`style`, `conv`, `noise`, `rgb`, `block`).
-Row = tuple[str, "str | None", Layout]
 
 G_TABLE: list[Row] = [
     (r"mapping\.fc(?P<i>\d+)\.(?P<p>weight|bias)",                    "style.{style}.{p}",                  SAME),
@@ -140,14 +129,6 @@ def _fields(groups: dict[str, str], size: int) -> dict[str, Any]:
         f["rgb"] = lg - 3  # to_rgbs.{k} at 2**(k+3); to_rgb1 is 4x4
         f["block"] = int(math.log2(size)) - lg + 1  # D: convs.0 is fromRGB, convs.{j} the ResBlock at size / 2**(j-1)
     return f
-
-
-def _lookup(table: list[Row], key: str, size: int) -> tuple[str | None, Layout] | None:
-    for pattern, template, layout in table:
-        m = re.fullmatch(pattern, key)
-        if m:
-            return (None if template is None else template.format(**_fields(m.groupdict(), size))), layout
-    return None
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -287,59 +268,11 @@ def _configs_from_payload(payload: Any) -> tuple[GeneratorConfig, DiscriminatorC
 
 def _to_ours(theirs: dict[str, Any], template: dict[str, torch.Tensor], table: list[Row], size: int, what: str) -> dict[str, torch.Tensor]:
     """Rosinality state dict -> ours, shaped like `template` (our freshly built network's state dict)."""
-    if not isinstance(theirs, dict):
-        raise ValueError(f"{what}: expected a state dict, got {type(theirs).__name__}")
-    out: dict[str, torch.Tensor] = {}
-    used: set[str] = set()
-    missing: list[str] = []
-    wrong: list[str] = []
-    for key, ref in template.items():
-        found = _lookup(table, key, size)
-        if found is None:
-            raise ValueError(f"{what}: our tensor {key} has no rosinality counterpart (architecture not expressible)")
-        name, layout = found
-        if name is None:
-            out[key] = ref.detach().clone()
-            continue
-        value = theirs.get(name)
-        if not isinstance(value, torch.Tensor):
-            missing.append(name)
-            continue
-        used.add(name)
-        expected = layout.to_theirs(ref.detach())
-        if value.shape != expected.shape:
-            wrong.append(f"{name} {list(value.shape)} (expected {list(expected.shape)})")
-            continue
-        if layout.is_kernel:
-            if not torch.allclose(value.detach().to(expected.dtype), expected, atol=1e-6):
-                raise ValueError(f"{what}: blur kernel {name} does not match the network's FIR filter")
-            out[key] = ref.detach().clone()
-        else:
-            out[key] = layout.to_ours(value.detach()).to(ref.dtype).contiguous().clone()
-    problems = describe_mismatch([("missing", missing), ("unexpected", sorted(set(theirs) - used)), ("wrong shape", wrong)])
-    if problems:
-        raise ValueError(f"{what}: tensors do not fit the architecture: {problems}")
-    return out
+    return to_ours(template, theirs, table, functools.partial(_fields, size=size), source=SOURCE, where=what)
 
 
 def _to_theirs(ours: dict[str, torch.Tensor], template: dict[str, torch.Tensor], table: list[Row], size: int, what: str) -> dict[str, torch.Tensor]:
-    missing = sorted(set(template) - set(ours))
-    unexpected = sorted(set(ours) - set(template))
-    wrong = sorted(k for k in set(ours) & set(template) if ours[k].shape != template[k].shape)
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"{what}: state dict does not fit its config: missing {few(missing) or 'none'}; "
-            f"unexpected {few(unexpected) or 'none'}; wrong shape {few(wrong) or 'none'}"
-        )
-    out: dict[str, torch.Tensor] = {}
-    for key, value in ours.items():
-        found = _lookup(table, key, size)
-        if found is None:
-            raise ValueError(f"{what}: {key} has no rosinality counterpart (architecture not expressible)")
-        name, layout = found
-        if name is not None:
-            out[name] = layout.to_theirs(value.detach().to("cpu")).contiguous().clone()
-    return out
+    return to_theirs(ours, template, table, functools.partial(_fields, size=size), source=SOURCE, where=what)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -475,10 +408,10 @@ def to_rosinality(
         for name in ("G", "G_ema"):
             if name in state_dicts:
                 out[NETWORK_KEYS[name]] = _to_theirs(state_dicts[name], g_template, G_TABLE, G_cfg.img_resolution, name)
-        source = state_dicts.get("G_ema", state_dicts.get("G"))
+        source = state_dicts["G_ema"] if "G_ema" in state_dicts else state_dicts["G"]
         if "mapping.w_avg" in source:
             out["latent_avg"] = source["mapping.w_avg"].detach().to("cpu", torch.float32).clone()
-    if "D" in state_dicts:
+    if D_cfg is not None and "D" in state_dicts:
         _check_discriminator(D_cfg)
         out["d"] = _to_theirs(state_dicts["D"], Discriminator(D_cfg).state_dict(), D_TABLE, D_cfg.img_resolution, "D")
     out[CONFIG_KEY] = _plain(

@@ -2,10 +2,12 @@
 
 Official pickles store every network class with its whole module source (`torch_utils.persistence`);
 loading them the usual way executes that source. Here each such object becomes an inert
-`PersistentObject` holding the source as text, TensorFlow networks become `TFNetwork` records, tensors
-and numpy arrays are rebuilt by a fixed set of functions, and every other global resolves to an inert
-placeholder class: calling it builds a record of the call, never the real thing (so `os.system`,
-`eval`, `subprocess.Popen` ... gadgets do nothing).
+`PersistentObject` holding the source as text, TensorFlow networks become `TFNetwork` records, plain
+`torch.nn` modules of an allow-listed set (`Embedding`, `Linear`, `Conv2d`, ...) become `TorchModule`
+records of their state, tensors and numpy arrays are rebuilt by a fixed set of functions, dill's
+`_load_type` yields a few builtin data types, and every other global resolves to an inert placeholder
+class: calling it builds a record of the call, never the real thing (so `os.system`, `eval`,
+`subprocess.Popen`, dill's function and code builders ... do nothing).
 """
 
 from __future__ import annotations
@@ -37,7 +39,37 @@ class EasyDict(dict):
         self[name] = value
 
 
-class PersistentObject:
+class ModuleRecord:
+    """A pickled `torch.nn.Module` as data: its `state` dict (`_parameters`, `_buffers`, `_modules`, attributes)."""
+
+    state: dict[str, Any]
+
+    def state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """Parameters and persistent buffers of this module tree, as `torch.nn.Module.state_dict` names them."""
+        out: dict[str, torch.Tensor] = {}
+        non_persistent = set(self.state.get("_non_persistent_buffers_set") or ())
+        for name, p in (self.state.get("_parameters") or {}).items():
+            if p is not None:
+                out[prefix + name] = _as_tensor(p)
+        for name, b in (self.state.get("_buffers") or {}).items():
+            if b is not None and name not in non_persistent:
+                out[prefix + name] = _as_tensor(b)
+        for name, m in self.submodules().items():
+            out.update(m.state_dict(f"{prefix}{name}."))
+        return out
+
+    def submodules(self) -> dict[str, ModuleRecord]:
+        """The non-None entries of `_modules`; anything but a module record is an error."""
+        out = {}
+        for name, m in (self.state.get("_modules") or {}).items():
+            if isinstance(m, ModuleRecord):
+                out[name] = m
+            elif m is not None:
+                raise pickle.UnpicklingError(f"submodule {name} is a {type(m).__name__}, not a persistent or torch.nn module")
+        return out
+
+
+class PersistentObject(ModuleRecord):
     """An object saved by `torch_utils.persistence` (meta dict: type, version, module_src, class_name, state)."""
 
     def __init__(self, meta: dict[str, Any]) -> None:
@@ -52,25 +84,32 @@ class PersistentObject:
     def init_kwargs(self) -> dict[str, Any]:
         return dict(self.state.get("_init_kwargs") or {})
 
-    def state_dict(self, prefix: str = "") -> dict[str, torch.Tensor]:
-        """Parameters and persistent buffers of this module tree, as `torch.nn.Module.state_dict` names them."""
-        out: dict[str, torch.Tensor] = {}
-        non_persistent = set(self.state.get("_non_persistent_buffers_set") or ())
-        for name, p in (self.state.get("_parameters") or {}).items():
-            if p is not None:
-                out[prefix + name] = _as_tensor(p)
-        for name, b in (self.state.get("_buffers") or {}).items():
-            if b is not None and name not in non_persistent:
-                out[prefix + name] = _as_tensor(b)
-        for name, m in (self.state.get("_modules") or {}).items():
-            if isinstance(m, PersistentObject):
-                out.update(m.state_dict(f"{prefix}{name}."))
-            elif m is not None:
-                raise pickle.UnpicklingError(f"submodule {prefix}{name} is a {type(m).__name__}, not a persistent module")
-        return out
-
     def __repr__(self) -> str:
         return f"PersistentObject({self.class_name})"
+
+
+class TorchModule(ModuleRecord):
+    """A plain `torch.nn` module of an allow-listed class, as data: unpickling creates this record (`qualified_name`
+    says which class) and stores the pickled `__dict__`; no torch.nn constructor runs."""
+
+    qualified_name = "torch.nn.modules.module.Module"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> TorchModule:
+        obj = super().__new__(cls)
+        obj.state = {}
+        return obj
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError(f"{self.qualified_name}: expected a state dict, found {type(state).__name__}")
+        self.state = state
+
+    @property
+    def class_name(self) -> str:
+        return self.qualified_name.rsplit(".", 1)[-1]
+
+    def __repr__(self) -> str:
+        return f"TorchModule({self.qualified_name})"
 
 
 class TFNetwork:
@@ -101,7 +140,7 @@ class Inert:
 
     qualified_name = "?"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Inert":
+    def __new__(cls, *args: Any, **kwargs: Any) -> Inert:
         obj = super().__new__(cls)
         obj.__dict__["args"] = args
         return obj
@@ -174,6 +213,29 @@ for _np_core in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _ALLOWED[(_np_core, "scalar")] = _np_multiarray.scalar
     _ALLOWED[(_np_core, "_reconstruct")] = _np_multiarray._reconstruct
 
+# Plain torch.nn modules read as `TorchModule` records (StyleGAN-XL keeps its class embedding in a torch.nn.Embedding).
+_TORCH_MODULES = {
+    "module": ("Module",),
+    "sparse": ("Embedding",),
+    "linear": ("Linear", "Identity"),
+    "conv": ("Conv1d", "Conv2d", "ConvTranspose2d"),
+    "batchnorm": ("BatchNorm1d", "BatchNorm2d"),
+    "normalization": ("GroupNorm", "LayerNorm"),
+    "activation": ("ReLU", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Tanh"),
+    "container": ("Sequential", "ModuleList", "ModuleDict"),
+    "dropout": ("Dropout",),
+    "pooling": ("AvgPool2d", "MaxPool2d", "AdaptiveAvgPool2d"),
+    "flatten": ("Flatten",),
+}
+for _sub, _names in _TORCH_MODULES.items():
+    for _name in _names:
+        _qualified = f"torch.nn.modules.{_sub}.{_name}"
+        _ALLOWED[(f"torch.nn.modules.{_sub}", _name)] = type(_name, (TorchModule,), {"qualified_name": _qualified})
+
+# dill pickles builtin types as `_load_type(name)`; only these plain data types resolve to the real type.
+_DILL_TYPES: dict[str, type] = {t.__name__: t for t in (set, frozenset, list, tuple, dict, str, int, float, complex, bool)}
+_DILL_TYPES["NoneType"] = type(None)
+
 
 class SafeUnpickler(pickle.Unpickler):
     """Resolves globals only through the allow-list; everything else becomes an `Inert` subclass."""
@@ -187,9 +249,20 @@ class SafeUnpickler(pickle.Unpickler):
             return _ALLOWED[(module, name)]
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
-        qualified = f"{module}.{name}"
+        if (module, name) == ("dill._dill", "_load_type"):
+            return self._dill_load_type
+        return self._inert(f"{module}.{name}", name)
+
+    def _inert(self, qualified: str, name: str) -> type:
         self.inert_globals.append(qualified)
         return type(name, (Inert,), {"qualified_name": qualified, "__module__": "stylegan.io.safe_pickle.inert"})
+
+    def _dill_load_type(self, name: Any) -> type:
+        """dill's `_load_type(name)`: a builtin data type from `_DILL_TYPES`, else (code, function, module, cell
+        types, ...) an inert placeholder."""
+        if isinstance(name, str) and name in _DILL_TYPES:
+            return _DILL_TYPES[name]
+        return self._inert(f"dill._dill._load_type({name!r})", str(name))
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("persistent ids are not used by network pickles")

@@ -26,45 +26,46 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models.stylegan1 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from .load import NetworkLoadError
-from .tf_stylegan2 import Row, _fill, _Kwargs, _lookup, _network
+from ..models.stylegan1 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig, SynthesisConfig
+from .errors import NetworkLoadError
+from .tensor_map import SAME, Row, Transform, lookup
+from .tf_stylegan2 import CONST, CONV, DENSE, NOISE, _fill, _Kwargs, _network
 
 # Rows: (our name regex, TF variable name template or None = derived from the config, transform).
 # Template fields: the regex groups plus `scope` (the TF layer scope), `noise` (noise input index) and
 # `lod` (level of detail of resolution r); see `_fields`.
 G_TABLE: list[Row] = [
-    (r"mapping\.w_avg",                                      "dlatent_avg",                          "same"),
-    (r"mapping\.embed",                                      "mapping/LabelConcat/weight",           "same"),
-    (r"mapping\.fc(?P<i>\d+)\.weight",                       "mapping/Dense{i}/weight",              "dense"),
-    (r"mapping\.fc(?P<i>\d+)\.bias",                         "mapping/Dense{i}/bias",                "same"),
-    (r"synthesis\.lod",                                      "lod",                                  "same"),
-    (r"synthesis\.b4\.const",                                "synthesis/4x4/Const/const",            "const"),
-    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.conv\.weight", "synthesis/{scope}/weight",           "conv"),
-    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.noise_const",  "synthesis/noise{noise}",             "noise"),
-    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.noise_strength", "synthesis/{scope}/Noise/weight",   "same"),
-    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.bias",       "synthesis/{scope}/bias",               "same"),
-    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.affine\.weight", "synthesis/{scope}/StyleMod/weight", "dense"),
-    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.affine\.bias", "synthesis/{scope}/StyleMod/bias",    "same"),
-    (r"synthesis\.b(?P<r>\d+)\.torgb\.weight",               "synthesis/ToRGB_lod{lod}/weight",      "conv"),
-    (r"synthesis\.b(?P<r>\d+)\.torgb\.bias",                 "synthesis/ToRGB_lod{lod}/bias",        "same"),
+    (r"mapping\.w_avg",                                      "dlatent_avg",                          SAME),
+    (r"mapping\.embed",                                      "mapping/LabelConcat/weight",           SAME),
+    (r"mapping\.fc(?P<i>\d+)\.weight",                       "mapping/Dense{i}/weight",              DENSE),
+    (r"mapping\.fc(?P<i>\d+)\.bias",                         "mapping/Dense{i}/bias",                SAME),
+    (r"synthesis\.lod",                                      "lod",                                  SAME),
+    (r"synthesis\.b4\.const",                                "synthesis/4x4/Const/const",            CONST),
+    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.conv\.weight", "synthesis/{scope}/weight",           CONV),
+    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.noise_const",  "synthesis/noise{noise}",             NOISE),
+    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.noise_strength", "synthesis/{scope}/Noise/weight",   SAME),
+    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.bias",       "synthesis/{scope}/bias",               SAME),
+    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.affine\.weight", "synthesis/{scope}/StyleMod/weight", DENSE),
+    (r"synthesis\.b(?P<r>\d+)\.conv(?P<j>[01])\.affine\.bias", "synthesis/{scope}/StyleMod/bias",    SAME),
+    (r"synthesis\.b(?P<r>\d+)\.torgb\.weight",               "synthesis/ToRGB_lod{lod}/weight",      CONV),
+    (r"synthesis\.b(?P<r>\d+)\.torgb\.bias",                 "synthesis/ToRGB_lod{lod}/bias",        SAME),
     (r".*\.blur_filter",                                     None,                                   None),
 ]
 
 D_TABLE: list[Row] = [
-    (r"lod",                                                 "lod",                                  "same"),
-    (r"b(?P<r>\d+)\.fromrgb\.weight",                        "FromRGB_lod{lod}/weight",              "conv"),
-    (r"b(?P<r>\d+)\.fromrgb\.bias",                          "FromRGB_lod{lod}/bias",                "same"),
-    (r"b(?P<r>\d+)\.conv0\.weight",                          "{r}x{r}/Conv0/weight",                 "conv"),
-    (r"b(?P<r>\d+)\.conv0\.bias",                            "{r}x{r}/Conv0/bias",                   "same"),
-    (r"b(?P<r>\d+)\.conv1\.weight",                          "{r}x{r}/Conv1_down/weight",            "conv"),
-    (r"b(?P<r>\d+)\.conv1\.bias",                            "{r}x{r}/Conv1_down/bias",              "same"),
-    (r"b4\.conv\.weight",                                    "4x4/Conv/weight",                      "conv"),
-    (r"b4\.conv\.bias",                                      "4x4/Conv/bias",                        "same"),
-    (r"b4\.fc\.weight",                                      "4x4/Dense0/weight",                    "dense"),
-    (r"b4\.fc\.bias",                                        "4x4/Dense0/bias",                      "same"),
-    (r"b4\.out\.weight",                                     "4x4/Dense1/weight",                    "dense"),
-    (r"b4\.out\.bias",                                       "4x4/Dense1/bias",                      "same"),
+    (r"lod",                                                 "lod",                                  SAME),
+    (r"b(?P<r>\d+)\.fromrgb\.weight",                        "FromRGB_lod{lod}/weight",              CONV),
+    (r"b(?P<r>\d+)\.fromrgb\.bias",                          "FromRGB_lod{lod}/bias",                SAME),
+    (r"b(?P<r>\d+)\.conv0\.weight",                          "{r}x{r}/Conv0/weight",                 CONV),
+    (r"b(?P<r>\d+)\.conv0\.bias",                            "{r}x{r}/Conv0/bias",                   SAME),
+    (r"b(?P<r>\d+)\.conv1\.weight",                          "{r}x{r}/Conv1_down/weight",            CONV),
+    (r"b(?P<r>\d+)\.conv1\.bias",                            "{r}x{r}/Conv1_down/bias",              SAME),
+    (r"b4\.conv\.weight",                                    "4x4/Conv/weight",                      CONV),
+    (r"b4\.conv\.bias",                                      "4x4/Conv/bias",                        SAME),
+    (r"b4\.fc\.weight",                                      "4x4/Dense0/weight",                    DENSE),
+    (r"b4\.fc\.bias",                                        "4x4/Dense0/bias",                      SAME),
+    (r"b4\.out\.weight",                                     "4x4/Dense1/weight",                    DENSE),
+    (r"b4\.out\.bias",                                       "4x4/Dense1/bias",                      SAME),
     (r".*\.blur_filter",                                     None,                                   None),
 ]
 
@@ -98,9 +99,9 @@ def _fields(groups: dict[str, str], img_resolution_log2: int) -> dict[str, Any]:
     return f
 
 
-def tf_name(table: list[Row], key: str, img_resolution: int) -> tuple[str | None, str | None] | None:
+def tf_name(table: list[Row], key: str, img_resolution: int) -> tuple[str | None, Transform | None] | None:
     """(TF variable name, transform) of our tensor `key`; None if no row matches."""
-    return _lookup(table, key, functools.partial(_fields, img_resolution_log2=int(math.log2(img_resolution))))
+    return lookup(table, key, functools.partial(_fields, img_resolution_log2=int(math.log2(img_resolution))))
 
 
 def _fixed(kw: _Kwargs, fixed: dict[str, Any]) -> None:
@@ -137,17 +138,12 @@ def _generator_config(static_kwargs: Any, params: dict[str, np.ndarray], where: 
         w_dim=kw.integer("dlatent_size", avg.shape[0] if avg is not None and avg.ndim == 1 else 512),
         img_resolution=kw.integer("resolution", 2 ** (levels + 1) if levels else 1024),
         img_channels=kw.integer("num_channels", rgb.shape[-1] if rgb is not None and rgb.ndim == 4 else 3),
-        style="adain",
-        channel_base=kw.integer("fmap_base", 8192),
-        channel_max=kw.integer("fmap_max", 512),
-        mapping_layers=kw.integer("mapping_layers", mapping_layers or 8),
-        mapping_features=kw.integer("mapping_fmaps", 512),
-        mapping_lr_multiplier=float(kw.get("mapping_lrmul", 0.01)),
-        w_avg_beta=kw.get("dlatent_avg_beta", 0.995),
-        activation=act,
-        use_noise=bool(kw.get("use_noise", True)),
-        blur_filter=kw.get("blur_filter", [1, 2, 1]),
-        fused_scale=kw.get("fused_scale", "auto"),
+        mapping=MappingConfig(num_layers=kw.integer("mapping_layers", mapping_layers or 8), layer_features=kw.integer("mapping_fmaps", 512),
+                              lr_multiplier=float(kw.get("mapping_lrmul", 0.01)), w_avg_beta=kw.get("dlatent_avg_beta", 0.995),
+                              activation=act),
+        synthesis=SynthesisConfig(style="adain", channel_base=kw.integer("fmap_base", 8192), channel_max=kw.integer("fmap_max", 512),
+                                  activation=act, use_noise=bool(kw.get("use_noise", True)),
+                                  blur_filter=kw.get("blur_filter", [1, 2, 1]), fused_scale=kw.get("fused_scale", "auto")),
     )
     kw.check(_G_KNOWN_IGNORED)
     return cfg
@@ -187,10 +183,10 @@ def _convert(net: Any, where: str, generator: bool) -> tuple[Any, dict[str, torc
     try:
         static_kwargs, params = _network(net, where)
         if generator:
-            cfg = _generator_config(static_kwargs, params, where)
-            return cfg, _state(Generator(cfg), params, G_TABLE, G_IGNORED, cfg.img_resolution, where)
-        cfg = _discriminator_config(static_kwargs, params, where)
-        return cfg, _state(Discriminator(cfg), params, D_TABLE, (), cfg.img_resolution, where)
+            g = _generator_config(static_kwargs, params, where)
+            return g, _state(Generator(g), params, G_TABLE, G_IGNORED, g.img_resolution, where)
+        d = _discriminator_config(static_kwargs, params, where)
+        return d, _state(Discriminator(d), params, D_TABLE, (), d.img_resolution, where)
     except NetworkLoadError:
         raise
     except ValueError as e:

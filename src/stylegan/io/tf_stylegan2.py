@@ -27,86 +27,84 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..models.stylegan2 import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from .mismatch import describe_mismatch
 from .official import discriminator_config_from_official, generator_config_from_official
+from .tensor_map import SAME, Fields, Row, Transform, lookup, to_ours
 
 # stylegan2-ada-pytorch's module: legacy.py builds `training.networks` objects (its defaults: no fp16,
 # no clamping, w_avg_beta 0.995, fp16 blocks in fp16 on every device).
 OFFICIAL_MODULE = "training.networks"
 
-# ----------------------------------------------------------------------------- transforms (TF -> ours)
+# ----------------------------------------------------------------------------- transforms (TF <-> ours)
 
-TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "same": lambda x: x,
-    "dense": lambda x: x.transpose(1, 0),  # [in, out] -> [out, in]
-    "conv": lambda x: x.transpose(3, 2, 0, 1),  # [kh, kw, in, out] -> [out, in, kh, kw]
-    "conv_flip": lambda x: x[::-1, ::-1].transpose(3, 2, 0, 1),  # as "conv", kernel flipped (up-sampling convs)
-    "mod_bias": lambda x: x + 1,  # TF adds the 1 at run time
-    "const": lambda x: x[0],  # [1, C, 4, 4] -> [C, 4, 4]
-    "noise": lambda x: x[0, 0],  # [1, 1, r, r] -> [r, r]
-}
+DENSE = Transform("dense", lambda x: x.permute(1, 0), lambda x: x.permute(1, 0))  # [in, out] <-> [out, in]
+CONV = Transform("conv", lambda x: x.permute(3, 2, 0, 1), lambda x: x.permute(2, 3, 1, 0))  # [kh, kw, in, out] <-> [out, in, kh, kw]
+CONV_FLIP = Transform("conv_flip", lambda x: x.flip(0, 1).permute(3, 2, 0, 1),  # as CONV, kernel flipped (up-sampling convs)
+                      lambda x: x.permute(2, 3, 1, 0).flip(0, 1))
+MOD_BIAS = Transform("mod_bias", lambda x: x + 1, lambda x: x - 1)  # TF adds the 1 at run time
+CONST = Transform("const", lambda x: x[0], lambda x: x[None])  # [1, C, 4, 4] <-> [C, 4, 4]
+NOISE = Transform("noise", lambda x: x[0, 0], lambda x: x[None, None])  # [1, 1, r, r] <-> [r, r]
+SOURCE = "TensorFlow variable"
 
 # Rows: (our name regex, TF variable name template or None = derived from the config, transform).
 # First full match wins. Template fields: the regex groups, plus `noise0` / `noise1` (see `_fields`).
-Row = tuple[str, "str | None", "str | None"]
 
 G_TABLE: list[Row] = [
-    (r"mapping\.w_avg",                                   "dlatent_avg",                           "same"),
-    (r"mapping\.embed\.weight",                           "mapping/LabelEmbed/weight",             "dense"),
-    (r"mapping\.embed\.bias",                             "mapping/LabelEmbed/bias",               "same"),
-    (r"mapping\.fc(?P<i>\d+)\.weight",                    "mapping/Dense{i}/weight",               "dense"),
-    (r"mapping\.fc(?P<i>\d+)\.bias",                      "mapping/Dense{i}/bias",                 "same"),
-    (r"synthesis\.b4\.const",                             "synthesis/4x4/Const/const",             "const"),
-    (r"synthesis\.b4\.conv1\.weight",                     "synthesis/4x4/Conv/weight",             "conv"),
-    (r"synthesis\.b4\.conv1\.bias",                       "synthesis/4x4/Conv/bias",               "same"),
-    (r"synthesis\.b4\.conv1\.noise_const",                "synthesis/noise0",                      "noise"),
-    (r"synthesis\.b4\.conv1\.noise_strength",             "synthesis/4x4/Conv/noise_strength",     "same"),
-    (r"synthesis\.b4\.conv1\.affine\.weight",             "synthesis/4x4/Conv/mod_weight",         "dense"),
-    (r"synthesis\.b4\.conv1\.affine\.bias",               "synthesis/4x4/Conv/mod_bias",           "mod_bias"),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.weight",            "synthesis/{r}x{r}/Conv0_up/weight",     "conv_flip"),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.bias",              "synthesis/{r}x{r}/Conv0_up/bias",       "same"),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.noise_const",       "synthesis/noise{noise0}",               "noise"),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.noise_strength",    "synthesis/{r}x{r}/Conv0_up/noise_strength", "same"),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.affine\.weight",    "synthesis/{r}x{r}/Conv0_up/mod_weight", "dense"),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.affine\.bias",      "synthesis/{r}x{r}/Conv0_up/mod_bias",   "mod_bias"),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.weight",            "synthesis/{r}x{r}/Conv1/weight",        "conv"),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.bias",              "synthesis/{r}x{r}/Conv1/bias",          "same"),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.noise_const",       "synthesis/noise{noise1}",               "noise"),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.noise_strength",    "synthesis/{r}x{r}/Conv1/noise_strength", "same"),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.affine\.weight",    "synthesis/{r}x{r}/Conv1/mod_weight",    "dense"),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.affine\.bias",      "synthesis/{r}x{r}/Conv1/mod_bias",      "mod_bias"),
-    (r"synthesis\.b(?P<r>\d+)\.torgb\.weight",            "synthesis/{r}x{r}/ToRGB/weight",        "conv"),
-    (r"synthesis\.b(?P<r>\d+)\.torgb\.bias",              "synthesis/{r}x{r}/ToRGB/bias",          "same"),
-    (r"synthesis\.b(?P<r>\d+)\.torgb\.affine\.weight",    "synthesis/{r}x{r}/ToRGB/mod_weight",    "dense"),
-    (r"synthesis\.b(?P<r>\d+)\.torgb\.affine\.bias",      "synthesis/{r}x{r}/ToRGB/mod_bias",      "mod_bias"),
-    (r"synthesis\.b(?P<r>\d+)\.skip\.weight",             "synthesis/{r}x{r}/Skip/weight",         "conv_flip"),
+    (r"mapping\.w_avg",                                   "dlatent_avg",                           SAME),
+    (r"mapping\.embed\.weight",                           "mapping/LabelEmbed/weight",             DENSE),
+    (r"mapping\.embed\.bias",                             "mapping/LabelEmbed/bias",               SAME),
+    (r"mapping\.fc(?P<i>\d+)\.weight",                    "mapping/Dense{i}/weight",               DENSE),
+    (r"mapping\.fc(?P<i>\d+)\.bias",                      "mapping/Dense{i}/bias",                 SAME),
+    (r"synthesis\.b4\.const",                             "synthesis/4x4/Const/const",             CONST),
+    (r"synthesis\.b4\.conv1\.weight",                     "synthesis/4x4/Conv/weight",             CONV),
+    (r"synthesis\.b4\.conv1\.bias",                       "synthesis/4x4/Conv/bias",               SAME),
+    (r"synthesis\.b4\.conv1\.noise_const",                "synthesis/noise0",                      NOISE),
+    (r"synthesis\.b4\.conv1\.noise_strength",             "synthesis/4x4/Conv/noise_strength",     SAME),
+    (r"synthesis\.b4\.conv1\.affine\.weight",             "synthesis/4x4/Conv/mod_weight",         DENSE),
+    (r"synthesis\.b4\.conv1\.affine\.bias",               "synthesis/4x4/Conv/mod_bias",           MOD_BIAS),
+    (r"synthesis\.b(?P<r>\d+)\.conv0\.weight",            "synthesis/{r}x{r}/Conv0_up/weight",     CONV_FLIP),
+    (r"synthesis\.b(?P<r>\d+)\.conv0\.bias",              "synthesis/{r}x{r}/Conv0_up/bias",       SAME),
+    (r"synthesis\.b(?P<r>\d+)\.conv0\.noise_const",       "synthesis/noise{noise0}",               NOISE),
+    (r"synthesis\.b(?P<r>\d+)\.conv0\.noise_strength",    "synthesis/{r}x{r}/Conv0_up/noise_strength", SAME),
+    (r"synthesis\.b(?P<r>\d+)\.conv0\.affine\.weight",    "synthesis/{r}x{r}/Conv0_up/mod_weight", DENSE),
+    (r"synthesis\.b(?P<r>\d+)\.conv0\.affine\.bias",      "synthesis/{r}x{r}/Conv0_up/mod_bias",   MOD_BIAS),
+    (r"synthesis\.b(?P<r>\d+)\.conv1\.weight",            "synthesis/{r}x{r}/Conv1/weight",        CONV),
+    (r"synthesis\.b(?P<r>\d+)\.conv1\.bias",              "synthesis/{r}x{r}/Conv1/bias",          SAME),
+    (r"synthesis\.b(?P<r>\d+)\.conv1\.noise_const",       "synthesis/noise{noise1}",               NOISE),
+    (r"synthesis\.b(?P<r>\d+)\.conv1\.noise_strength",    "synthesis/{r}x{r}/Conv1/noise_strength", SAME),
+    (r"synthesis\.b(?P<r>\d+)\.conv1\.affine\.weight",    "synthesis/{r}x{r}/Conv1/mod_weight",    DENSE),
+    (r"synthesis\.b(?P<r>\d+)\.conv1\.affine\.bias",      "synthesis/{r}x{r}/Conv1/mod_bias",      MOD_BIAS),
+    (r"synthesis\.b(?P<r>\d+)\.torgb\.weight",            "synthesis/{r}x{r}/ToRGB/weight",        CONV),
+    (r"synthesis\.b(?P<r>\d+)\.torgb\.bias",              "synthesis/{r}x{r}/ToRGB/bias",          SAME),
+    (r"synthesis\.b(?P<r>\d+)\.torgb\.affine\.weight",    "synthesis/{r}x{r}/ToRGB/mod_weight",    DENSE),
+    (r"synthesis\.b(?P<r>\d+)\.torgb\.affine\.bias",      "synthesis/{r}x{r}/ToRGB/mod_bias",      MOD_BIAS),
+    (r"synthesis\.b(?P<r>\d+)\.skip\.weight",             "synthesis/{r}x{r}/Skip/weight",         CONV_FLIP),
     (r".*\.resample_filter",                              None,                                    None),
 ]
 
 D_TABLE: list[Row] = [
-    (r"b(?P<r>\d+)\.fromrgb\.weight",                     "{r}x{r}/FromRGB/weight",                "conv"),
-    (r"b(?P<r>\d+)\.fromrgb\.bias",                       "{r}x{r}/FromRGB/bias",                  "same"),
-    (r"b(?P<r>\d+)\.conv0\.weight",                       "{r}x{r}/Conv0/weight",                  "conv"),
-    (r"b(?P<r>\d+)\.conv0\.bias",                         "{r}x{r}/Conv0/bias",                    "same"),
-    (r"b(?P<r>\d+)\.conv1\.weight",                       "{r}x{r}/Conv1_down/weight",             "conv"),
-    (r"b(?P<r>\d+)\.conv1\.bias",                         "{r}x{r}/Conv1_down/bias",               "same"),
-    (r"b(?P<r>\d+)\.skip\.weight",                        "{r}x{r}/Skip/weight",                   "conv"),
-    (r"mapping\.embed\.weight",                           "LabelEmbed/weight",                     "dense"),
-    (r"mapping\.embed\.bias",                             "LabelEmbed/bias",                       "same"),
-    (r"mapping\.fc(?P<i>\d+)\.weight",                    "Mapping{i}/weight",                     "dense"),
-    (r"mapping\.fc(?P<i>\d+)\.bias",                      "Mapping{i}/bias",                       "same"),
-    (r"b4\.conv\.weight",                                 "4x4/Conv/weight",                       "conv"),
-    (r"b4\.conv\.bias",                                   "4x4/Conv/bias",                         "same"),
-    (r"b4\.fc\.weight",                                   "4x4/Dense0/weight",                     "dense"),
-    (r"b4\.fc\.bias",                                     "4x4/Dense0/bias",                       "same"),
-    (r"b4\.out\.weight",                                  "Output/weight",                         "dense"),
-    (r"b4\.out\.bias",                                    "Output/bias",                           "same"),
+    (r"b(?P<r>\d+)\.fromrgb\.weight",                     "{r}x{r}/FromRGB/weight",                CONV),
+    (r"b(?P<r>\d+)\.fromrgb\.bias",                       "{r}x{r}/FromRGB/bias",                  SAME),
+    (r"b(?P<r>\d+)\.conv0\.weight",                       "{r}x{r}/Conv0/weight",                  CONV),
+    (r"b(?P<r>\d+)\.conv0\.bias",                         "{r}x{r}/Conv0/bias",                    SAME),
+    (r"b(?P<r>\d+)\.conv1\.weight",                       "{r}x{r}/Conv1_down/weight",             CONV),
+    (r"b(?P<r>\d+)\.conv1\.bias",                         "{r}x{r}/Conv1_down/bias",               SAME),
+    (r"b(?P<r>\d+)\.skip\.weight",                        "{r}x{r}/Skip/weight",                   CONV),
+    (r"mapping\.embed\.weight",                           "LabelEmbed/weight",                     DENSE),
+    (r"mapping\.embed\.bias",                             "LabelEmbed/bias",                       SAME),
+    (r"mapping\.fc(?P<i>\d+)\.weight",                    "Mapping{i}/weight",                     DENSE),
+    (r"mapping\.fc(?P<i>\d+)\.bias",                      "Mapping{i}/bias",                       SAME),
+    (r"b4\.conv\.weight",                                 "4x4/Conv/weight",                       CONV),
+    (r"b4\.conv\.bias",                                   "4x4/Conv/bias",                         SAME),
+    (r"b4\.fc\.weight",                                   "4x4/Dense0/weight",                     DENSE),
+    (r"b4\.fc\.bias",                                     "4x4/Dense0/bias",                       SAME),
+    (r"b4\.out\.weight",                                  "Output/weight",                         DENSE),
+    (r"b4\.out\.bias",                                    "Output/bias",                           SAME),
     (r".*\.resample_filter",                              None,                                    None),
 ]
 
@@ -128,14 +126,9 @@ def _fields(groups: dict[str, str]) -> dict[str, Any]:
     return f
 
 
-def _lookup(table: list[Row], key: str, fields: Callable[[dict[str, str]], dict[str, Any]] = _fields,
-            ) -> tuple[str | None, str | None] | None:
-    """(TF variable name, transform) of our tensor `key`, the name's template filled by `fields`; None if no row matches."""
-    for pattern, template, transform in table:
-        m = re.fullmatch(pattern, key)
-        if m:
-            return (None if template is None else template.format(**fields(m.groupdict()))), transform
-    return None
+def tf_name(table: list[Row], key: str) -> tuple[str | None, Transform | None] | None:
+    """(TF variable name, transform) of our tensor `key`; None if no row matches."""
+    return lookup(table, key, _fields)
 
 
 # ----------------------------------------------------------------------------- kwargs
@@ -280,38 +273,10 @@ def _aliases(params: dict[str, np.ndarray], pattern: str, template: str, img_res
     return out
 
 
-def _fill(
-    params: dict[str, np.ndarray], aliases: dict[str, str], template: dict[str, torch.Tensor], table: list[Row],
-    ignored: tuple[str, ...], where: str, fields: Callable[[dict[str, str]], dict[str, Any]] = _fields,
-) -> dict[str, torch.Tensor]:
+def _fill(params: dict[str, np.ndarray], aliases: dict[str, str], template: dict[str, torch.Tensor], table: list[Row],
+          ignored: tuple[str, ...], where: str, fields: Fields = _fields) -> dict[str, torch.Tensor]:
     """Our state dict shaped like `template`, values from the TF variables via `table` (templates filled by `fields`)."""
-    out: dict[str, torch.Tensor] = {}
-    used: set[str] = set()
-    missing: list[str] = []
-    wrong: list[str] = []
-    for key, ref in template.items():
-        found = _lookup(table, key, fields)
-        if found is None:
-            raise ValueError(f"{where}: no TensorFlow variable is known for our tensor {key}")
-        tf_name, transform = found
-        if tf_name is None:
-            out[key] = ref.detach().clone()  # resample filters: derived from the config
-            continue
-        source = tf_name if tf_name in params else aliases.get(tf_name)
-        if source is None or source not in params:
-            missing.append(f"{tf_name} (for {key})")
-            continue
-        used.add(source)
-        value = np.array(TRANSFORMS[transform](params[source]), order="C")  # (ascontiguousarray would make 0-d 1-d)
-        if tuple(value.shape) != tuple(ref.shape):
-            wrong.append(f"{source} {list(params[source].shape)} (gives {list(value.shape)}, expected {list(ref.shape)} for {key})")
-            continue
-        out[key] = torch.tensor(value, dtype=ref.dtype)
-    unused = sorted(n for n in set(params) - used if not any(re.fullmatch(p, n) for p in ignored))
-    problems = describe_mismatch([("missing", missing), ("unknown", unused), ("wrong shape", wrong)])
-    if problems:
-        raise ValueError(f"{where}: TensorFlow variables do not fit the architecture: {problems}")
-    return out
+    return to_ours(template, params, table, fields, source=SOURCE, where=where, aliases=aliases, ignored=ignored)
 
 
 def _network(net: Any, where: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -329,10 +294,9 @@ def _convert_generator(net: Any, where: str) -> tuple[GeneratorConfig, dict[str,
     if aliases:
         init["synthesis_kwargs"]["architecture"] = "orig"
     cfg = generator_config_from_official(init, OFFICIAL_MODULE)
+    ignored: tuple[str, ...] = IGNORED_VARIABLES
     if not cfg.synthesis.use_noise:  # noise inputs built but unused
-        ignored = IGNORED_VARIABLES + (r"synthesis/noise\d+", r"synthesis/\d+x\d+/Conv(0_up|1)?/noise_strength")
-    else:
-        ignored = IGNORED_VARIABLES
+        ignored += (r"synthesis/noise\d+", r"synthesis/\d+x\d+/Conv(0_up|1)?/noise_strength")
     state = _fill(params, aliases, Generator(cfg).state_dict(), G_TABLE, ignored, where)
     return cfg, state
 

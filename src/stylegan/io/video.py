@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import tempfile
 from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
@@ -18,7 +17,7 @@ from types import TracebackType
 import numpy as np
 from PIL import Image
 
-from .checkpoint import atomic_write_bytes
+from .checkpoint import atomic_write_bytes, temp_file_beside
 
 FORMATS = (".mp4", ".gif")
 
@@ -112,9 +111,7 @@ class VideoWriter:
         assert self._shape is not None
         h, w, c = self._shape
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temp_file_beside(self.path, suffix=self.path.suffix)
         self._ffmpeg = imageio_ffmpeg.write_frames(
             str(self._tmp), (w + w % 2, h + h % 2), pix_fmt_in="gray" if c == 1 else "rgb24", pix_fmt_out="yuv420p",
             fps=self.fps, codec="libx264", quality=None, macro_block_size=1, ffmpeg_log_level="error",

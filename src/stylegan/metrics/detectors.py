@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..io.cache import cache_dir
+from ..io.checkpoint import temp_file_beside
 from ..io.download import WeightsUnavailable, fetch_url, file_sha256
 from .inception import InceptionV3, WeightsError, inception_from_file, load_state, read_weights
 
@@ -74,9 +74,7 @@ def nvidia_inception(download: bool = True) -> Path:
     if not download:
         raise DetectorUnavailable(f"NVIDIA's Inception weights are not here: {hint}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_file_beside(dest)
     try:
         try:
             fetch_url(NVIDIA_INCEPTION_URL, tmp)

@@ -2,6 +2,10 @@
 
 Each is a PSNR in dB between the generator's output for a transformed input grid and the transformed
 output image, inside the region both define: PSNR = 20 log10(2) - 10 log10(MSE) (images span [-1, 1]).
+Registered as the metrics `eqt50k_int`, `eqt50k_frac` and `eqr50k` (`num_gen` sets the sample count and
+renames them: `eqt1k_int`). Samples come in groups of EQ_GROUP sharing one random transform, as in NVIDIA's
+metric (its batch of 4); group g draws its latents, labels and transforms from a generator seeded by
+`(seed, g)`, so the result depends neither on the batch size nor on the number of processes.
 """
 
 from __future__ import annotations
@@ -13,7 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.common import Generator
 from ..ops import filter2d, upsample2d
+from .fid import index_seed
+from .registry import MetricOptions, counted_name, register_metric
+
+EQ_GROUP = 4  # samples sharing one random transform (NVIDIA's batch size for these metrics)
 
 
 def sinc(x: torch.Tensor) -> torch.Tensor:
@@ -147,9 +156,8 @@ def apply_fractional_pseudo_rotation(x: torch.Tensor, angle: torch.Tensor, a: in
 
 @torch.no_grad()
 def compute_equivariance_metrics(
-    G: torch.nn.Module,
+    G: Generator,
     num_samples: int = 50000,
-    batch_size: int = 4,
     translate_max: float = 0.125,
     rotate_max: float = 1,
     eqt_int: bool = True,
@@ -157,12 +165,16 @@ def compute_equivariance_metrics(
     eqr: bool = True,
     seed: int = 0,
     device: torch.device | str | None = None,
+    rank: int = 0,
+    num_gpus: int = 1,
 ) -> dict[str, float]:
     """EQ-T (`eqt_int`), EQ-T_frac (`eqt_frac`) and EQ-R (`eqr`) in dB over `num_samples` latents, as the
     official `metrics/equivariance.py` (50k samples in the paper; fewer give a quick estimate).
 
     Translations are drawn uniformly within ±`translate_max` image sizes, rotations within
-    ±`rotate_max`·180°. Conditional generators get uniformly random one-hot labels.
+    ±`rotate_max`·180°, one draw per group of EQ_GROUP samples. Conditional generators get uniformly random
+    one-hot labels. With `num_gpus` > 1 (inside an initialised process group) each rank evaluates its share of
+    the groups and the sums are added up, so every rank returns the single-process numbers.
 
     StyleGAN3 generators translate their Fourier-feature input through its transform. StyleGAN2 has no
     such input; for it EQ-T and EQ-T_frac translate its 4x4 constant input by the same fraction of the
@@ -170,8 +182,8 @@ def compute_equivariance_metrics(
     """
     if not (eqt_int or eqt_frac or eqr):
         raise ValueError("select at least one of eqt_int, eqt_frac, eqr")
-    if num_samples < 1 or batch_size < 1:
-        raise ValueError(f"num_samples and batch_size must be >= 1, got {num_samples}, {batch_size}")
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     device = torch.device(device) if device is not None else next(G.parameters()).device
     G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
     M = getattr(getattr(getattr(G, "synthesis", None), "input", None), "transform", None)
@@ -193,7 +205,6 @@ def compute_equivariance_metrics(
             const.copy_(apply_fractional_translation(const0[None], t[0], t[1])[0][0])
 
     zero = torch.zeros(2, device=device)
-    gen = torch.Generator().manual_seed(seed)
     names = [n for n, on in (("eqt_int", eqt_int), ("eqt_frac", eqt_frac), ("eqr", eqr)) if on]
     sq_err = dict.fromkeys(names, 0.0)
     count = dict.fromkeys(names, 0.0)
@@ -202,8 +213,9 @@ def compute_equivariance_metrics(
         sq_err[name] += float(err.sum())
         count[name] += float(mask.sum())
 
-    for start in range(0, num_samples, batch_size):
-        n = min(batch_size, num_samples - start)
+    for group in range(rank, -(-num_samples // EQ_GROUP), num_gpus):  # this rank's groups
+        gen = torch.Generator().manual_seed(index_seed(seed, group))
+        n = min(EQ_GROUP, num_samples - group * EQ_GROUP)
         z = torch.randn([n, G.z_dim], generator=gen).to(device)
         c = None
         if G.c_dim > 0:
@@ -234,4 +246,37 @@ def compute_equivariance_metrics(
             mask = ref_mask * pseudo_mask
             accumulate("eqr", (ref - pseudo).square() * mask, mask)
 
-    return {name: 20 * math.log10(2) - 10 * math.log10(sq_err[name] / count[name]) for name in names}
+    if num_gpus > 1:
+        sums = torch.tensor([sq_err[n] for n in names] + [count[n] for n in names], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(sums, op=torch.distributed.ReduceOp.SUM)
+        sq_err, count = dict(zip(names, sums[:len(names)].tolist())), dict(zip(names, sums[len(names):].tolist()))
+    # PSNR; an exactly equivariant result (no error at all, e.g. every drawn integer shift rounded to 0) is +inf
+    return {name: 20 * math.log10(2) - 10 * math.log10(sq_err[name] / count[name]) if sq_err[name] > 0 else math.inf
+            for name in names}
+
+
+def _registered(opts: MetricOptions, name: str, flag: str) -> dict[str, float]:
+    if opts.G is None:
+        raise ValueError(f"{name} needs a generator")
+    value = compute_equivariance_metrics(
+        opts.G, num_samples=50000 if opts.num_gen is None else opts.num_gen, seed=opts.seed, device=opts.device,
+        rank=opts.rank, num_gpus=opts.num_gpus, **{k: k == flag for k in ("eqt_int", "eqt_frac", "eqr")})[flag]
+    return {counted_name(name, opts.num_gen): value}
+
+
+@register_metric(counted=True)
+def eqt50k_int(opts: MetricOptions) -> dict[str, float]:
+    """EQ-T: integer translations, 50,000 samples."""
+    return _registered(opts, "eqt50k_int", "eqt_int")
+
+
+@register_metric(counted=True)
+def eqt50k_frac(opts: MetricOptions) -> dict[str, float]:
+    """EQ-T_frac: fractional translations, 50,000 samples."""
+    return _registered(opts, "eqt50k_frac", "eqt_frac")
+
+
+@register_metric(counted=True)
+def eqr50k(opts: MetricOptions) -> dict[str, float]:
+    """EQ-R: rotations, 50,000 samples."""
+    return _registered(opts, "eqr50k", "eqr")

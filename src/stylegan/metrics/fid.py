@@ -10,9 +10,9 @@
 | `sfid50k_full` | all | 50k | `mixed_6/conv`, first 7 channels (2023) |
 
 `num_gen` replaces the 50k and the name records it (`fid1k_full`, `is64_mean`; see `registry.counted_name`).
-Generated images come from `G(z, c)` with z, labels (drawn from the dataset's) and noise seeded per batch
-of `batch_size` from `seed`, so the images do not depend on how many processes share the work; or from the
-files of `images` in their listed order. Real-data statistics are cached under `cache_dir()/gan-metrics`,
+Generated images come from `G(z, c)` with the z, label (drawn from the dataset's) and noise inputs of image i
+drawn from a generator seeded by `(seed, i)`, so the images depend neither on the batch size nor on how many
+processes share the work; or from the files of `images` in their listed order. Real-data statistics are cached under `cache_dir()/gan-metrics`,
 keyed by the dataset's content (a zip's member names, sizes and CRCs; a folder's names, sizes and mtimes),
 the detector's SHA-256 and the options. With several processes each one extracts its share and the sums
 are added up (`all_reduce_sum`), so every rank returns the numbers one process would.
@@ -36,6 +36,9 @@ import torch
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
+from ..io.images import to_uint8
+from ..models.common import Generator
+from ..ops.misc import per_sample_noise
 from . import detectors
 from .inception import LOGITS_DIM, POOL_DIM, SPATIAL_DIM, InceptionV3
 from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
@@ -122,7 +125,7 @@ class FeatureStats:
         os.replace(tmp, path)
 
     @staticmethod
-    def load(path: Path) -> "FeatureStats":
+    def load(path: Path) -> FeatureStats:
         with np.load(path, allow_pickle=False) as z:
             return FeatureStats(int(z["count"]), *(z[k] if k in z else None for k in ("total", "outer", "rows")))
 
@@ -213,33 +216,33 @@ def dataset_batches(dataset: ImageDataset, num: int, opts: MetricOptions) -> Ite
         yield torch.tensor(share[start:start + len(images)]), images
 
 
-def _generator_share(num: int, opts: MetricOptions) -> list[tuple[int, int, int]]:
+def generator_share(num: int, opts: MetricOptions) -> list[tuple[int, int, int]]:
     """(global batch number, first image, batch size) of the generated batches this rank makes."""
     batches = rank_share(-(-num // opts.batch_size), opts)
     return [(b, b * opts.batch_size, min(opts.batch_size, num - b * opts.batch_size)) for b in batches]
 
 
-def batch_seed(seed: int, batch: int) -> int:
-    """The seed of global batch `batch` (its latents, labels and noise), the same on every process."""
-    return int(np.random.SeedSequence([seed, batch]).generate_state(1)[0])
+def index_seed(seed: int, index: int) -> int:
+    """The seed of item `index` of a seeded stream (a generated image, a PPL batch): the same on every process
+    and whatever the batching."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
 @torch.no_grad()
-def generator_batches(G: torch.nn.Module, labels: ImageDataset | None, num: int,
+def generator_batches(G: Generator, labels: ImageDataset | None, num: int,
                        opts: MetricOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """This rank's share of `num` generated uint8 images, in batches seeded by their global batch number."""
+    """This rank's share of `num` generated uint8 images; image i's z, label and noise come from its own
+    generator seeded by `index_seed(opts.seed, i)`."""
     device = torch.device(opts.device)
-    for b, start, size in _generator_share(num, opts):
-        seed = batch_seed(opts.seed, b)
-        rng = torch.Generator().manual_seed(seed)
-        z = torch.randn([size, G.z_dim], generator=rng)
+    for _, start, size in generator_share(num, opts):
+        gens = [torch.Generator().manual_seed(index_seed(opts.seed, i)) for i in range(start, start + size)]
+        z = torch.stack([torch.randn([G.z_dim], generator=g) for g in gens])
         c = torch.zeros([size, G.c_dim])
         if G.c_dim > 0:
-            c = torch.stack([labels.get_label(i) for i in torch.randint(len(labels), [size], generator=rng).tolist()])
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)  # the noise inputs
+            c = torch.stack([labels.get_label(int(torch.randint(len(labels), [1], generator=g))) for g in gens])
+        with per_sample_noise(gens):
             img = G(z.to(device), c.to(device))
-        yield torch.arange(start, start + size), (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+        yield torch.arange(start, start + size), to_uint8(img)
 
 
 def _dataset_fingerprint(path: Path) -> str:
@@ -312,7 +315,7 @@ def generated_batches(opts: MetricOptions, num: int, name: str) -> Iterator[tupl
             labels.close()
             raise ValueError(f"{name}: the generator takes {G.c_dim}-dim labels but the dataset has {labels.label_dim}")
     try:
-        yield generator_batches(G, labels, num, opts), sum(size for _, _, size in _generator_share(num, opts))
+        yield generator_batches(G, labels, num, opts), sum(size for _, _, size in generator_share(num, opts))
     finally:
         if labels is not None:
             labels.close()

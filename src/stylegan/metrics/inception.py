@@ -234,7 +234,7 @@ class InceptionV3(torch.nn.Module):
             result["logits"] = pool @ self.output.weight.T  # no bias: NVIDIA's IS (`no_output_bias=True`)
         return result
 
-    def randomize_(self, seed: int) -> "InceptionV3":
+    def randomize_(self, seed: int) -> InceptionV3:
         """Random weights for rFID: He-normal convolutions (fan-in, ReLU gain) from `torch.Generator(seed)`,
         identity batch norms (beta 0, mean 0, var 1). The same seed gives the same network on every machine."""
         gen = torch.Generator().manual_seed(seed)

@@ -13,9 +13,10 @@ batch is 2 pairs) and images box-downsampled to 256x256 when larger. The result 
 between the 1st ("lower") and 99th ("higher") percentiles.
 
 Generated images for `pr50k3_full` are made as the FID metrics make them (`fid.generator_batches`: z,
-labels and noise seeded per batch), or read from `opts.images`. PPL draws z, labels and then the noise of
-batch b from the stream seeded by `(opts.seed, b)`. Each rank takes its share of the images or batches and
-the results are summed over ranks, so the numbers do not depend on the number of processes.
+label and noise of each image seeded by its index), or read from `opts.images`. PPL draws z, labels and then
+the noise of pair-batch b (always 2 pairs, whatever `batch_size`) from the stream seeded by `(opts.seed, b)`.
+Each rank takes its share of the images or batches and the results are summed over ranks, so the numbers do not
+depend on the number of processes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import torch
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
-from .fid import batch_seed, dataset_batches, generated_batches
+from ..models.common import Generator
+from .fid import dataset_batches, generated_batches, index_seed
 from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
 from .vgg import VGG16, load_vgg16
 
@@ -150,14 +152,14 @@ def pr50k3_full(opts: MetricOptions) -> dict[str, float]:
 # ----------------------------------------------------------------------------- perceptual path length
 
 
-def _labels(G: torch.nn.Module, dataset: ImageDataset | None, n: int, rng: torch.Generator) -> torch.Tensor:
+def _labels(G: Generator, dataset: ImageDataset | None, n: int, rng: torch.Generator) -> torch.Tensor:
     """[n, c_dim] labels of random dataset images (empty for an unconditional G)."""
     if G.c_dim == 0:
         return torch.zeros([n, 0])
     return torch.stack([dataset.get_label(i) for i in torch.randint(len(dataset), [n], generator=rng).tolist()])
 
 
-def randomize_noise(G: torch.nn.Module, rng: torch.Generator) -> None:
+def randomize_noise(G: Generator, rng: torch.Generator) -> None:
     """Redraw every constant noise buffer (`*.noise_const`) of `G` from a standard normal."""
     for name, buf in G.named_buffers():
         if name.endswith(".noise_const"):
@@ -165,7 +167,7 @@ def randomize_noise(G: torch.nn.Module, rng: torch.Generator) -> None:
 
 
 @torch.no_grad()
-def ppl_distances(G: torch.nn.Module, vgg: VGG16, z: torch.Tensor, c: torch.Tensor, epsilon: float) -> torch.Tensor:
+def ppl_distances(G: Generator, vgg: VGG16, z: torch.Tensor, c: torch.Tensor, epsilon: float) -> torch.Tensor:
     """[B] LPIPS(synthesis(w0), synthesis(lerp(w0, w1, ε))) / ε² for z = [z0; z1] ([2B, z_dim]), labels c [B, c_dim].
 
     Images are synthesised in float32 with the constant noise buffers, box-downsampled to 256x256 when
@@ -191,7 +193,7 @@ def filtered_mean(dist: np.ndarray) -> float:
     return float(dist[(dist >= lo) & (dist <= hi)].mean())
 
 
-@register_metric
+@register_metric(counted=True)
 def ppl2_wend(opts: MetricOptions) -> dict[str, float]:
     """Perceptual path length in W, end-point sampling, full image, ε = 1e-4, 50,000 samples."""
     if opts.G is None:
@@ -216,7 +218,7 @@ def ppl2_wend(opts: MetricOptions) -> dict[str, float]:
     try:
         with _progress(len(share) * bs, "ppl sampling", opts) as bar:
             for b in share:
-                rng = torch.Generator().manual_seed(batch_seed(opts.seed, b))
+                rng = torch.Generator().manual_seed(index_seed(opts.seed, b))
                 z = torch.randn([bs * 2, G.z_dim], generator=rng)
                 c = _labels(G, dataset, bs, rng)
                 randomize_noise(G, rng)
@@ -225,4 +227,4 @@ def ppl2_wend(opts: MetricOptions) -> dict[str, float]:
     finally:
         if dataset is not None:
             dataset.close()
-    return {"ppl2_wend": filtered_mean(all_reduce_sum(dist, opts)[:num].cpu().numpy())}
+    return {counted_name("ppl2_wend", opts.num_gen): filtered_mean(all_reduce_sum(dist, opts)[:num].cpu().numpy())}

@@ -2,7 +2,7 @@
 
 It applies the FID formula to 8x8 area-downsampled pixels (scaled to [0, 1]) instead of Inception
 features: the Fréchet distance between Gaussian fits of all real images (x-flipped too with `mirror`) and
-of 5000 generated ones. It sees only coarse colour and layout, and its values are not comparable to FID.
+of 5000 generated ones (made as the FID metrics make them). It sees only coarse colour and layout, and its values are not comparable to FID.
 """
 
 from __future__ import annotations
@@ -11,23 +11,16 @@ import copy
 from collections.abc import Iterator
 
 import numpy as np
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
-from .registry import MetricOptions, all_reduce_sum, rank_share, register_metric
+from ..models.common import Generator
+from .fid import frechet_distance, generator_batches, generator_share
+from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
 
 FEATURE_RES = 8
-
-
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """|mu1 - mu2|^2 + tr(sigma1 + sigma2 - 2 sqrt(sigma1 sigma2)), the real part, as in FID."""
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    return float(np.real(np.square(mu1 - mu2).sum() + np.trace(sigma1 + sigma2 - 2 * covmean)))
 
 
 def pixel_features(images: torch.Tensor) -> torch.Tensor:
@@ -64,25 +57,16 @@ def _real_batches(dataset: ImageDataset, opts: MetricOptions) -> Iterator[torch.
             yield images.to(opts.device)
 
 
-@torch.no_grad()
-def _generated_batches(G: torch.nn.Module, dataset: ImageDataset, num: int, opts: MetricOptions) -> Iterator[torch.Tensor]:
-    """This rank's share of `num` generated images as uint8, labels drawn from the dataset's labels."""
-    seed = int(np.random.SeedSequence([opts.seed, opts.rank]).generate_state(1)[0])
-    rng = torch.Generator().manual_seed(seed)
-    total = len(rank_share(num, opts))
-    with _progress(total, "pfd generated", opts) as bar:
-        for start in range(0, total, opts.batch_size):
-            b = min(opts.batch_size, total - start)
-            z = torch.randn([b, G.z_dim], generator=rng)
-            c = torch.zeros([b, G.c_dim])
-            if G.c_dim > 0:
-                c = torch.stack([dataset.get_label(i) for i in torch.randint(len(dataset), [b], generator=rng).tolist()])
-            img = G(z.to(opts.device), c.to(opts.device), noise_mode="const")
-            bar.update(b)
-            yield (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+def _generated_batches(G: Generator, dataset: ImageDataset, num: int, opts: MetricOptions) -> Iterator[torch.Tensor]:
+    """This rank's share of `num` generated uint8 images, made as the FID metrics make them (image i seeded by
+    its index; labels drawn from the dataset's)."""
+    with _progress(sum(size for _, _, size in generator_share(num, opts)), "pfd generated", opts) as bar:
+        for _, images in generator_batches(G, dataset if G.c_dim > 0 else None, num, opts):
+            bar.update(len(images))
+            yield images
 
 
-@register_metric
+@register_metric(counted=True)
 def pfd5k_full(opts: MetricOptions) -> dict[str, float]:
     """Pixel Fréchet distance (a FID stand-in, not FID): full dataset vs. 5000 generated images."""
     if opts.dataset is None:
@@ -101,4 +85,4 @@ def pfd5k_full(opts: MetricOptions) -> dict[str, float]:
         mu_gen, sigma_gen = _mean_cov(_generated_batches(G, dataset, num_gen, opts), G.img_channels, opts)
     finally:
         dataset.close()
-    return {"pfd5k_full": frechet_distance(mu_gen, sigma_gen, mu_real, sigma_real)}
+    return {counted_name("pfd5k_full", opts.num_gen): frechet_distance(mu_gen, sigma_gen, mu_real, sigma_real)}

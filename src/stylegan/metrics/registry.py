@@ -19,21 +19,23 @@ from pathlib import Path
 
 import torch
 
+from ..models.common import Generator
+
 
 @dataclass
 class MetricOptions:
     """What a metric needs: the generator, the real data, and how to split the work."""
 
-    G: torch.nn.Module | None  # generator (G_ema); None when `images` stands in for it
+    G: Generator | None  # generator (G_ema); None when `images` stands in for it
     dataset: str | None  # dataset zip or folder (stylegan.data.dataset.ImageDataset); None for G-only metrics
-    mirror: bool = False
+    mirror: bool = False  # add x-flipped copies of the real images
     num_gen: int | None = None  # overrides the metric's number of generated images
-    device: torch.device | str = "cpu"
-    batch_size: int = 64
-    seed: int = 0
-    rank: int = 0
-    num_gpus: int = 1
-    progress: bool = False
+    device: torch.device | str = "cpu"  # where G and the feature networks run
+    batch_size: int = 64  # images per forward pass
+    seed: int = 0  # seed of the latents and labels
+    rank: int = 0  # this process (the work is split across num_gpus processes)
+    num_gpus: int = 1  # processes
+    progress: bool = False  # progress bars
     detector: str | None = None  # feature-network weights file; None: the default source (metrics.detectors)
     images: str | None = None  # a zip or folder of generated images to evaluate instead of G (FID, KID)
     cache: bool = True  # keep real-data feature statistics on disk (metrics.detectors.cache_dir()/gan-metrics)
@@ -63,7 +65,7 @@ class MetricResult:
 MetricFn = Callable[[MetricOptions], dict[str, float]]
 METRICS: dict[str, MetricFn] = {}
 COUNTED: set[str] = set()  # metrics whose name states the generated-image count
-METRIC_MODULES = ("pixel_fd", "fid", "perceptual")
+METRIC_MODULES = ("pixel_fd", "fid", "perceptual", "equivariance")
 
 
 def register_metric(fn: MetricFn | None = None, *, counted: bool = False) -> Callable[[MetricFn], MetricFn] | MetricFn:
@@ -79,11 +81,13 @@ def register_metric(fn: MetricFn | None = None, *, counted: bool = False) -> Cal
 
 def counted_name(name: str, num_gen: int | None) -> str:
     """The name a counted metric is reported under: the count after the leading letters becomes `num_gen`
-    ("fid50k_full", 1000 -> "fid1k_full"; 64 -> "fid64_full"; "pr50k3_full", 2000 -> "pr2k3_full")."""
+    ("fid50k_full", 1000 -> "fid1k_full"; 64 -> "fid64_full"; "pr50k3_full", 2000 -> "pr2k3_full"); a name
+    that states no count gets it appended ("ppl2_wend", 1000 -> "ppl2_wend_1k")."""
     if num_gen is None:
         return name
     tag = f"{num_gen // 1000}k" if num_gen % 1000 == 0 else str(num_gen)
-    return re.sub(r"^([a-z]+)\d+k", lambda m: m.group(1) + tag, name, count=1)
+    counted, found = re.subn(r"^([a-z]+)\d+k", lambda m: m.group(1) + tag, name, count=1)
+    return counted if found else f"{name}_{tag}"
 
 
 def _ensure_registered() -> None:

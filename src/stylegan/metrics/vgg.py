@@ -1,8 +1,9 @@
 """VGG16 as NVIDIA's metrics use it (`vgg16.pkl`): fc7 features for precision/recall, LPIPS for PPL.
 
 NVIDIA's detector is torchvision's ImageNet VGG16 with the LPIPS v0.1 'vgg' linear layers (Zhang et al.,
-"The Unreasonable Effectiveness of Deep Features as a Perceptual Metric") on top: torch-fidelity's tests find its torchvision+LPIPS reimplementation equal to NVIDIA's
-stylegan2-ada `vgg16.pt` (fc7 features to 1e-4, LPIPS to 1e-5). This module computes the same things:
+"The Unreasonable Effectiveness of Deep Features as a Perceptual Metric") on top: torch-fidelity's tests find its
+torchvision+LPIPS reimplementation equal to NVIDIA's stylegan2-ada `vgg16.pt` (fc7 features to 1e-4, LPIPS to 1e-5).
+This module computes the same things:
 
 - `VGG16.forward`, as `vgg16(img, return_features=True)`: pixels in [0, 255] resized to 224x224 with
   TensorFlow 1.x bilinear resampling (`resize_bilinear_tf`), ImageNet mean/std normalisation, the fc7
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 
 from ..io import download
 from ..io.download import WeightsFile
+from ..io.images import from_uint8
 from . import detectors
 from .detectors import DetectorUnavailable
 
@@ -118,8 +120,8 @@ class VGG16(torch.nn.Module):
         """The five unit-normalised LPIPS feature maps of [N, 3, H, W] pixels in [0, 255]."""
         assert self.has_lpips, "this VGG16 was built without the LPIPS layers"
         assert images.ndim == 4 and images.shape[1] == 3, f"expected [N, 3, H, W] images, got {list(images.shape)}"
-        x = images.to(torch.float32)
-        x = (x / 127.5 - 1 - _per_channel(_LPIPS_SHIFT, x)) / _per_channel(_LPIPS_SCALE, x)
+        x = from_uint8(images)
+        x = (x - _per_channel(_LPIPS_SHIFT, x)) / _per_channel(_LPIPS_SCALE, x)
         taps = []
         for i, layer in enumerate(self.features[:_LPIPS_TAPS[-1] + 1]):
             x = layer(x)

@@ -51,6 +51,8 @@ import torch.nn.functional as F
 from ..nn import FullyConnectedLayer
 from ..ops.diffaugment import diff_augment
 from ..ops.fastpath import fast_paths_enabled, prefer_cpu_kernels
+from ..ops.misc import assert_shape
+from .common import check_labels
 from .config import JsonConfig
 from .feature_networks.backbones import BackboneInfo, backbone_info, make_backbone
 
@@ -67,8 +69,8 @@ SN_EPS = 1e-12
 @dataclass
 class ProjectedDiscriminatorConfig(JsonConfig):
     """Official `ProjectedDiscriminator(backbones, diffaug, interp224, backbone_kwargs={cout, expand, proj_type,
-    num_discs, cond})`; `c_dim`, `img_resolution`, `img_channels` are the common arguments (not used by the
-    network itself: labels enter only through argmax)."""
+    num_discs, cond})`; `c_dim`, `img_resolution`, `img_channels` are the common arguments: the network checks its
+    inputs against them (the official one accepts any size, since it resizes), labels enter only through argmax."""
 
     describe = "projected discriminator config"
 
@@ -99,6 +101,8 @@ class ProjectedDiscriminatorConfig(JsonConfig):
         if self.feature_res < 128 or self.feature_res % 32:
             raise ValueError(f"{self.describe}: feature_res must be a multiple of 32 and at least 128 (the coarsest "
                              f"mini-discriminator needs 4x4 maps), got {self.feature_res}")
+        if self.cond and self.c_dim < 1:
+            raise ValueError(f"{self.describe}: a conditional discriminator (cond) needs c_dim >= 1, got {self.c_dim}")
         if self.img_channels != 3:
             raise ValueError(f"{self.describe}: the feature networks need 3-channel images, got img_channels={self.img_channels}")
 
@@ -107,6 +111,9 @@ class SNConv2d(torch.nn.Module):
     """Conv2d with spectral normalisation (Miyato et al. 2018) exactly as torch.nn.utils.spectral_norm computes it:
     W / sigma with sigma = u^T W v, and in training mode one power iteration updating the buffers u, v first.
     Parameters `weight_orig`, `bias`; buffers `weight_u`, `weight_v` (the official names)."""
+
+    weight_u: torch.Tensor
+    weight_v: torch.Tensor
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, bias: bool = True) -> None:
         super().__init__()
@@ -151,6 +158,8 @@ class MiniDiscriminator(torch.nn.Module):
     """One scale's discriminator (official SingleDisc / SingleDiscCond): DownBlocks from `start_res` to 8x8, then
     a 4x4 SN conv to one logit map, or, when conditional, to a 64-channel map projected onto the class code."""
 
+    embed: torch.nn.Embedding  # conditional only
+
     def __init__(self, cin: int, start_res: int, cond: bool, rand_embedding: bool = False) -> None:
         super().__init__()
         if start_res not in MINI_DISC_CHANNELS:
@@ -188,9 +197,9 @@ class MultiScaleD(torch.nn.Module):
 
     def __init__(self, channels: list[int], resolutions: list[int], num_discs: int, cond: bool, rand_embedding: bool) -> None:
         super().__init__()
-        self.mini_discs = torch.nn.ModuleDict(
-            (str(i), MiniDiscriminator(cin, res, cond, rand_embedding))
-            for i, (cin, res) in enumerate(zip(channels[:num_discs], resolutions[:num_discs])))
+        self.mini_discs = torch.nn.ModuleDict({
+            str(i): MiniDiscriminator(cin, res, cond, rand_embedding)
+            for i, (cin, res) in enumerate(zip(channels[:num_discs], resolutions[:num_discs]))})
 
     def forward(self, features: list[torch.Tensor], c: torch.Tensor | None) -> torch.Tensor:
         return torch.cat([disc(features[int(k)], c).reshape(features[int(k)].shape[0], -1)
@@ -245,14 +254,14 @@ class FeatureProjector(torch.nn.Module):
             out = self.pretrained(x)
         if self.proj_type == 0:
             return out
-        s = self.scratch
-        out = [getattr(s, f"layer{i}_ccm")(o) for i, o in enumerate(out)]
+        s = self.scratch.get_submodule
+        out = [s(f"layer{i}_ccm")(o) for i, o in enumerate(out)]
         if self.proj_type == 1:
             return out
-        out3 = s.layer3_csm(out[3])
-        out2 = s.layer2_csm(out3, out[2])
-        out1 = s.layer1_csm(out2, out[1])
-        return [s.layer0_csm(out1, out[0]), out1, out2, out3]
+        out3 = s("layer3_csm")(out[3])
+        out2 = s("layer2_csm")(out3, out[2])
+        out1 = s("layer1_csm")(out2, out[1])
+        return [s("layer0_csm")(out1, out[0]), out1, out2, out3]
 
 
 class ProjectedDiscriminator(torch.nn.Module):
@@ -268,8 +277,8 @@ class ProjectedDiscriminator(torch.nn.Module):
             disc = MultiScaleD(feat.channels, feat.resolutions, cfg.num_discs, cfg.cond, cfg.rand_embedding)
             features.append((name, feat))
             discs.append((name, disc))
-        self.feature_networks = torch.nn.ModuleDict(features)
-        self.discriminators = torch.nn.ModuleDict(discs)
+        self.feature_networks = torch.nn.ModuleDict(dict(features))
+        self.discriminators = torch.nn.ModuleDict(dict(discs))
         if class_embedding is not None:
             self.set_class_embedding(class_embedding)
         self.requires_grad_(True)
@@ -281,23 +290,29 @@ class ProjectedDiscriminator(torch.nn.Module):
             raise ValueError(f"class embedding must be {list(CLASS_EMBED_SHAPE)}, got {list(weight.shape)}")
         if not self.config.cond:
             raise ValueError("an unconditional projected discriminator has no class embedding")
-        for disc in self.discriminators.values():
-            for mini in disc.mini_discs.values():
+        for mini in self.discriminators.modules():
+            if isinstance(mini, MiniDiscriminator):
                 mini.embed.weight.copy_(weight)
 
-    def train(self, mode: bool = True) -> "ProjectedDiscriminator":
+    def train(self, mode: bool = True) -> ProjectedDiscriminator:
         super().train(mode)
         self.feature_networks.train(False)
         return self
 
-    def requires_grad_(self, requires_grad: bool = True) -> "ProjectedDiscriminator":
+    def requires_grad_(self, requires_grad: bool = True) -> ProjectedDiscriminator:
         super().requires_grad_(requires_grad)
         self.feature_networks.requires_grad_(False)
         return self
 
+    def projector(self, name: str) -> FeatureProjector:
+        """The feature network `name` with its random projections."""
+        projector = self.feature_networks[name]
+        assert isinstance(projector, FeatureProjector)
+        return projector
+
     def feature_input(self, x: torch.Tensor, name: str) -> torch.Tensor:
         """Images in [-1, 1] (already augmented) -> the input of feature network `name`."""
-        info = self.feature_networks[name].info
+        info = self.projector(name).info
         x = x.add(1).div(2)
         mean = torch.as_tensor(info.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
         std = torch.as_tensor(info.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
@@ -308,10 +323,9 @@ class ProjectedDiscriminator(torch.nn.Module):
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None, per_backbone: bool = False) -> torch.Tensor | list[torch.Tensor]:
         """Logits [N, L] (or, with `per_backbone`, a list of [N, L_b] per feature network)."""
-        if img.ndim != 4 or img.shape[1] != 3:
-            raise ValueError(f"img: expected [N, 3, H, W] images, got {list(img.shape)}")
-        if self.config.cond and (c is None or c.ndim != 2 or c.shape[0] != img.shape[0]):
-            raise ValueError(f"c: expected [{img.shape[0]}, C] labels, got {None if c is None else list(c.shape)}")
+        assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "D input image")
+        if self.config.cond:
+            assert_shape(check_labels(c, self.c_dim, "discriminator"), [img.shape[0], self.c_dim], "D labels")
         logits = []
         for name, feat in self.feature_networks.items():
             x = diff_augment(img, DIFFAUG_POLICY) if self.config.diffaug else img

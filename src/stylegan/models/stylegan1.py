@@ -17,58 +17,91 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+import typing
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from ..nn import Conv2dLayer, FullyConnectedLayer
-from ..ops import make_noise, minibatch_stddev, normalize_2nd_moment, setup_filter, upsample2d
+from ..ops import assert_shape, make_noise, minibatch_stddev, normalize_2nd_moment, setup_filter, upsample2d
 from . import stylegan2
-from .config import JsonConfig
-from .stylegan2 import _assert_shape, _check_resolution
+from .common import GeneratorConfigBase, MappingNetworkBase, MappingSynthesisGenerator, check_labels, check_resolution, truncate, update_w_avg
+from .config import JsonConfig, check_choice
 
-G_STYLES = ("adain", "demod")
-D_STYLES = ("basic", "revised")
-ACTIVATIONS = ("lrelu", "relu")
+GStyle = Literal["adain", "demod"]
+DStyle = Literal["basic", "revised"]
+Activation = Literal["lrelu", "relu"]
+ACTIVATIONS: tuple[str, ...] = typing.get_args(Activation)
 
 
 @dataclass
-class GeneratorConfig(JsonConfig):
-    describe = "stylegan1 generator config"
-    z_dim: int = 512
-    c_dim: int = 0
-    w_dim: int = 512
-    img_resolution: int = 1024
-    img_channels: int = 3
-    style: str = "adain"  # 'adain' = StyleGAN (config A), 'demod' = StyleGAN2 configs B-D
+class MappingConfig(stylegan2.MappingConfig):
+    """G_mapping of TF StyleGAN (style 'adain'; 'demod' runs StyleGAN2's mapping network): num_layers is TF
+    mapping_layers, layer_features mapping_fmaps, lr_multiplier mapping_lrmul; 'adain' embeds labels with z_dim
+    features (TF LabelConcat), so embed_features stays None there."""
+
+    w_avg_beta: float | None = 0.995  # decay of the tracked W average (TF dlatent_avg_beta), None = do not track
+
+
+@dataclass
+class SynthesisConfig(JsonConfig):
+    style: GStyle = "adain"  # 'adain' = StyleGAN (config A), 'demod' = StyleGAN2 configs B-D
     channel_base: int = 8192  # TF fmap_base: nf(stage) = min(channel_base / 2**stage, channel_max)
-    channel_max: int = 512
-    mapping_layers: int = 8
-    mapping_features: int | None = None  # None = w_dim (TF mapping_fmaps)
-    mapping_lr_multiplier: float = 0.01
-    w_avg_beta: float | None = 0.995  # None = do not track the W average
-    activation: str = "lrelu"
-    use_noise: bool = True
-    blur_filter: list[float] | None = field(default_factory=lambda: [1, 2, 1])  # adain; None = no blur
-    fused_scale: bool | str = "auto"  # adain up-sampling: True, False or 'auto' (fused for res >= 128)
-    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # demod
+    channel_max: int = 512  # maximum number of channels in any layer (TF fmap_max)
+    activation: Activation = "lrelu"  # activation function
+    use_noise: bool = True  # enable noise inputs
+    blur_filter: list[float] | None = field(default_factory=lambda: list[float]((1, 2, 1)))  # adain: low-pass filter after up-sampling, None = none
+    fused_scale: bool | Literal["auto"] = "auto"  # adain: fused up-sampling convs: True, False or 'auto' (from 128x128)
+    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # demod: FIR filter of the resampling layers
+
+
+# The flat layout of generator configs written before the mapping / synthesis split: old key -> (part, new key).
+_FLAT_LAYOUT = {
+    "mapping_layers": ("mapping", "num_layers"), "mapping_features": ("mapping", "layer_features"),
+    "mapping_lr_multiplier": ("mapping", "lr_multiplier"), "w_avg_beta": ("mapping", "w_avg_beta"),
+    **{k: ("synthesis", k) for k in ("style", "channel_base", "channel_max", "use_noise", "blur_filter", "fused_scale", "resample_filter")},
+}
+
+
+@dataclass
+class GeneratorConfig(GeneratorConfigBase):
+    describe = "stylegan1 generator config"
+    mapping: MappingConfig = field(default_factory=MappingConfig)  # the mapping network
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)  # the synthesis network
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Configs written before the mapping / synthesis split kept every setting at the top level, with one
+        `activation` for both networks."""
+        flat = [k for k in data if k in _FLAT_LAYOUT or k == "activation"]
+        if not flat:
+            return data
+        if "mapping" in data or "synthesis" in data:
+            raise ValueError(f"{cls.describe}: {', '.join(flat)} belong in 'mapping' / 'synthesis'")
+        out: dict[str, Any] = {k: v for k, v in data.items() if k not in flat}
+        parts: dict[str, dict[str, Any]] = {"mapping": {}, "synthesis": {}}
+        for key in flat:
+            for part, new in [_FLAT_LAYOUT[key]] if key != "activation" else [("mapping", key), ("synthesis", key)]:
+                parts[part][new] = data[key]
+        return {**out, **parts}
 
 
 @dataclass
 class DiscriminatorConfig(JsonConfig):
     describe = "stylegan1 discriminator config"
-    c_dim: int = 0
-    img_resolution: int = 1024
-    img_channels: int = 3
-    style: str = "basic"  # 'basic' = StyleGAN's D_basic, 'revised' = StyleGAN2's D_stylegan
-    channel_base: int = 8192
-    channel_max: int = 512
-    activation: str = "lrelu"
-    mbstd_group_size: int = 4  # <= 1 = no minibatch-stddev layer (TF)
-    mbstd_num_channels: int = 1
-    blur_filter: list[float] | None = field(default_factory=lambda: [1, 2, 1])  # basic
-    fused_scale: bool | str = "auto"  # basic down-sampling: fused for res >= 128 with 'auto'
-    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # revised
+    c_dim: int = 0  # conditioning label (C) dimensionality, 0 = no labels
+    img_resolution: int = 1024  # input resolution
+    img_channels: int = 3  # number of input color channels
+    style: DStyle = "basic"  # 'basic' = StyleGAN's D_basic, 'revised' = StyleGAN2's D_stylegan
+    channel_base: int = 8192  # TF fmap_base, as SynthesisConfig.channel_base
+    channel_max: int = 512  # maximum number of channels in any layer
+    activation: Activation = "lrelu"  # activation function
+    mbstd_group_size: int = 4  # group size of the minibatch standard deviation layer, <= 1 = no such layer (TF)
+    mbstd_num_channels: int = 1  # features of the minibatch standard deviation layer
+    blur_filter: list[float] | None = field(default_factory=lambda: list[float]((1, 2, 1)))  # basic: low-pass filter before down-sampling
+    fused_scale: bool | Literal["auto"] = "auto"  # basic: fused down-sampling convs: True, False or 'auto' (from 128x128)
+    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # revised: FIR filter of the resampling layers
 
 
 def nf(stage: int, channel_base: int, channel_max: int) -> int:
@@ -77,23 +110,14 @@ def nf(stage: int, channel_base: int, channel_max: int) -> int:
 
 
 def _check_channels(img_resolution: int, channel_base: int, channel_max: int) -> None:
-    if nf(_check_resolution(img_resolution) - 1, channel_base, channel_max) < 1:
+    if nf(check_resolution(img_resolution) - 1, channel_base, channel_max) < 1:
         raise ValueError(f"channel_base {channel_base} gives no feature maps at {img_resolution}x{img_resolution}; "
                          f"use channel_base >= {img_resolution // 2}")
 
 
-def _check_choice(value: object, choices: tuple, name: str) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
 def _fused(fused_scale: bool | str, resolution: int) -> bool:
     """TF fused_scale='auto': fused resampling convs where the larger side is >= 128."""
-    if fused_scale == "auto":
-        return resolution >= 128
-    if not isinstance(fused_scale, bool):
-        raise ValueError(f"fused_scale must be True, False or 'auto', got {fused_scale!r}")
-    return fused_scale
+    return resolution >= 128 if fused_scale == "auto" else bool(fused_scale)
 
 
 def _act(x: torch.Tensor, activation: str) -> torch.Tensor:
@@ -154,7 +178,7 @@ class Dense(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
-        _assert_shape(x, [None, self.in_features], "Dense input")
+        assert_shape(x, [None, self.in_features], "Dense input")
         x = x.matmul((self.weight * self.weight_gain).t())
         return _act(x + self.bias * self.bias_gain, self.activation)
 
@@ -186,7 +210,7 @@ class Conv2d(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.zeros([out_channels])) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _assert_shape(x, [None, self.in_channels, None, None], "Conv2d input")
+        assert_shape(x, [None, self.in_channels, None, None], "Conv2d input")
         w = self.weight * self.weight_gain
         if self.fused:
             w = F.pad(w, [1, 1, 1, 1])
@@ -213,49 +237,39 @@ class Conv2d(torch.nn.Module):
 # ----------------------------------------------------------------------------- mapping
 
 
-class MappingNetwork(torch.nn.Module):
+class MappingNetwork(MappingNetworkBase):
     """G_mapping (StyleGAN §2): [z, c @ E] -> pixel norm -> dense layers (lr mul, lrelu) -> w, broadcast to
     num_ws; W-average tracking and truncation as stylegan2.MappingNetwork."""
 
-    def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int, cfg: GeneratorConfig) -> None:
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.num_ws = num_ws
-        self.num_layers = cfg.mapping_layers
-        self.w_avg_beta = cfg.w_avg_beta
+    num_ws: int
+
+    def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int, cfg: stylegan2.MappingConfig) -> None:
+        super().__init__(z_dim, c_dim, w_dim, num_ws, cfg.num_layers, cfg.w_avg_beta)
+        check_choice("mapping activation", cfg.activation, ACTIVATIONS)
+        if cfg.embed_features is not None:
+            raise ValueError(f"embed_features={cfg.embed_features}: the 'adain' mapping embeds labels with z_dim features (TF LabelConcat)")
         if c_dim > 0:  # TF LabelConcat: an unscaled [c_dim, z_dim] embedding
             self.embed = torch.nn.Parameter(torch.randn([c_dim, z_dim]))
-        hidden = w_dim if cfg.mapping_features is None else cfg.mapping_features
-        features = [z_dim * (2 if c_dim > 0 else 1)] + [hidden] * (cfg.mapping_layers - 1) + [w_dim]
-        for idx in range(cfg.mapping_layers):
-            layer = Dense(features[idx], features[idx + 1], lr_multiplier=cfg.mapping_lr_multiplier, activation=cfg.activation)
+        hidden = w_dim if cfg.layer_features is None else cfg.layer_features
+        features = [z_dim * (2 if c_dim > 0 else 1)] + [hidden] * (cfg.num_layers - 1) + [w_dim]
+        for idx in range(cfg.num_layers):
+            layer = Dense(features[idx], features[idx + 1], lr_multiplier=cfg.lr_multiplier, activation=cfg.activation)
             setattr(self, f"fc{idx}", layer)
         self.register_buffer("w_avg", torch.zeros([w_dim]))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None, truncation_psi: float = 1, truncation_cutoff: int | None = None,
                 update_emas: bool = False) -> torch.Tensor:
-        _assert_shape(z, [None, self.z_dim], "z")
+        assert_shape(z, [None, self.z_dim], "z")
         x = z.to(torch.float32)
         if self.c_dim > 0:
-            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                got = "none" if c is None else list(c.shape)
-                raise ValueError(f"this network is conditional: c must have shape [N, {self.c_dim}], got {got}")
-            x = torch.cat([x, c.to(torch.float32).matmul(self.embed)], dim=1)
+            x = torch.cat([x, check_labels(c, self.c_dim).to(torch.float32).matmul(self.embed)], dim=1)
         x = normalize_2nd_moment(x)
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
         if update_emas and self.w_avg_beta is not None:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            update_w_avg(self.w_avg, x, self.w_avg_beta)
         x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:  # w' = w_avg + psi (w - w_avg) for the first truncation_cutoff ws (StyleGAN §3.1)
-            cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
-            x = torch.cat([self.w_avg.lerp(x[:, :cutoff], truncation_psi), x[:, cutoff:]], dim=1)
-        return x
-
-    def extra_repr(self) -> str:
-        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+        return truncate(x, self.w_avg, truncation_psi, truncation_cutoff)
 
 
 # ----------------------------------------------------------------------------- synthesis (adain)
@@ -265,7 +279,10 @@ class StyleLayer(torch.nn.Module):
     """One StyleGAN layer: [conv (up)] -> [blur] -> layer epilogue: noise B -> bias -> act -> instance
     norm -> AdaIN style A (StyleGAN §2, Fig. 1b). in_channels 0 = epilogue of the learned constant."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, cfg: GeneratorConfig, up: bool = False) -> None:
+    blur_filter: torch.Tensor
+    noise_const: torch.Tensor
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, cfg: SynthesisConfig, up: bool = False) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -286,7 +303,7 @@ class StyleLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
         in_res = self.resolution // 2 if self.up else self.resolution
-        _assert_shape(x, [None, self.in_channels or self.out_channels, in_res, in_res], f"StyleLayer@{self.resolution} input")
+        assert_shape(x, [None, self.in_channels or self.out_channels, in_res, in_res], f"StyleLayer@{self.resolution} input")
         if self.in_channels > 0:
             x = self.conv(x)
         if self.blur:
@@ -308,7 +325,11 @@ class StyleLayer(torch.nn.Module):
 class SynthesisBlock(torch.nn.Module):
     """One resolution: (constant | conv0 up) -> conv1, plus the ToRGB of this level of detail."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, cfg: GeneratorConfig) -> None:
+    conv0: torch.nn.Module
+    conv1: torch.nn.Module
+    torgb: torch.nn.Module
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -321,7 +342,7 @@ class SynthesisBlock(torch.nn.Module):
             else:
                 self.conv0 = StyleLayer(in_channels, out_channels, w_dim, resolution, cfg, up=True)
             self.conv1 = StyleLayer(out_channels, out_channels, w_dim, resolution, cfg)
-            self.torgb = Conv2d(out_channels, cfg.img_channels, 1, gain=1)
+            self.torgb = Conv2d(out_channels, img_channels, 1, gain=1)
         else:
             sg2 = _stylegan2_synthesis_config(cfg)
             if resolution == 4:
@@ -329,7 +350,7 @@ class SynthesisBlock(torch.nn.Module):
             else:
                 self.conv0 = stylegan2.SynthesisLayer(in_channels, out_channels, w_dim, resolution, sg2, up=2)
             self.conv1 = stylegan2.SynthesisLayer(out_channels, out_channels, w_dim, resolution, sg2)
-            self.torgb = stylegan2.ToRGBLayer(out_channels, cfg.img_channels, w_dim, None)
+            self.torgb = stylegan2.ToRGBLayer(out_channels, img_channels, w_dim, None)
 
     def forward(self, x: torch.Tensor | None, ws: torch.Tensor, noise_mode: str) -> torch.Tensor:
         """ws: all [N, num_ws, w_dim]; layer indices as TF: adain conv0 2r-4, conv1 2r-3; demod conv0 2r-5, conv1 2r-4."""
@@ -355,7 +376,7 @@ class SynthesisBlock(torch.nn.Module):
         return f"resolution={self.resolution}, style={self.style}"
 
 
-def _stylegan2_synthesis_config(cfg: GeneratorConfig) -> stylegan2.SynthesisConfig:
+def _stylegan2_synthesis_config(cfg: SynthesisConfig) -> stylegan2.SynthesisConfig:
     return stylegan2.SynthesisConfig(conv_clamp=None, resample_filter=list(cfg.resample_filter), use_noise=cfg.use_noise,
                                      activation=cfg.activation, num_fp16_res=0)
 
@@ -363,14 +384,15 @@ def _stylegan2_synthesis_config(cfg: GeneratorConfig) -> stylegan2.SynthesisConf
 class SynthesisNetwork(torch.nn.Module):
     """ws [N, num_ws, w_dim] -> image [N, C, R, R] at the level of detail `lod` (TF G_synthesis)."""
 
-    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, cfg: GeneratorConfig) -> None:
+    lod: torch.Tensor
+    resample_filter: torch.Tensor
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
         super().__init__()
-        _check_choice(cfg.style, G_STYLES, "style")
-        _check_choice(cfg.activation, ACTIVATIONS, "activation")
         _check_channels(img_resolution, cfg.channel_base, cfg.channel_max)
         self.w_dim = w_dim
         self.img_resolution = img_resolution
-        self.img_resolution_log2 = _check_resolution(img_resolution)
+        self.img_resolution_log2 = check_resolution(img_resolution)
         self.img_channels = img_channels
         self.style = cfg.style
         self.num_ws = 2 * self.img_resolution_log2 - 2
@@ -378,7 +400,7 @@ class SynthesisNetwork(torch.nn.Module):
         for res in self.block_resolutions:
             r = int(math.log2(res))
             in_channels = nf(r - 2, cfg.channel_base, cfg.channel_max) if res > 4 else 0
-            setattr(self, f"b{res}", SynthesisBlock(in_channels, nf(r - 1, cfg.channel_base, cfg.channel_max), w_dim, res, cfg))
+            setattr(self, f"b{res}", SynthesisBlock(in_channels, nf(r - 1, cfg.channel_base, cfg.channel_max), w_dim, res, img_channels, cfg))
         self.register_buffer("lod", torch.zeros([]))
         if cfg.style == "demod":
             self.register_buffer("resample_filter", setup_filter(list(cfg.resample_filter)))
@@ -389,7 +411,7 @@ class SynthesisNetwork(torch.nn.Module):
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False, update_emas: bool = False) -> torch.Tensor:
         """`force_fp32` and `update_emas` are accepted for the common calling convention (fp32 only, no EMAs)."""
-        _assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
+        assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
         ws = ws.to(torch.float32)
         # The highest level whose own image has nonzero weight; higher blocks are not computed.
         top = max([4] + [res for res in self.block_resolutions if self.blend_weight(res) < 1])
@@ -409,31 +431,16 @@ class SynthesisNetwork(torch.nn.Module):
         return f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, style={self.style}"
 
 
-class Generator(torch.nn.Module):
-    """StyleGAN generator: G(z, c) = synthesis(mapping(z, c)) (TF G_style)."""
+class Generator(MappingSynthesisGenerator):
+    """StyleGAN generator: G(z, c) = synthesis(mapping(z, c)) (TF G_style); synthesis takes `noise_mode` (and
+    `force_fp32` for the common calling convention)."""
 
-    def __init__(self, cfg: GeneratorConfig) -> None:
-        super().__init__()
-        self.config = cfg
-        self.z_dim = cfg.z_dim
-        self.c_dim = cfg.c_dim
-        self.w_dim = cfg.w_dim
-        self.img_resolution = cfg.img_resolution
-        self.img_channels = cfg.img_channels
-        self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg)
-        self.num_ws = self.synthesis.num_ws
-        if cfg.style == "adain":
-            self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg)
-        else:
-            mapping_cfg = stylegan2.MappingConfig(num_layers=cfg.mapping_layers, layer_features=cfg.mapping_features,
-                                                  activation=cfg.activation, lr_multiplier=cfg.mapping_lr_multiplier,
-                                                  w_avg_beta=cfg.w_avg_beta)
-            self.mapping = stylegan2.MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, mapping_cfg)
+    synthesis_class = SynthesisNetwork
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1, truncation_cutoff: int | None = None,
-                noise_mode: str = "random", force_fp32: bool = False, update_emas: bool = False) -> torch.Tensor:
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32)
+    def make_mapping(self, cfg: GeneratorConfig) -> torch.nn.Module:
+        """TF G_mapping for 'adain', StyleGAN2's mapping network for the revised networks ('demod')."""
+        mapping_class = MappingNetwork if cfg.synthesis.style == "adain" else stylegan2.MappingNetwork
+        return mapping_class(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping)
 
 
 # ----------------------------------------------------------------------------- discriminator
@@ -441,6 +448,11 @@ class Generator(torch.nn.Module):
 
 class DiscriminatorBlock(torch.nn.Module):
     """fromRGB of this level, and (above 4x4) conv0 -> [blur] -> conv1 down (TF D_basic / D_stylegan block)."""
+
+    blur_filter: torch.Tensor
+    fromrgb: torch.nn.Module
+    conv0: torch.nn.Module
+    conv1: torch.nn.Module
 
     def __init__(self, resolution: int, cfg: DiscriminatorConfig) -> None:
         super().__init__()
@@ -478,6 +490,10 @@ class DiscriminatorBlock(torch.nn.Module):
 class DiscriminatorEpilogue(DiscriminatorBlock):
     """4x4: fromRGB, minibatch stddev -> conv -> dense nf(0) -> dense max(c_dim, 1) (gain 1)."""
 
+    conv: torch.nn.Module
+    fc: Dense | FullyConnectedLayer
+    out: torch.nn.Module
+
     def __init__(self, cfg: DiscriminatorConfig) -> None:
         super().__init__(4, cfg)
         ch = nf(1, cfg.channel_base, cfg.channel_max)
@@ -503,15 +519,15 @@ class DiscriminatorEpilogue(DiscriminatorBlock):
 class Discriminator(torch.nn.Module):
     """StyleGAN discriminator D(img, c) -> [N, 1] at the level of detail `lod` (TF D_basic / D_stylegan)."""
 
+    lod: torch.Tensor
+
     def __init__(self, cfg: DiscriminatorConfig) -> None:
         super().__init__()
-        _check_choice(cfg.style, D_STYLES, "style")
-        _check_choice(cfg.activation, ACTIVATIONS, "activation")
         _check_channels(cfg.img_resolution, cfg.channel_base, cfg.channel_max)
         self.config = cfg
         self.c_dim = cfg.c_dim
         self.img_resolution = cfg.img_resolution
-        self.img_resolution_log2 = _check_resolution(cfg.img_resolution)
+        self.img_resolution_log2 = check_resolution(cfg.img_resolution)
         self.img_channels = cfg.img_channels
         self.block_resolutions = [2**r for r in range(self.img_resolution_log2, 2, -1)]
         for res in self.block_resolutions:
@@ -524,10 +540,9 @@ class Discriminator(torch.nn.Module):
         return min(max(float(self.lod) - (self.img_resolution_log2 - int(math.log2(res))), 0.0), 1.0)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, update_emas: bool = False, force_fp32: bool = False) -> torch.Tensor:
-        _assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "D input image")
-        if self.c_dim > 0 and (c is None or c.ndim != 2 or c.shape[1] != self.c_dim):
-            got = "none" if c is None else list(c.shape)
-            raise ValueError(f"this discriminator is conditional: c must have shape [N, {self.c_dim}], got {got}")
+        assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "D input image")
+        if self.c_dim > 0:
+            check_labels(c, self.c_dim, "discriminator")
         img = img.to(torch.float32)
         # The entry level: the highest resolution whose block has nonzero weight.
         entry = max([4] + [res for res in self.block_resolutions if self.blend_weight(res) < 1])
@@ -544,7 +559,7 @@ class Discriminator(torch.nn.Module):
                 x = lerp_clip(x, getattr(self, f"b{res // 2}").fromrgb(img), t)
         x = self.b4(x)
         if self.c_dim > 0:  # label conditioning (Mescheder et al. 2018), as D_basic
-            x = (x * c.to(torch.float32)).sum(dim=1, keepdim=True)
+            x = (x * check_labels(c, self.c_dim, "discriminator").to(torch.float32)).sum(dim=1, keepdim=True)
         return x
 
     def extra_repr(self) -> str:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import math
+import typing
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from ..nn import Conv2dLayer, FullyConnectedLayer
 from ..ops import (
     activation_gain,
+    assert_shape,
     bias_act,
+    downsample2d,
     fast_paths,
     fast_paths_enabled,
     make_noise,
@@ -25,99 +28,78 @@ from ..ops import (
     normalize_2nd_moment,
     setup_filter,
     upsample2d,
-    downsample2d,
 )
+from .common import (GeneratorConfigBase, MappingNetworkBase, MappingSynthesisGenerator, block_dtype, check_labels, check_resolution,
+                     truncate, update_w_avg)
 from .config import JsonConfig, config_to_dict
 
-ARCHITECTURES = ("orig", "skip", "resnet")
+Architecture = Literal["orig", "skip", "resnet"]
+ARCHITECTURES: tuple[str, ...] = typing.get_args(Architecture)
 
 
 @dataclass
-class MappingConfig:
-    num_layers: int = 8
-    embed_features: int | None = None  # None = w_dim
-    layer_features: int | None = None  # None = w_dim
-    activation: str = "lrelu"
-    lr_multiplier: float = 0.01
-    w_avg_beta: float | None = 0.998  # None = do not track W average
+class MappingConfig(JsonConfig):
+    num_layers: int = 8  # number of mapping layers
+    embed_features: int | None = None  # label embedding dimensionality, None = w_dim
+    layer_features: int | None = None  # features of the intermediate mapping layers, None = w_dim
+    activation: str = "lrelu"  # activation function of the mapping layers
+    lr_multiplier: float = 0.01  # learning rate multiplier of the mapping layers
+    w_avg_beta: float | None = 0.998  # decay of the tracked W average (truncation's centre), None = do not track
 
 
 @dataclass
-class SynthesisConfig:
-    channel_base: int = 32768
-    channel_max: int = 512
-    num_fp16_res: int = 4  # highest resolutions run in fp16 on CUDA
-    conv_clamp: float | None = 256
-    architecture: str = "skip"
-    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])
-    use_noise: bool = True
-    activation: str = "lrelu"
-    kernel_size: int = 3
-    fp16_channels_last: bool = False
-    fp16_cuda_only: bool = True  # False = fp16 blocks run in fp16 on every device (stylegan2-ada-pytorch behaviour)
-    fused_modconv_default: bool | str = True  # True, False or 'inference_only'
+class SynthesisConfig(JsonConfig):
+    channel_base: int = 32768  # overall multiplier of the number of channels: min(channel_base / res, channel_max)
+    channel_max: int = 512  # maximum number of channels in any layer
+    num_fp16_res: int = 4  # the N highest resolutions run in fp16 (on CUDA, see fp16_cuda_only)
+    conv_clamp: float | None = 256  # clamp the outputs of convolution layers to +-X, None = no clamping
+    architecture: Architecture = "skip"  # 'orig', 'skip' or 'resnet'
+    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # low-pass filter of the resampling layers
+    use_noise: bool = True  # enable noise inputs
+    activation: str = "lrelu"  # activation function of the convolution layers
+    kernel_size: int = 3  # convolution kernel size
+    fp16_channels_last: bool = False  # channels-last memory format in the fp16 layers
+    fp16_cuda_only: bool = True  # fp16 blocks compute in fp16 on CUDA only; False = on every device (stylegan2-ada-pytorch)
+    fused_modconv_default: bool | Literal["inference_only"] = True  # fused modulated convolution: True, False or 'inference_only'
 
 
 @dataclass
-class GeneratorConfig(JsonConfig):
+class GeneratorConfig(GeneratorConfigBase):
     describe = "generator config"
-    z_dim: int = 512
-    c_dim: int = 0
-    w_dim: int = 512
-    img_resolution: int = 1024
-    img_channels: int = 3
-    mapping: MappingConfig = field(default_factory=MappingConfig)
-    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)  # the mapping network
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)  # the synthesis network
 
 
 @dataclass
 class DiscriminatorConfig(JsonConfig):
     describe = "discriminator config"
-    c_dim: int = 0
-    img_resolution: int = 1024
-    img_channels: int = 3
-    architecture: str = "resnet"
-    channel_base: int = 32768
-    channel_max: int = 512
-    num_fp16_res: int = 4
-    conv_clamp: float | None = 256
-    cmap_dim: int | None = None  # None = channels at 4x4
-    activation: str = "lrelu"
-    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])
-    freeze_layers: int = 0
-    fp16_channels_last: bool = False
+    c_dim: int = 0  # conditioning label (C) dimensionality, 0 = no labels
+    img_resolution: int = 1024  # input resolution
+    img_channels: int = 3  # number of input color channels
+    architecture: Architecture = "resnet"  # 'orig', 'skip' or 'resnet'
+    channel_base: int = 32768  # overall multiplier of the number of channels: min(channel_base / res, channel_max)
+    channel_max: int = 512  # maximum number of channels in any layer
+    num_fp16_res: int = 4  # the N highest resolutions run in fp16 (on CUDA, see fp16_cuda_only)
+    conv_clamp: float | None = 256  # clamp the outputs of convolution layers to +-X, None = no clamping
+    cmap_dim: int | None = None  # dimensionality of the mapped label (projection), None = channels at 4x4
+    activation: str = "lrelu"  # activation function
+    resample_filter: list[float] = field(default_factory=lambda: [1, 3, 3, 1])  # low-pass filter of the resampling layers
+    freeze_layers: int = 0  # freeze the first N layers (fine-tuning with --freezed)
+    fp16_channels_last: bool = False  # channels-last memory format in the fp16 layers
     fp16_cuda_only: bool = True  # as SynthesisConfig.fp16_cuda_only
-    mbstd_group_size: int | None = 4  # None = whole minibatch
-    mbstd_num_channels: int = 1
+    mbstd_group_size: int | None = 4  # group size of the minibatch standard deviation layer, None = whole minibatch
+    mbstd_num_channels: int = 1  # features of the minibatch standard deviation layer, 0 = no such layer
     mapping: MappingConfig = field(default_factory=MappingConfig)  # label embedding (conditional D only)
-
-
-def _check_resolution(res: int) -> int:
-    if res < 4 or res & (res - 1):
-        raise ValueError(f"img_resolution must be a power of two >= 4, got {res}")
-    return int(np.log2(res))
-
-
-def _assert_shape(t: torch.Tensor, shape: list[int | None], name: str) -> None:
-    if t.ndim != len(shape) or any(s is not None and s != t.shape[i] for i, s in enumerate(shape)):
-        expected = ", ".join("?" if s is None else str(s) for s in shape)
-        raise ValueError(f"{name}: expected shape [{expected}], got {list(t.shape)}")
 
 
 # ----------------------------------------------------------------------------- mapping
 
 
-class MappingNetwork(torch.nn.Module):
+class MappingNetwork(MappingNetworkBase):
     """z (and c) -> w: 2nd-moment normalisation, MLP with lr multiplier, W-average tracking, truncation."""
 
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None, cfg: MappingConfig) -> None:
-        super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.num_ws = num_ws
-        self.num_layers = cfg.num_layers
-        self.w_avg_beta = cfg.w_avg_beta
+        super().__init__(z_dim, c_dim, w_dim, num_ws, cfg.num_layers, cfg.w_avg_beta)
         embed_features = w_dim if cfg.embed_features is None else cfg.embed_features
         if c_dim == 0:
             embed_features = 0
@@ -141,32 +123,21 @@ class MappingNetwork(torch.nn.Module):
         truncation_cutoff: int | None = None,
         update_emas: bool = False,
     ) -> torch.Tensor:
-        x = None
-        if self.z_dim > 0:
-            _assert_shape(z, [None, self.z_dim], "z")
-            x = normalize_2nd_moment(z.to(torch.float32))
+        x = normalize_2nd_moment(assert_shape(z, [None, self.z_dim], "z").to(torch.float32)) if self.z_dim > 0 else None
         if self.c_dim > 0:
-            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                got = "none" if c is None else list(c.shape)
-                raise ValueError(f"this network is conditional: c must have shape [N, {self.c_dim}], got {got}")
-            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+            y = normalize_2nd_moment(self.embed(check_labels(c, self.c_dim).to(torch.float32)))
             x = torch.cat([x, y], dim=1) if x is not None else y
+        assert x is not None, "a mapping network needs z or c"
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
         if update_emas and self.w_avg_beta is not None:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            update_w_avg(self.w_avg, x, self.w_avg_beta)
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
-        if truncation_psi != 1:  # w' = w_avg + psi (w - w_avg), StyleGAN §3.1 / appendix B
+        if truncation_psi != 1:
             assert self.w_avg_beta is not None, "truncation needs a W average"
-            if self.num_ws is None or truncation_cutoff is None:
-                x = self.w_avg.lerp(x, truncation_psi)
-            else:
-                x = torch.cat([self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi), x[:, truncation_cutoff:]], dim=1)
+            x = truncate(x, self.w_avg, truncation_psi, truncation_cutoff if self.num_ws is not None else None)
         return x
-
-    def extra_repr(self) -> str:
-        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
 
 
 # ----------------------------------------------------------------------------- synthesis
@@ -174,6 +145,9 @@ class MappingNetwork(torch.nn.Module):
 
 class SynthesisLayer(torch.nn.Module):
     """Style block conv: affine A -> modulated, demodulated 3x3 conv -> noise B -> bias + lrelu."""
+
+    resample_filter: torch.Tensor
+    noise_const: torch.Tensor
 
     def __init__(
         self, in_channels: int, out_channels: int, w_dim: int, resolution: int, cfg: SynthesisConfig,
@@ -202,7 +176,7 @@ class SynthesisLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1) -> torch.Tensor:
         in_res = self.resolution // self.up
-        _assert_shape(x, [None, self.in_channels, in_res, in_res], f"SynthesisLayer@{self.resolution} input")
+        assert_shape(x, [None, self.in_channels, in_res, in_res], f"SynthesisLayer@{self.resolution} input")
         styles = self.affine(w)
         noise = None
         if self.use_noise:
@@ -238,15 +212,8 @@ class ToRGBLayer(torch.nn.Module):
         return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 
 
-def _block_dtype(use_fp16: bool, force_fp32: bool, fp16_cuda_only: bool, device: torch.device) -> torch.dtype:
-    """Precision policy: fp16 only for fp16 blocks, never when forced off, and only on CUDA unless the
-    network comes from code that ran fp16 everywhere."""
-    if not use_fp16 or force_fp32 or (fp16_cuda_only and device.type != "cuda"):
-        return torch.float32
-    return torch.float16
-
-
-def _exact_fp16_ops(blocks: list[torch.nn.Module], force_fp32: bool, device: torch.device) -> contextlib.AbstractContextManager:
+def _exact_fp16_ops(blocks: list[SynthesisBlock] | list[DiscriminatorBlock], force_fp32: bool,
+                    device: torch.device) -> contextlib.AbstractContextManager:
     """Reference ops for networks that compute fp16 blocks off CUDA.
 
     That mode exists to reproduce stylegan2-ada-pytorch's CPU outputs; fp16 rounding amplifies the
@@ -255,7 +222,7 @@ def _exact_fp16_ops(blocks: list[torch.nn.Module], force_fp32: bool, device: tor
     """
     if device.type != "cuda" and fast_paths_enabled():
         for b in blocks:
-            if _block_dtype(b.use_fp16, force_fp32, b.fp16_cuda_only, device) == torch.float16:
+            if block_dtype(b.use_fp16, force_fp32, b.fp16_cuda_only, device) == torch.float16:
                 return fast_paths(False)
     return contextlib.nullcontext()
 
@@ -270,13 +237,13 @@ def _resolve_fused_modconv(fused_modconv: bool | str | None, default: bool | str
 class SynthesisBlock(torch.nn.Module):
     """One resolution of the synthesis network: (const | upsampling conv0) -> conv1 -> optional tRGB."""
 
+    resample_filter: torch.Tensor
+
     def __init__(
         self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int, is_last: bool,
         cfg: SynthesisConfig, use_fp16: bool = False,
     ) -> None:
         super().__init__()
-        if cfg.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {cfg.architecture!r}")
         self.in_channels = in_channels
         self.w_dim = w_dim
         self.resolution = resolution
@@ -310,9 +277,9 @@ class SynthesisBlock(torch.nn.Module):
         self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, force_fp32: bool = False,
         fused_modconv: bool | str | None = None, noise_mode: str = "random",
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        _assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], f"block {self.resolution} ws")
+        assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], f"block {self.resolution} ws")
         w_iter = iter(ws.unbind(dim=1))
-        dtype = _block_dtype(self.use_fp16, force_fp32, self.fp16_cuda_only, ws.device)
+        dtype = block_dtype(self.use_fp16, force_fp32, self.fp16_cuda_only, ws.device)
         memory_format = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
         fused = _resolve_fused_modconv(fused_modconv, self.fused_modconv_default, self.training)
 
@@ -320,7 +287,7 @@ class SynthesisBlock(torch.nn.Module):
             x = self.const.to(dtype=dtype, memory_format=memory_format)
             x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         else:
-            _assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2], f"block {self.resolution} x")
+            x = assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2], f"block {self.resolution} x")
             x = x.to(dtype=dtype, memory_format=memory_format)
 
         if self.in_channels == 0:
@@ -359,7 +326,7 @@ class SynthesisNetwork(torch.nn.Module):
         super().__init__()
         self.w_dim = w_dim
         self.img_resolution = img_resolution
-        self.img_resolution_log2 = _check_resolution(img_resolution)
+        self.img_resolution_log2 = check_resolution(img_resolution)
         self.img_channels = img_channels
         self.num_fp16_res = cfg.num_fp16_res
         self.block_resolutions = [2**i for i in range(2, self.img_resolution_log2 + 1)]
@@ -376,7 +343,7 @@ class SynthesisNetwork(torch.nn.Module):
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False, fused_modconv: bool | str | None = None,
                 update_emas: bool = False) -> torch.Tensor:
         """`update_emas` is accepted for the StyleGAN3 calling convention; this network keeps no EMAs."""
-        _assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
+        assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
         ws = ws.to(torch.float32)
         x = img = None
         w_idx = 0
@@ -386,49 +353,19 @@ class SynthesisNetwork(torch.nn.Module):
                 cur_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
                 w_idx += block.num_conv
                 x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode)
+        assert img is not None
         return img
 
     def extra_repr(self) -> str:
         return f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, img_channels={self.img_channels}"
 
 
-class MappingSynthesisGenerator(torch.nn.Module):
-    """G(z, c) = synthesis(mapping(z, c)): the structure and attributes every generator family shares.
-    Subclasses name their synthesis network and define `forward`."""
-
-    synthesis_class: type[torch.nn.Module]
-
-    def __init__(self, cfg: GeneratorConfig) -> None:
-        super().__init__()
-        self.config = cfg
-        self.z_dim = cfg.z_dim
-        self.c_dim = cfg.c_dim
-        self.w_dim = cfg.w_dim
-        self.img_resolution = cfg.img_resolution
-        self.img_channels = cfg.img_channels
-        self.synthesis = self.synthesis_class(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.synthesis)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(cfg.z_dim, cfg.c_dim, cfg.w_dim, self.num_ws, cfg.mapping)
-
-
 class Generator(MappingSynthesisGenerator):
-    """StyleGAN2 generator: G(z, c) = synthesis(mapping(z, c))."""
+    """StyleGAN2 generator: G(z, c) = synthesis(mapping(z, c)); synthesis takes `noise_mode`, `force_fp32` and
+    `fused_modconv`."""
 
     synthesis_class = SynthesisNetwork
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1,
-        truncation_cutoff: int | None = None,
-        update_emas: bool = False,
-        noise_mode: str = "random",
-        force_fp32: bool = False,
-        fused_modconv: bool | str | None = None,
-    ) -> torch.Tensor:
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=fused_modconv)
+    mapping_class = MappingNetwork
 
 
 # ----------------------------------------------------------------------------- discriminator
@@ -437,14 +374,14 @@ class Generator(MappingSynthesisGenerator):
 class DiscriminatorBlock(torch.nn.Module):
     """fromRGB (first block or skip) -> conv0 -> downsampling conv1 (+ resnet skip)."""
 
+    resample_filter: torch.Tensor
+
     def __init__(
         self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int, first_layer_idx: int,
         cfg: DiscriminatorConfig, use_fp16: bool = False,
     ) -> None:
         super().__init__()
         assert in_channels in (0, tmp_channels)
-        if cfg.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {cfg.architecture!r}")
         self.in_channels = in_channels
         self.resolution = resolution
         self.img_channels = cfg.img_channels
@@ -460,7 +397,7 @@ class DiscriminatorBlock(torch.nn.Module):
             self.num_layers += 1
             return idx >= cfg.freeze_layers
 
-        common = dict(activation=cfg.activation, conv_clamp=cfg.conv_clamp, channels_last=self.channels_last)
+        common: dict[str, Any] = dict(activation=cfg.activation, conv_clamp=cfg.conv_clamp, channels_last=self.channels_last)
         if in_channels == 0 or cfg.architecture == "skip":
             self.fromrgb = Conv2dLayer(cfg.img_channels, tmp_channels, kernel_size=1, trainable=trainable(), **common)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, trainable=trainable(), **common)
@@ -474,13 +411,15 @@ class DiscriminatorBlock(torch.nn.Module):
             )
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        dtype = _block_dtype(self.use_fp16, force_fp32, self.fp16_cuda_only, (x if x is not None else img).device)
+        first = x if x is not None else img
+        assert first is not None
+        dtype = block_dtype(self.use_fp16, force_fp32, self.fp16_cuda_only, first.device)
         memory_format = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
         if x is not None:
-            _assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], f"D block {self.resolution} x")
+            assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], f"D block {self.resolution} x")
             x = x.to(dtype=dtype, memory_format=memory_format)
         if self.in_channels == 0 or self.architecture == "skip":
-            _assert_shape(img, [None, self.img_channels, self.resolution, self.resolution], "D input image")
+            img = assert_shape(img, [None, self.img_channels, self.resolution, self.resolution], "D input image")
             img = img.to(dtype=dtype, memory_format=memory_format)
             y = self.fromrgb(img)
             x = x + y if x is not None else y
@@ -525,21 +464,23 @@ class DiscriminatorEpilogue(torch.nn.Module):
         if cfg.architecture == "skip":
             self.fromrgb = Conv2dLayer(cfg.img_channels, in_channels, kernel_size=1, activation=cfg.activation)
         self.mbstd = MinibatchStdLayer(cfg.mbstd_group_size, cfg.mbstd_num_channels) if cfg.mbstd_num_channels > 0 else None
-        self.conv = Conv2dLayer(in_channels + cfg.mbstd_num_channels, in_channels, kernel_size=3, activation=cfg.activation, conv_clamp=cfg.conv_clamp)
+        self.conv = Conv2dLayer(in_channels + cfg.mbstd_num_channels, in_channels, kernel_size=3, activation=cfg.activation,
+                                conv_clamp=cfg.conv_clamp)
         self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation=cfg.activation)
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None) -> torch.Tensor:
-        _assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], "D epilogue x")
+        assert_shape(x, [None, self.in_channels, self.resolution, self.resolution], "D epilogue x")
         x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
         if self.architecture == "skip":
+            assert img is not None
             x = x + self.fromrgb(img.to(dtype=torch.float32, memory_format=torch.contiguous_format))
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.conv(x)
         x = self.fc(x.flatten(1))
         x = self.out(x)
-        if self.cmap_dim > 0:  # projection discriminator (Miyato & Koyama 2018)
+        if cmap is not None:  # projection discriminator (Miyato & Koyama 2018)
             x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
         return x
 
@@ -552,7 +493,7 @@ class Discriminator(torch.nn.Module):
         self.config = cfg
         self.c_dim = cfg.c_dim
         self.img_resolution = cfg.img_resolution
-        self.img_resolution_log2 = _check_resolution(cfg.img_resolution)
+        self.img_resolution_log2 = check_resolution(cfg.img_resolution)
         self.img_channels = cfg.img_channels
         self.block_resolutions = [2**i for i in range(self.img_resolution_log2, 2, -1)]
         ch = {res: channels_at(res, cfg.channel_base, cfg.channel_max) for res in self.block_resolutions + [4]}
@@ -572,7 +513,7 @@ class Discriminator(torch.nn.Module):
         self.b4 = DiscriminatorEpilogue(ch[4], cmap_dim, 4, cfg)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False) -> torch.Tensor:
-        _assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "D input image")
+        assert_shape(img, [None, self.img_channels, self.img_resolution, self.img_resolution], "D input image")
         x = None
         blocks = [getattr(self, f"b{res}") for res in self.block_resolutions]
         with _exact_fp16_ops(blocks, force_fp32, img.device):

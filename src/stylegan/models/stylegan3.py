@@ -13,43 +13,38 @@ import numpy as np
 import torch
 
 from ..nn import FullyConnectedLayer
-from ..ops import NOISE_MODES, design_lowpass_filter, fast_paths_enabled, filtered_lrelu
-from ..ops.fastpath import prefer_cpu_kernels, under_transform
+from ..ops import NOISE_MODES, assert_shape, design_lowpass_filter, filtered_lrelu, modulated_conv2d_sg3
+from . import common
+from .common import GeneratorConfigBase, MappingSynthesisGenerator, block_dtype
 from .config import JsonConfig
-from . import stylegan2
-from .stylegan2 import MappingConfig, _assert_shape, _block_dtype
+from .stylegan2 import MappingConfig, MappingNetwork
 
 
 @dataclass
-class SynthesisConfig:
-    channel_base: int = 32768
-    channel_max: int = 512
+class SynthesisConfig(JsonConfig):
+    channel_base: int = 32768  # overall multiplier of the number of channels
+    channel_max: int = 512  # maximum number of channels in any layer
     num_layers: int = 14  # layers between the Fourier features and ToRGB
     num_critical: int = 2  # critically sampled layers at the end
-    first_cutoff: float = 2  # f_{c,0}
-    first_stopband: float = 2**2.1  # f_{t,0}
-    last_stopband_rel: float = 2**0.3  # f_{t,N} / f_{c,N}
+    first_cutoff: float = 2  # cutoff frequency of the first layer, f_{c,0}
+    first_stopband: float = 2**2.1  # minimum stopband of the first layer, f_{t,0}
+    last_stopband_rel: float = 2**0.3  # minimum stopband of the last layer relative to its cutoff, f_{t,N} / f_{c,N}
     margin_size: int = 10  # extra pixels around the image in the intermediate layers
-    output_scale: float = 0.25
+    output_scale: float = 0.25  # scale factor of the output image
     num_fp16_res: int = 4  # layers whose sampling rate is among the N highest run in fp16 on CUDA
-    conv_kernel: int = 3  # 3 for config T, 1 for config R (ToRGB is always 1x1)
+    conv_kernel: int = 3  # convolution kernel size: 3 for config T, 1 for config R (ToRGB is always 1x1)
     filter_size: int = 6  # low-pass taps relative to the lower rate when up/downsampling
     lrelu_upsampling: int = 2  # relative sampling rate of the nonlinearity
     use_radial_filters: bool = False  # radially symmetric (jinc) downsampling filters: config R
-    conv_clamp: float | None = 256
-    magnitude_ema_beta: float = 0.999
+    conv_clamp: float | None = 256  # clamp the outputs of convolution layers to +-X, None = no clamping
+    magnitude_ema_beta: float = 0.999  # decay of the input magnitude EMA of each layer
 
 
 @dataclass
-class GeneratorConfig(JsonConfig):
+class GeneratorConfig(GeneratorConfigBase):
     describe = "generator config"
-    z_dim: int = 512
-    c_dim: int = 0
-    w_dim: int = 512
-    img_resolution: int = 1024
-    img_channels: int = 3
-    mapping: MappingConfig = field(default_factory=lambda: MappingConfig(num_layers=2))
-    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
+    mapping: MappingConfig = field(default_factory=lambda: MappingConfig(num_layers=2))  # the mapping network
+    synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)  # the alias-free synthesis network
 
 
 def stylegan3_config(config: str, img_resolution: int, z_dim: int = 512, w_dim: int = 512, c_dim: int = 0, img_channels: int = 3,
@@ -99,6 +94,36 @@ class LayerSpec:
     padding: tuple[int, int, int, int]  # x0, x1, y0, y1 with respect to the upsampled image
 
 
+def layer_spec(
+    name: str, is_torgb: bool, is_critically_sampled: bool, use_fp16: bool, in_channels: int, out_channels: int,
+    in_size: int, out_size: int, in_sampling_rate: int, out_sampling_rate: int, in_cutoff: float, out_cutoff: float,
+    in_half_width: float, out_half_width: float, conv_kernel: int = 3, filter_size: int = 6, lrelu_upsampling: int = 2,
+    use_radial_filters: bool = False,
+) -> LayerSpec:
+    """What the official `SynthesisLayer` derives from its constructor arguments: the rate of the nonlinearity,
+    up/down factors, filter taps, the 1x1 ToRGB kernel and the padding (appendix C.3)."""
+    tmp_rate = max(in_sampling_rate, out_sampling_rate) * (1 if is_torgb else lrelu_upsampling)
+    if tmp_rate % in_sampling_rate or tmp_rate % out_sampling_rate:
+        raise ValueError(f"{name}: sampling rates {in_sampling_rate} -> {out_sampling_rate} do not divide the nonlinearity's rate {tmp_rate}")
+    up, down = tmp_rate // in_sampling_rate, tmp_rate // out_sampling_rate
+    kernel = 1 if is_torgb else conv_kernel
+    up_taps = filter_size * up if up > 1 and not is_torgb else 1
+    down_taps = filter_size * down if down > 1 and not is_torgb else 1
+    pad_total = (out_size - 1) * down + 1  # output size before downsampling
+    pad_total -= (in_size + kernel - 1) * up  # size after the (full) convolution and upsampling
+    pad_total += up_taps + down_taps - 2  # size lost to the two filters
+    pad_lo = (pad_total + up) // 2  # symmetric interpretation of sample locations (appendix C.3)
+    pad_hi = pad_total - pad_lo
+    return LayerSpec(
+        name=name, is_torgb=is_torgb, is_critically_sampled=is_critically_sampled, use_fp16=use_fp16,
+        in_channels=in_channels, out_channels=out_channels, in_size=in_size, out_size=out_size,
+        in_sampling_rate=in_sampling_rate, out_sampling_rate=out_sampling_rate, tmp_sampling_rate=tmp_rate,
+        in_cutoff=in_cutoff, out_cutoff=out_cutoff, in_half_width=in_half_width, out_half_width=out_half_width,
+        conv_kernel=kernel, up_factor=up, down_factor=down, up_taps=up_taps, down_taps=down_taps,
+        down_radial=use_radial_filters and not is_critically_sampled, padding=(pad_lo, pad_hi, pad_lo, pad_hi),
+    )
+
+
 def synthesis_schedule(img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> list[LayerSpec]:
     """Per-layer cutoffs, stopbands, sampling rates, sizes and filters (paper §3.2 and appendix F);
     the Fourier-feature input has layer 0's input specification."""
@@ -120,30 +145,15 @@ def synthesis_schedule(img_resolution: int, img_channels: int, cfg: SynthesisCon
     layers = []
     for idx in range(n + 1):
         prev = max(idx - 1, 0)
-        is_torgb = idx == n
-        is_critical = idx >= n - cfg.num_critical
-        in_rate, out_rate = int(sampling_rates[prev]), int(sampling_rates[idx])
-        tmp_rate = max(in_rate, out_rate) * (1 if is_torgb else cfg.lrelu_upsampling)
-        up, down = tmp_rate // in_rate, tmp_rate // out_rate
-        kernel = 1 if is_torgb else cfg.conv_kernel
-        up_taps = cfg.filter_size * up if up > 1 and not is_torgb else 1
-        down_taps = cfg.filter_size * down if down > 1 and not is_torgb else 1
-        in_size, out_size = int(sizes[prev]), int(sizes[idx])
-        pad_total = (out_size - 1) * down + 1  # output size before downsampling
-        pad_total -= (in_size + kernel - 1) * up  # size after the (full) convolution and upsampling
-        pad_total += up_taps + down_taps - 2  # size lost to the two filters
-        pad_lo = (pad_total + up) // 2  # symmetric interpretation of sample locations (appendix C.3)
-        pad_hi = pad_total - pad_lo
-        out_channels = int(channels[idx])
-        layers.append(LayerSpec(
-            name=f"L{idx}_{out_size}_{out_channels}", is_torgb=is_torgb, is_critically_sampled=is_critical,
+        layers.append(layer_spec(
+            name=f"L{idx}_{int(sizes[idx])}_{int(channels[idx])}", is_torgb=idx == n, is_critically_sampled=idx >= n - cfg.num_critical,
             use_fp16=bool(sampling_rates[idx] * 2**cfg.num_fp16_res > img_resolution),
-            in_channels=int(channels[prev]), out_channels=out_channels, in_size=in_size, out_size=out_size,
-            in_sampling_rate=in_rate, out_sampling_rate=out_rate, tmp_sampling_rate=tmp_rate,
+            in_channels=int(channels[prev]), out_channels=int(channels[idx]), in_size=int(sizes[prev]), out_size=int(sizes[idx]),
+            in_sampling_rate=int(sampling_rates[prev]), out_sampling_rate=int(sampling_rates[idx]),
             in_cutoff=float(cutoffs[prev]), out_cutoff=float(cutoffs[idx]),
             in_half_width=float(half_widths[prev]), out_half_width=float(half_widths[idx]),
-            conv_kernel=kernel, up_factor=up, down_factor=down, up_taps=up_taps, down_taps=down_taps,
-            down_radial=cfg.use_radial_filters and not is_critical, padding=(pad_lo, pad_hi, pad_lo, pad_hi),
+            conv_kernel=cfg.conv_kernel, filter_size=cfg.filter_size, lrelu_upsampling=cfg.lrelu_upsampling,
+            use_radial_filters=cfg.use_radial_filters,
         ))
     return layers
 
@@ -151,64 +161,13 @@ def synthesis_schedule(img_resolution: int, img_channels: int, cfg: SynthesisCon
 # ----------------------------------------------------------------------------- layers
 
 
-def modulated_conv2d(
-    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True, padding: int = 0,
-    input_gain: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """StyleGAN3's modulated convolution: weight and styles pre-normalised, per-sample weights
-    w'_oikk = w_oikk s_i / ||w' s||_o (demodulation) times an optional input gain, one grouped conv (with fast
-    paths on, 1x1 float32 convolutions as one batched matrix product, and larger float32 kernels on CPU as one
-    shared convolution of the scaled activations, see `_modconv_shared`)."""
-    batch_size = x.shape[0]
-    out_channels, in_channels, kh, kw = weight.shape
-    _assert_shape(x, [batch_size, in_channels, None, None], "modulated_conv2d x")
-    _assert_shape(styles, [batch_size, in_channels], "modulated_conv2d styles")
-    w = weight
-    s = styles
-    if demodulate:
-        w = w * w.square().mean([1, 2, 3], keepdim=True).rsqrt()
-        s = s * s.square().mean().rsqrt()
-    graph = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or styles.requires_grad)
-    if kh * kw > 1 and x.dtype == torch.float32 and fast_paths_enabled() and prefer_cpu_kernels(x) and not graph \
-            and not under_transform(x):
-        return _modconv_shared(x, w, s, demodulate, padding, input_gain)
-    w = w.unsqueeze(0) * s.unsqueeze(1).unsqueeze(3).unsqueeze(4)  # [N,O,I,k,k]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N,O]
-        w = w * dcoefs.unsqueeze(2).unsqueeze(3).unsqueeze(4)
-    if input_gain is not None:
-        input_gain = input_gain.expand(batch_size, in_channels)
-        w = w * input_gain.unsqueeze(1).unsqueeze(3).unsqueeze(4)
-    if kh == kw == 1 and padding == 0 and x.dtype == torch.float32 and fast_paths_enabled():
-        # Fast path: a 1x1 grouped convolution is a batched matrix product (faster on CPU, same sums).
-        y = torch.bmm(w.reshape(batch_size, out_channels, in_channels), x.reshape(batch_size, in_channels, -1))
-        return y.reshape(batch_size, out_channels, *x.shape[2:])
-    x = x.reshape(1, -1, *x.shape[2:])
-    w = w.reshape(-1, in_channels, kh, kw)
-    x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=padding, groups=batch_size)
-    return x.reshape(batch_size, -1, *x.shape[2:])
-
-
-def _modconv_shared(x: torch.Tensor, w: torch.Tensor, s: torch.Tensor, demodulate: bool, padding: int,
-                    input_gain: torch.Tensor | None) -> torch.Tensor:
-    """CPU inference path of `modulated_conv2d` (after the pre-normalisation): conv(x * s * gain, w) * dcoefs with
-    one weight shared by the batch on channels-last activations, which oneDNN runs faster than the grouped
-    convolution (its backward is slower, so training keeps the grouped one); dcoefs[n, o] =
-    rsqrt(sum_i s[n, i]^2 sum_k w[o, i, k]^2 + eps), eq. 3 as an [N,I] x [I,O] product."""
-    n = x.shape[0]
-    scale = s if input_gain is None else s * input_gain.expand(n, s.shape[1])
-    cl = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
-    y = torch.nn.functional.conv2d(torch.mul(x, scale.reshape(n, -1, 1, 1), out=cl), w, padding=padding)  # scale + layout in one pass
-    out = torch.empty(y.shape, dtype=y.dtype, device=y.device)  # back to NCHW in the last pass
-    if not demodulate:
-        return out.copy_(y)
-    d = (s.square() @ w.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N,O]
-    return torch.mul(y, d.reshape(n, -1, 1, 1), out=out)
-
-
 class SynthesisInput(torch.nn.Module):
     """Fourier features (§3.1): sinusoids of random frequencies in the band disc, rotated and translated per
     sample by an affine of w, then the user transform `transform` (the inverse of the wanted image transform)."""
+
+    transform: torch.Tensor
+    freqs: torch.Tensor
+    phases: torch.Tensor
 
     def __init__(self, w_dim: int, channels: int, size: int, sampling_rate: float, bandwidth: float) -> None:
         super().__init__()
@@ -226,13 +185,14 @@ class SynthesisInput(torch.nn.Module):
         self.affine = FullyConnectedLayer(w_dim, 4)
         with torch.no_grad():  # starts as the identity transform: (r_c, r_s, t_x, t_y) = (1, 0, 0, 0)
             self.affine.weight.zero_()
+            assert self.affine.bias is not None
             self.affine.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
         self.register_buffer("transform", torch.eye(3, 3))
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", phases)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        _assert_shape(w, [None, self.w_dim], "SynthesisInput w")
+        assert_shape(w, [None, self.w_dim], "SynthesisInput w")
         transforms = self.transform.unsqueeze(0)  # [1,3,3]
         freqs = self.freqs.unsqueeze(0)  # [1,C,2]
         phases = self.phases.unsqueeze(0)  # [1,C]
@@ -274,6 +234,10 @@ class SynthesisInput(torch.nn.Module):
 class SynthesisLayer(torch.nn.Module):
     """Modulated conv (input normalised by the magnitude EMA) -> filtered leaky ReLU (§3.2); ToRGB when last."""
 
+    magnitude_ema: torch.Tensor
+    up_filter: torch.Tensor | None
+    down_filter: torch.Tensor | None
+
     def __init__(self, w_dim: int, spec: LayerSpec, cfg: SynthesisConfig) -> None:
         super().__init__()
         self.w_dim = w_dim
@@ -300,8 +264,8 @@ class SynthesisLayer(torch.nn.Module):
             spec.down_taps, spec.out_cutoff, spec.out_half_width * 2, spec.tmp_sampling_rate, radial=spec.down_radial))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, force_fp32: bool = False, update_emas: bool = False) -> torch.Tensor:
-        _assert_shape(x, [None, self.in_channels, self.in_size, self.in_size], f"{self.spec.name} input")
-        _assert_shape(w, [x.shape[0], self.w_dim], f"{self.spec.name} w")
+        assert_shape(x, [None, self.in_channels, self.in_size, self.in_size], f"{self.spec.name} input")
+        assert_shape(w, [x.shape[0], self.w_dim], f"{self.spec.name} w")
         if update_emas:
             magnitude = x.detach().to(torch.float32).square().mean()
             self.magnitude_ema.copy_(magnitude.lerp(self.magnitude_ema, self.magnitude_ema_beta))
@@ -309,8 +273,8 @@ class SynthesisLayer(torch.nn.Module):
         styles = self.affine(w)
         if self.is_torgb:
             styles = styles * (1 / np.sqrt(self.in_channels * self.conv_kernel**2))
-        dtype = _block_dtype(self.use_fp16, force_fp32, True, x.device)
-        x = modulated_conv2d(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
+        dtype = block_dtype(self.use_fp16, force_fp32, True, x.device)
+        x = modulated_conv2d_sg3(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
                              padding=self.conv_kernel - 1, input_gain=input_gain)
         gain = 1 if self.is_torgb else np.sqrt(2)
         slope = 1 if self.is_torgb else 0.2
@@ -326,34 +290,36 @@ class SynthesisLayer(torch.nn.Module):
                 f"up={s.up_factor}, down={s.down_factor}, is_torgb={s.is_torgb}, use_fp16={s.use_fp16}")
 
 
-class SynthesisNetwork(torch.nn.Module):
-    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (float32, not clamped): Fourier features, num_layers
-    alias-free layers, ToRGB, output scaling."""
+class SynthesisBase(torch.nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (float32, not clamped): Fourier features at the first layer's input
+    specification, then the given alias-free layers (ToRGB last), each built from its spec and settings, then output
+    scaling. StyleGAN3's synthesis network derives its layers from its schedule, StyleGAN-XL's lists them."""
 
-    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
+    num_layers: int
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, output_scale: float,
+                 layers: list[tuple[LayerSpec, SynthesisConfig]]) -> None:
         super().__init__()
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        self.num_layers = cfg.num_layers
-        self.num_ws = cfg.num_layers + 2
-        self.output_scale = cfg.output_scale
-        self.schedule = synthesis_schedule(img_resolution, img_channels, cfg)
-        first = self.schedule[0]
+        self.num_ws = len(layers) + 1
+        self.output_scale = output_scale
+        first = layers[0][0]
         self.input = SynthesisInput(w_dim, first.in_channels, first.in_size, first.in_sampling_rate, first.in_cutoff)
-        self.layer_names = []
-        for spec in self.schedule:
-            setattr(self, spec.name, SynthesisLayer(w_dim, spec, cfg))
+        self.layer_names: list[str] = []
+        for spec, layer_cfg in layers:
+            setattr(self, spec.name, SynthesisLayer(w_dim, spec, layer_cfg))
             self.layer_names.append(spec.name)
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False, update_emas: bool = False) -> torch.Tensor:
         """`noise_mode` is accepted for a uniform calling convention; StyleGAN3 has no noise inputs."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        _assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
-        ws = ws.to(torch.float32).unbind(dim=1)
-        x = self.input(ws[0])
-        for name, w in zip(self.layer_names, ws[1:]):
+        assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
+        w_all = ws.to(torch.float32).unbind(dim=1)
+        x = self.input(w_all[0])
+        for name, w in zip(self.layer_names, w_all[1:]):
             x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas)
         if self.output_scale != 1:
             x = x * self.output_scale
@@ -364,23 +330,22 @@ class SynthesisNetwork(torch.nn.Module):
                 f"img_channels={self.img_channels}, num_layers={self.num_layers}")
 
 
-class Generator(stylegan2.MappingSynthesisGenerator):
-    """StyleGAN3 generator: G(z, c) = synthesis(mapping(z, c)), with the alias-free synthesis network."""
+class SynthesisNetwork(SynthesisBase):
+    """StyleGAN3's synthesis network: num_layers alias-free layers and ToRGB, as `synthesis_schedule` derives them."""
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, cfg: SynthesisConfig) -> None:
+        schedule = synthesis_schedule(img_resolution, img_channels, cfg)
+        super().__init__(w_dim, img_resolution, img_channels, cfg.output_scale, [(spec, cfg) for spec in schedule])
+        self.num_layers = cfg.num_layers
+        self.schedule = schedule
+
+
+class Generator(MappingSynthesisGenerator):
+    """StyleGAN3 generator: G(z, c) = synthesis(mapping(z, c)), with the alias-free synthesis network (which takes
+    `noise_mode` for the common calling convention and `force_fp32`)."""
 
     synthesis_class = SynthesisNetwork
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None = None,
-        truncation_psi: float = 1,
-        truncation_cutoff: int | None = None,
-        update_emas: bool = False,
-        noise_mode: str = "random",
-        force_fp32: bool = False,
-    ) -> torch.Tensor:
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, noise_mode=noise_mode, force_fp32=force_fp32, update_emas=update_emas)
+    mapping_class = MappingNetwork
 
 
 def make_transform(translate: tuple[float, float] = (0, 0), angle: float = 0) -> np.ndarray:
@@ -393,7 +358,7 @@ def make_transform(translate: tuple[float, float] = (0, 0), angle: float = 0) ->
     return m
 
 
-def set_transform(G: torch.nn.Module, translate: tuple[float, float] = (0, 0), angle: float = 0) -> None:
+def set_transform(G: common.Generator, translate: tuple[float, float] = (0, 0), angle: float = 0) -> None:
     """Make StyleGAN3 generator `G` translate and rotate its output: stores the inverse of
     `make_transform(translate, angle)` in `G.synthesis.input.transform`, as gen_images.py does."""
     inp = getattr(getattr(G, "synthesis", None), "input", None)

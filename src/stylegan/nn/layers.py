@@ -4,7 +4,7 @@ variance and scaled by 1/sqrt(fan_in) at run time, so Adam's per-parameter step 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -36,7 +36,7 @@ class FullyConnectedLayer(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias
+        b: torch.Tensor | None = self.bias
         if b is not None:
             b = b.to(x.dtype)
             if self.bias_gain != 1:
@@ -51,6 +51,8 @@ class FullyConnectedLayer(torch.nn.Module):
 
 class Conv2dLayer(torch.nn.Module):
     """Equalized-lr conv with optional FIR up/downsampling, bias, activation and output clamp."""
+
+    resample_filter: torch.Tensor
 
     def __init__(
         self,

@@ -13,7 +13,9 @@ float32 rounding (about 1e-6 relative) and are checked against it, gradients inc
 * `conv2d_resample` on CPU: activations in channels-last layout (oneDNN's faster kernels).
 * `modulated_conv2d`: demodulation coefficients from a [N,I] x [I,O] product instead of an [N,O,I,k,k]
   tensor; on CPU the non-fused algorithm (one shared convolution; the grouped convolution of the
-  fused one is slower there) and 1x1 convolutions as a batched matrix product.
+  fused one is slower there) and 1x1 convolutions as a batched matrix product. StyleGAN3's
+  `modulated_conv2d_sg3`: 1x1 convolutions as a batched matrix product, and in CPU inference one shared
+  convolution of the scaled activations.
 
 Fast paths apply to float32 (bias_act: any dtype, its forward is bit-exact); float16 computations
 keep the reference path so that fp16 rounding matches the official code.
@@ -27,7 +29,7 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.autograd.forward_ad  # noqa: F401  (makes torch.autograd.forward_ad importable as an attribute)

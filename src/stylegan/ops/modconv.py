@@ -1,14 +1,43 @@
-"""Modulated convolution with weight demodulation (StyleGAN2 paper, section 2.2, eqs. 1-3)."""
+"""Modulated convolution with weight demodulation (StyleGAN2 paper, section 2.2, eqs. 1-3): StyleGAN2's, with
+resampling and noise, and StyleGAN3's, with pre-normalised weights and styles and an input gain."""
 
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
-from .conv2d_resample import conv2d_resample
 from . import fastpath
+from .conv2d_resample import conv2d_resample
+from .misc import assert_shape
 from .upfirdn2d import Padding, parse_padding
+
+_grouped = threading.local()  # per-thread override set by `grouped_modconv`
+
+
+def grouped_modconv_enabled() -> bool:
+    """False inside `with grouped_modconv(False)` in this thread, else True."""
+    return getattr(_grouped, "enabled", True)
+
+
+@contextmanager
+def grouped_modconv(enabled: bool = True) -> Iterator[None]:
+    """`with grouped_modconv(False): ...` (this thread only): modulated convolutions never run as one convolution
+    with a group per sample (NVIDIA's fused modconv, whose group count is the batch size) but as the same sums with
+    one weight shared by the batch: activations scaled by the styles before, by the demodulation coefficients after
+    (eqs. 1-3 rearranged). Graphs with a dynamic batch size (ONNX, TorchScript) need that form."""
+    previous = getattr(_grouped, "enabled", None)
+    _grouped.enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del _grouped.enabled
+        else:
+            _grouped.enabled = previous
 
 
 def modulated_conv2d(
@@ -34,6 +63,7 @@ def modulated_conv2d(
     out_channels, in_channels, kh, kw = weight.shape
     assert x.ndim == 4 and x.shape[1] == in_channels, (x.shape, weight.shape)
     assert styles.shape == (batch_size, in_channels), (styles.shape, batch_size, in_channels)
+    fused_modconv = fused_modconv and grouped_modconv_enabled()
     if fastpath.fast_paths_enabled() and x.dtype == weight.dtype == styles.dtype == torch.float32:
         return _modconv_fast(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv)
     return _modconv_ref(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv)
@@ -61,24 +91,21 @@ def _modconv_ref(
         weight = weight * (1 / math.sqrt(in_channels * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
-    w = None
-    dcoefs = None
-    if demodulate or fused_modconv:
-        w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # eq. 1: w' = s_i * w  [N,O,I,k,k]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # eq. 3: 1 / sqrt(sum w'^2 + eps)  [N,O]
-    if demodulate and fused_modconv:
+    w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1) if demodulate or fused_modconv else None  # eq. 1: w' = s_i w
+    dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() if w is not None and demodulate else None  # eq. 3: 1/sqrt(sum w'^2 + eps)
+    if w is not None and dcoefs is not None and fused_modconv:
         w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
-        if demodulate:
+        if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
         if noise is not None:
             x = x + noise.to(x.dtype)
         return x
 
+    assert w is not None
     x = x.reshape(1, -1, *x.shape[2:])
     w = w.reshape(-1, in_channels, kh, kw)
     x = conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, groups=batch_size, flip_weight=flip_weight)
@@ -117,20 +144,18 @@ def _modconv_fast(
     n = x.shape[0]
     out_channels, in_channels, kh, kw = weight.shape
     on_cpu = fastpath.prefer_cpu_kernels(x)
-    dcoefs = None
-    if demodulate:
-        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N,O]
+    dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt() if demodulate else None  # [N,O]
 
     if on_cpu and kh == 1 and kw == 1 and up == 1 and down == 1 and parse_padding(padding) == (0, 0, 0, 0):
         w = weight.reshape(1, out_channels, in_channels) * styles.reshape(n, 1, in_channels)  # [N,O,I]
-        if demodulate:
+        if dcoefs is not None:
             w = w * dcoefs.reshape(n, out_channels, 1)
         x = _batched_1x1(x, w)
         return _add_noise(x, None, noise)
 
     if fused_modconv and not on_cpu:
         scale = styles.reshape(n, 1, in_channels, 1, 1)
-        if demodulate:
+        if dcoefs is not None:
             scale = scale * dcoefs.reshape(n, out_channels, 1, 1, 1)
         w = (weight.unsqueeze(0) * scale).reshape(-1, in_channels, kh, kw)
         x = x.reshape(1, -1, *x.shape[2:])
@@ -184,3 +209,66 @@ def _batched_1x1(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         y = torch.bmm(x.permute(0, 2, 3, 1).reshape(n, h * wd, i), w.transpose(1, 2))  # [N,HW,O]
         return y.reshape(n, h, wd, -1).permute(0, 3, 1, 2)  # channels-last view
     return torch.bmm(w, x.reshape(n, i, h * wd)).reshape(n, -1, h, wd)
+
+
+# ----------------------------------------------------------------------------- StyleGAN3
+
+
+def modulated_conv2d_sg3(
+    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True, padding: int = 0,
+    input_gain: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """StyleGAN3's modulated convolution (NVlabs' `networks_stylegan3.modulated_conv2d`): weight and styles
+    pre-normalised, per-sample weights w'_oikk = w_oikk s_i / ||w' s||_o (demodulation) times an optional input
+    gain, one grouped conv (with fast paths on, 1x1 float32 convolutions as one batched matrix product, and larger
+    float32 kernels on CPU as one shared convolution of the scaled activations, see `_modconv_sg3_shared`)."""
+    batch_size = x.shape[0]
+    out_channels, in_channels, kh, kw = weight.shape
+    assert_shape(x, [batch_size, in_channels, None, None], "modulated_conv2d_sg3 x")
+    assert_shape(styles, [batch_size, in_channels], "modulated_conv2d_sg3 styles")
+    w = weight
+    s = styles
+    if demodulate:
+        w = w * w.square().mean([1, 2, 3], keepdim=True).rsqrt()
+        s = s * s.square().mean().rsqrt()
+    fast = x.dtype == torch.float32 and fastpath.fast_paths_enabled()
+    graph = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or styles.requires_grad)
+    if kh * kw > 1 and fast and fastpath.prefer_cpu_kernels(x) and not graph and not fastpath.under_transform(x):
+        return _modconv_sg3_shared(x, w, s, demodulate, padding, input_gain)
+    w_shared = w  # [O,I,k,k], pre-normalised
+    w = w.unsqueeze(0) * s.unsqueeze(1).unsqueeze(3).unsqueeze(4)  # [N,O,I,k,k]
+    if demodulate:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N,O]
+        w = w * dcoefs.unsqueeze(2).unsqueeze(3).unsqueeze(4)
+    if input_gain is not None:
+        input_gain = input_gain.expand(batch_size, in_channels)
+        w = w * input_gain.unsqueeze(1).unsqueeze(3).unsqueeze(4)
+    if not grouped_modconv_enabled():  # the same sums with one weight for the batch (`grouped_modconv`)
+        scale = s if input_gain is None else s * input_gain
+        y = torch.nn.functional.conv2d(x * scale.reshape(batch_size, -1, 1, 1).to(x.dtype), w_shared.to(x.dtype), padding=padding)
+        return y * dcoefs.reshape(batch_size, -1, 1, 1).to(y.dtype) if demodulate else y
+    if kh == kw == 1 and padding == 0 and fast:
+        # Fast path: a 1x1 grouped convolution is a batched matrix product (faster on CPU, same sums).
+        y = torch.bmm(w.reshape(batch_size, out_channels, in_channels), x.reshape(batch_size, in_channels, -1))
+        return y.reshape(batch_size, out_channels, *x.shape[2:])
+    x = x.reshape(1, -1, *x.shape[2:])
+    w = w.reshape(-1, in_channels, kh, kw)
+    x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=padding, groups=batch_size)
+    return x.reshape(batch_size, -1, *x.shape[2:])
+
+
+def _modconv_sg3_shared(x: torch.Tensor, w: torch.Tensor, s: torch.Tensor, demodulate: bool, padding: int,
+                        input_gain: torch.Tensor | None) -> torch.Tensor:
+    """CPU inference path of `modulated_conv2d_sg3` (after the pre-normalisation): conv(x * s * gain, w) * dcoefs with
+    one weight shared by the batch on channels-last activations, which oneDNN runs faster than the grouped
+    convolution (its backward is slower, so training keeps the grouped one); dcoefs[n, o] =
+    rsqrt(sum_i s[n, i]^2 sum_k w[o, i, k]^2 + eps), eq. 3 as an [N,I] x [I,O] product."""
+    n = x.shape[0]
+    scale = s if input_gain is None else s * input_gain.expand(n, s.shape[1])
+    cl = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    y = torch.nn.functional.conv2d(torch.mul(x, scale.reshape(n, -1, 1, 1), out=cl), w, padding=padding)  # scale + layout in one pass
+    out = torch.empty(y.shape, dtype=y.dtype, device=y.device)  # back to NCHW in the last pass
+    if not demodulate:
+        return out.copy_(y)
+    d = (s.square() @ w.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N,O]
+    return torch.mul(y, d.reshape(n, -1, 1, 1), out=out)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from stylegan.ops.fastpath import fast_paths_enabled
 from stylegan.ops.upfirdn2d import downsample2d, setup_filter, upsample2d
 
-__all__ = ["AUGMENT_PRESETS", "AugmentPipe", "augment_pipe"]
+__all__ = ["AUGMENT_PRESETS", "AugmentPipe", "ada_update", "augment_pipe"]
 
 _BLIT = dict(xflip=1.0, rotate90=1.0, xint=1.0)
 _GEOM = dict(scale=1.0, rotate=1.0, aniso=1.0, xfrac=1.0)
@@ -411,6 +411,16 @@ class AugmentPipe(torch.nn.Module):
             keep = ((xs - center[:, 0]).abs() >= size[:, 0] / 2) | ((ys - center[:, 1]).abs() >= size[:, 1] / 2)
             images = images * keep.to(images.dtype)
         return images
+
+
+def ada_update(p: torch.Tensor, r_t: float | None, target: float, batch_size: int, interval: int, ada_kimg: float) -> torch.Tensor:
+    """The ADA heuristic (StyleGAN2-ADA §2.3), run every `interval` minibatches of `batch_size` images: the new
+    augmentation probability max(p + sign(r_t - target) * batch_size * interval / (ada_kimg * 1000), 0), where
+    r_t = E[sign(D(real))] over those minibatches; p itself without a finite r_t."""
+    if r_t is None or not math.isfinite(r_t):
+        return p
+    adjust = np.sign(r_t - target) * (batch_size * interval) / (ada_kimg * 1000)
+    return (p + adjust).clamp(min=0)
 
 
 def augment_pipe(spec: str) -> AugmentPipe:

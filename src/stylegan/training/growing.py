@@ -18,14 +18,14 @@ import torch
 class GrowingConfig:
     """NVIDIA's `sched` arguments (lod_initial_resolution, lod_training_kimg, lod_transition_kimg, *_dict)."""
 
-    start_res: int = 8
-    training_kimg: float = 600.0
-    transition_kimg: float = 600.0
+    start_res: int = 8  # the first resolution trained (lod_initial_resolution)
+    training_kimg: float = 600.0  # kimg at each level (lod_training_kimg)
+    transition_kimg: float = 600.0  # kimg of each fade to the next level (lod_transition_kimg)
     batch: dict[int, int] = field(default_factory=dict)  # resolution -> total minibatch (default: TrainingOptions.batch)
     batch_gpu: dict[int, int] = field(default_factory=dict)  # resolution -> per-process round
     glr: dict[int, float] = field(default_factory=dict)  # resolution -> G learning rate
-    dlr: dict[int, float] = field(default_factory=dict)
-    reset_optimizers: bool = True  # NVIDIA's reset_opt_for_new_lod
+    dlr: dict[int, float] = field(default_factory=dict)  # resolution -> D learning rate
+    reset_optimizers: bool = True  # reset the Adam states when a level or fade starts (NVIDIA's reset_opt_for_new_lod)
 
     def __post_init__(self) -> None:  # JSON object keys are strings
         for name in ("batch", "batch_gpu", "glr", "dlr"):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
 import resource
 import signal
 import sys
@@ -29,25 +28,18 @@ from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
 from ..data.sampler import InfiniteSampler
-from ..io.checkpoint import atomic_write_bytes, read_aux_tensors, read_checkpoint, save_checkpoint
+from ..io.checkpoint import read_aux_tensors, read_checkpoint, save_checkpoint
+from ..io.images import from_uint8, save_image_grid
+from ..io.runs import snapshot_name, snapshots
 from ..metrics.registry import MetricOptions, compute, format_time, report_metric
 from ..models.registry import build_network, network_spec
-from .augment import augment_pipe
+from .augment import ada_update, augment_pipe
 from .distributed import DistEnv
 from .growing import Schedule, fade_reals, level_changed, schedule
 from .loss import StyleGAN2Loss, ema_beta, lazy_regularization
 from .options import TrainingOptions
-from .report import class_grid, plot_curves, save_image_grid, truncation_sweep
+from .report import class_grid, plot_curves, truncation_sweep
 from .tensorboard import ScalarWriter
-
-SNAPSHOT_RE = re.compile(r"network-snapshot-(\d{6}(?:\.\d{3})?)\.safetensors")
-
-
-def snapshot_name(cur_nimg: int) -> str:
-    """network-snapshot-KKKKKK.safetensors (kimg, NVIDIA's naming), with .FFF when not a whole kimg."""
-    kimg = f"{cur_nimg // 1000:06d}" if cur_nimg % 1000 == 0 else f"{cur_nimg / 1000:010.3f}"
-    return f"network-snapshot-{kimg}.safetensors"
-
 
 def derive_seed(*parts: int) -> int:
     """A well-mixed 31-bit seed from integers (numpy's SeedSequence)."""
@@ -139,7 +131,7 @@ class _StopRequest:
         self.requested = False
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> "_StopRequest":
+    def __enter__(self) -> _StopRequest:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -165,17 +157,6 @@ class TrainResult:
     cur_nimg: int
     interrupted: bool
     last_snapshot: Path | None
-
-
-def snapshots(run_dir: Path) -> list[Path]:
-    """The run's snapshots, oldest first."""
-    found = sorted((float(m.group(1)), p) for p in run_dir.glob("network-snapshot-*.safetensors") if (m := SNAPSHOT_RE.fullmatch(p.name)))
-    return [p for _, p in found]
-
-
-def latest_snapshot(run_dir: Path) -> Path | None:
-    found = snapshots(run_dir)
-    return found[-1] if found else None
 
 
 def _trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -406,16 +387,14 @@ class Trainer:
                 b_ema.copy_(b)
         st.cur_nimg += batch
         st.batch_idx += 1
-        if o.aug == "ada" and st.batch_idx % o.ada_interval == 0:  # StyleGAN2-ADA §2.3: p follows sign(D(real)) to r_t
+        if o.aug == "ada" and st.batch_idx % o.ada_interval == 0:
             r_t = self.ada_collector.means(self.env).get("Loss/signs/real")
-            if r_t is not None and math.isfinite(r_t):
-                adjust = np.sign(r_t - o.ada_target) * (batch * o.ada_interval) / (o.ada_kimg * 1000)
-                self.augment.p.copy_((self.augment.p + adjust).clamp(min=0))
+            self.augment.p.copy_(ada_update(self.augment.p, r_t, o.ada_target, batch, o.ada_interval, o.ada_kimg))
 
     def _grids(self) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         gw, gh = _grid_size(self.dataset.resolution)
         idx = _grid_indices(self.dataset, self.labels, gw, gh, self.opts.seed)
-        images = torch.stack([self.dataset[i][0] for i in idx]).to(torch.float32) / 127.5 - 1
+        images = from_uint8(torch.stack([self.dataset[i][0] for i in idx]))
         g = torch.Generator().manual_seed(derive_seed(self.opts.seed, 0x6D))
         z = torch.randn([len(idx), self.G.z_dim], generator=g)
         c = self.labels[idx] if self.labels is not None else torch.zeros([len(idx), 0])
@@ -472,7 +451,7 @@ class Trainer:
                                dynamic_ncols=True, postfix=self._last_summary or None)
                     bar.update(min(st.cur_nimg - st.tick_start_nimg, int(total)))
                 real_img, real_c = next(data_iter)
-                real_img = real_img.to(self.device).to(torch.float32) / 127.5 - 1
+                real_img = from_uint8(real_img.to(self.device))
                 nimg = st.cur_nimg
                 self._step(real_img, real_c.to(self.device))
                 if bar is not None:
@@ -597,11 +576,3 @@ class Trainer:
             self.log(f"warning: tick {line['tick']} (kimg {line['kimg']:.1f}): non-finite {', '.join(bad) or 'values'}; "
                      f"{line['Progress/nonfinite_grads']} non-finite gradient entries were zeroed")
 
-
-def truncate_stats(run_dir: Path, before_tick: int) -> None:
-    """Drop stats.jsonl lines of ticks >= `before_tick` (logged after the snapshot a run continues from)."""
-    path = run_dir / "stats.jsonl"
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("tick", -1) < before_tick]
-    atomic_write_bytes(path, "".join(ln + "\n" for ln in keep).encode())

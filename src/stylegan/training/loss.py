@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..models.common import Generator
 from ..ops.upfirdn2d import filter2d
 
 PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
@@ -111,13 +112,13 @@ def blur_images(img: torch.Tensor, sigma: float) -> torch.Tensor:
 class LossConfig:
     """Settings of `StyleGAN2Loss` (NVIDIA's names)."""
 
-    r1_gamma: float = 10.0
-    style_mixing_prob: float = 0.0
-    pl_weight: float = 0.0
-    pl_batch_shrink: int = 2
-    pl_decay: float = 0.01
-    blur_init_sigma: float = 0.0
-    blur_fade_kimg: float = 0.0
+    r1_gamma: float = 10.0  # R1 regularisation weight (gamma)
+    style_mixing_prob: float = 0.0  # probability of style mixing regularisation
+    pl_weight: float = 0.0  # path length regularisation weight, 0 = none
+    pl_batch_shrink: int = 2  # the path length penalty runs on 1/N of the minibatch
+    pl_decay: float = 0.01  # decay of the path length target (exponential moving average)
+    blur_init_sigma: float = 0.0  # initial blur of D's inputs (StyleGAN3), 0 = none
+    blur_fade_kimg: float = 0.0  # kimg over which the blur fades to 0
 
 
 class StyleGAN2Loss:
@@ -133,7 +134,7 @@ class StyleGAN2Loss:
     same target; NVIDIA's code instead updates it after every round and lets each GPU keep its own.
     """
 
-    def __init__(self, G: torch.nn.Module, D: torch.nn.Module, cfg: LossConfig, augment_pipe: torch.nn.Module | None = None,
+    def __init__(self, G: Generator, D: torch.nn.Module, cfg: LossConfig, augment_pipe: torch.nn.Module | None = None,
                  report: Report | None = None, mean_across: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.G = G
         self.D = D
@@ -224,5 +225,5 @@ class StyleGAN2Loss:
                 loss_r1 = penalty * (cfg.r1_gamma / 2)  # R1 = gamma/2 E||grad D(x)||^2, StyleGAN2 appendix B
                 self.report("Loss/r1_penalty", penalty)
                 self.report("Loss/D/reg", loss_r1)
-            (loss_dreal + loss_r1).mean().mul(gain).backward()
+            torch.as_tensor(loss_dreal + loss_r1).mean().mul(gain).backward()
 

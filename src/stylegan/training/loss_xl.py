@@ -27,10 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ..models.common import Generator
 from ..models.projected_discriminator import official_logit_rows
 from .loss import PHASES, Report, blur_images, lazy_regularization, mix_styles, path_length_noise, path_length_penalty, path_lengths
 
@@ -89,6 +91,13 @@ def superres_trainable(param_names: Iterable[str], layer_names: Sequence[str], h
     return [n for n in param_names if not n.startswith(frozen_prefixes)]
 
 
+def superres_frozen(G: Any) -> set[str]:
+    """Names of the parameters of G a super-resolution stage does not train (G has the official
+    `synthesis.layer_names` and `head_layer_names`)."""
+    names = [n for n, _ in G.named_parameters()]
+    return set(names) - set(superres_trainable(names, G.synthesis.layer_names, G.head_layer_names))
+
+
 def guidance_input(img: torch.Tensor) -> torch.Tensor:
     """Images in [-1, 1] -> the guidance classifier's input: [0, 1], ImageNet mean/std, bilinear to 224²."""
     x = img.add(1).div(2)
@@ -117,7 +126,7 @@ class XLLossConfig:
     train_head_only: bool = False  # super-resolution stages
 
     @classmethod
-    def superres(cls, cond: bool, cls_weight: float = 0.0) -> "XLLossConfig":
+    def superres(cls, cond: bool, cls_weight: float = 0.0) -> XLLossConfig:
         """train.py's --superres settings: no path length, guidance only when conditional, head layers only."""
         return cls(pl_weight=0.0, cls_weight=cls_weight if cond else 0.0, train_head_only=True)
 
@@ -131,7 +140,7 @@ class ProjectedGANLoss:
     `head_layer_names`. `report(name, values)` receives NVIDIA's statistics names.
     """
 
-    def __init__(self, G: torch.nn.Module, D: torch.nn.Module, cfg: XLLossConfig, classifier: torch.nn.Module | None = None,
+    def __init__(self, G: Generator, D: torch.nn.Module, cfg: XLLossConfig, classifier: torch.nn.Module | None = None,
                  report: Report | None = None) -> None:
         if cfg.cls_weight and classifier is None:
             raise ValueError("classifier guidance (cls_weight > 0) needs the DeiT-S classifier")
@@ -140,8 +149,7 @@ class ProjectedGANLoss:
         self.pl_mean = torch.zeros([], device=next(G.parameters()).device)
         self.frozen: set[str] = set()
         if cfg.train_head_only:
-            names = [n for n, _ in G.named_parameters()]
-            self.frozen = set(names) - set(superres_trainable(names, G.synthesis.layer_names, G.head_layer_names))
+            self.frozen = superres_frozen(G)
 
     def update_pl_mean(self) -> None:
         """Nothing to do: pl_mean already moved in each Greg call (official behaviour)."""
@@ -174,6 +182,7 @@ class ProjectedGANLoss:
             rows = self.run_D(gen_img, gen_c, sigma)
             loss = g_hinge_loss(rows)
             if cfg.cls_weight:
+                assert self.classifier is not None
                 g_cls = guidance_loss(self.classifier, gen_img, gen_c)
                 loss = loss + cfg.cls_weight * g_cls
                 self.report("Loss/G/guidance_loss", g_cls)

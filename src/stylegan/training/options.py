@@ -1,153 +1,110 @@
-"""Training options: the `--cfg` presets with NVIDIA's hyper-parameters, and their resolution against a
-dataset into one `TrainingOptions` (what `training_options.json` records and `--dry-run` prints)."""
+"""Training options: a `--cfg` preset (`training.presets`) resolved against a dataset and the flags into one
+`TrainingOptions` (what `training_options.json` records and `--dry-run` prints)."""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.dataset import DatasetInfo
-from ..models import stylegan1, stylegan2, stylegan3
-from ..models.config import config_from_dict, config_to_dict
-from ..models.registry import network_spec
+from ..models.config import JsonConfig
+from ..models.registry import NetworkSpec
 from .augment import AUGMENT_PRESETS
 from .growing import GrowingConfig
 from .loss import LossConfig
+from .presets import PRESETS, AugMode, NetworkArgs, PerBatch, preset
+from .presets import network_specs as preset_network_specs
 
 
 class OptionsError(ValueError):
     """Training options that cannot work together; the message names the setting."""
 
 
-# StyleGAN2-ADA's configuration table (train.py `cfg_specs`): reference GPU count, total kimg, minibatch,
-# minibatch-std group, channel multiplier (x 32768), learning rate, R1 gamma, G_ema half-life (kimg),
-# G_ema ramp-up, mapping depth. `auto` derives the -1 entries from the resolution and GPU count.
-ADA_TABLE: dict[str, dict[str, Any]] = {
-    "auto":      dict(ref_gpus=-1, kimg=25000,  mb=-1, mbstd=-1, fmaps=-1,  lrate=-1,     gamma=-1,   ema=-1,  ramp=0.05, map=2),
-    "stylegan2": dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=10,   ema=10,  ramp=None, map=8),
-    "paper256":  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=0.5, lrate=0.0025, gamma=1,    ema=20,  ramp=None, map=8),
-    "paper512":  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8),
-    "paper1024": dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8),
-    "cifar":     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
-}
-# The StyleGAN2 paper's Table 1 (NVlabs/stylegan2 run_training.py --config-id config-a ... config-f): each
-# configuration is its predecessor plus one step.
-PAPER_CONFIGS: dict[str, str] = {
-    "paper-a": "StyleGAN (2019): AdaIN, progressive growing, R1 every minibatch",
-    "paper-b": "A + weight demodulation (revised normalisation, noise and bias outside the style block)",
-    "paper-c": "B + lazy regularisation (R1 every 16 minibatches)",
-    "paper-d": "C + path length regularisation",
-    "paper-e": "D + no growing: skip G, residual D",
-    "paper-f": "E + large networks (twice the channels)",
-}
-CONFIGS = (*ADA_TABLE, "stylegan3-t", "stylegan3-r", "demo", *PAPER_CONFIGS)
-AUG_MODES = ("ada", "noaug", "fixed")
+AUG_MODES: tuple[str, ...] = typing.get_args(AugMode)
 # Flags that may change when a run continues (`--resume RUN_DIR`); everything else is fixed by the run.
 RESUMABLE_FLAGS = ("kimg", "tick", "snap", "batch", "batch_gpu", "gpus", "workers", "metrics")
-# Progressive growing of configs A-D (run_training.py): start at 8x8, 600 kimg per level and per fade,
-# per-resolution minibatch (for 8 GPUs) and learning rates.
-PAPER_GROWING = dict(start_res=8, training_kimg=600.0, transition_kimg=600.0, batch={8: 256, 16: 128, 32: 64, 64: 32},
-                     glr={128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}, dlr={128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003})
 
 
 @dataclass
-class TrainingOptions:
-    """Everything a training run needs besides the data itself; JSON round trip via `to_dict`/`from_dict`."""
+class TrainingOptions(JsonConfig):
+    """Everything a training run needs besides the data itself (`training_options.json`, JSON round trip via
+    `to_dict` / `from_dict`)."""
 
-    data: str
-    dataset: dict[str, Any]  # DatasetInfo.to_dict() of the training set
-    cfg: str
-    G: dict[str, Any]  # network spec (models.registry) of G
-    D: dict[str, Any]
-    gpus: int = 1
-    batch: int = 32
-    batch_gpu: int = 32
-    kimg: float = 25000
-    tick: float = 4
-    snap: int = 50
-    seed: int = 0
-    workers: int = 3
-    cond: bool = False
-    mirror: bool = False
-    aug: str = "ada"
-    augpipe: str = "bgc"
-    augment_p: float = 0.0  # initial p (--p for --aug fixed)
-    ada_target: float = 0.6
-    ada_interval: int = 4
-    ada_kimg: float = 500
-    metrics: list[str] = field(default_factory=list)
-    glr: float = 0.002
-    dlr: float = 0.002
-    betas: tuple[float, float] = (0.0, 0.99)
-    eps: float = 1e-8
-    G_reg_interval: int | None = 4
-    D_reg_interval: int | None = 16
-    ema_kimg: float = 10.0
-    ema_rampup: float | None = 0.05
-    loss: LossConfig = field(default_factory=LossConfig)
+    describe = "training options"
+    data: str  # dataset zip or folder
+    dataset: DatasetInfo  # what the run recorded about the training set
+    cfg: str  # the --cfg preset the run started from
+    G: NetworkSpec  # the generator's architecture
+    D: NetworkSpec  # the discriminator's architecture
+    gpus: int = 1  # processes (one per GPU)
+    batch: int = 32  # total minibatch size
+    batch_gpu: int = 32  # images per process per accumulation round
+    kimg: float = 25000  # training length in thousands of real images shown to D
+    tick: float = 4  # kimg between progress lines
+    snap: int = 50  # ticks between snapshots (images, checkpoint, metrics)
+    seed: int = 0  # random seed
+    workers: int = 3  # DataLoader worker processes
+    cond: bool = False  # condition on the dataset's labels
+    mirror: bool = False  # add x-flipped copies of the images
+    aug: AugMode = "ada"  # augmentation: 'ada' (adaptive p), 'noaug' or 'fixed' (constant p)
+    augpipe: str = "bgc"  # augmentation pipeline (training.augment.AUGMENT_PRESETS)
+    augment_p: float = 0.0  # initial augmentation probability (--p for --aug fixed)
+    ada_target: float = 0.6  # ADA's target for E[sign(D(real))]
+    ada_interval: int = 4  # minibatches between ADA adjustments
+    ada_kimg: float = 500  # ADA speed: kimg for p to rise or fall by 1
+    metrics: list[str] = field(default_factory=list)  # metrics computed at every snapshot
+    glr: float = 0.002  # G learning rate
+    dlr: float = 0.002  # D learning rate
+    betas: tuple[float, float] = (0.0, 0.99)  # Adam betas of G and D
+    eps: float = 1e-8  # Adam epsilon
+    G_reg_interval: int | None = 4  # lazy path-length regularisation every N minibatches, None = in every minibatch
+    D_reg_interval: int | None = 16  # lazy R1 regularisation every N minibatches, None = in every minibatch
+    ema_kimg: float = 10.0  # half-life of G_ema in kimg
+    ema_rampup: float | None = 0.05  # G_ema ramp-up: half-life at most this times the kimg seen, None = no ramp-up
+    loss: LossConfig = field(default_factory=LossConfig)  # loss and regularisation weights
     growing: GrowingConfig | None = None  # progressive growing (StyleGAN 2019, StyleGAN2 configs A-D)
     resume: str | None = None  # network file fine-tuned from (transfer learning)
-    freezed: int = 0
-    keep_snapshots: int = 5
-    desc: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainingOptions":
-        opts = config_from_dict(cls, data, "training options")
-        opts.betas = tuple(opts.betas)
-        return opts
+    freezed: int = 0  # frozen layers of D when fine-tuning
+    keep_snapshots: int = 5  # snapshots kept in the run folder (the newest)
+    desc: str = ""  # text added to the run folder's name
 
 
 def describe(opts: TrainingOptions) -> list[str]:
     """A short human summary of the resolved options."""
-    g = opts.G["config"]
-    syn = g.get("synthesis", g)  # stylegan1 configs are flat
-    depth = g["mapping"]["num_layers"] if "mapping" in g else g["mapping_layers"]
+    syn = opts.G.config.synthesis
+    style = getattr(syn, "style", None)  # StyleGAN (2019): 'adain' or 'demod'
     ds = opts.dataset
     gr = opts.growing
     return [
-        f"data:      {opts.data} ({ds['num_images']:,} images{' x2 mirrored' if opts.mirror else ''}, {ds['resolution']}x{ds['resolution']}, "
-        f"{ds['channels']} channel(s), {'conditional on ' + str(ds['label_dim']) + ' labels' if opts.cond else 'unconditional'})",
-        f"config:    {opts.cfg} ({opts.G['family']} G{' ' + g['style'] if 'style' in g else ''}, {opts.D['family']} D, "
-        f"channel base {syn['channel_base']}, max {syn['channel_max']}, mapping depth {depth})",
+        f"data:      {opts.data} ({ds.num_images:,} images{' x2 mirrored' if opts.mirror else ''}, {ds.resolution}x{ds.resolution}, "
+        f"{ds.channels} channel(s), {'conditional on ' + str(ds.label_dim) + ' labels' if opts.cond else 'unconditional'})",
+        f"config:    {opts.cfg} ({opts.G.family} G{' ' + style if style else ''}, {opts.D.family} D, "
+        f"channel base {syn.channel_base}, max {syn.channel_max}, mapping depth {opts.G.config.mapping.num_layers})",
         f"batch:     {opts.batch} total, {opts.batch_gpu} per GPU per round, {opts.gpus} process(es)",
-        f"optimiser: Adam G lr {opts.glr:g}, D lr {opts.dlr:g}, betas {opts.betas}, lazy reg G every {opts.G_reg_interval}, D every {opts.D_reg_interval}",
+        f"optimiser: Adam G lr {opts.glr:g}, D lr {opts.dlr:g}, betas {opts.betas}, lazy reg G every {opts.G_reg_interval}, "
+        f"D every {opts.D_reg_interval}",
         f"loss:      R1 gamma {opts.loss.r1_gamma:g}, path length weight {opts.loss.pl_weight:g}, style mixing {opts.loss.style_mixing_prob:g}, "
         f"D blur sigma {opts.loss.blur_init_sigma:g} over {opts.loss.blur_fade_kimg:g} kimg",
         f"G_ema:     half-life {opts.ema_kimg:g} kimg, ramp-up {opts.ema_rampup}",
-        f"augment:   {opts.aug}" + (f" ({opts.augpipe}, p {opts.augment_p:g}" + (f", target {opts.ada_target:g}, ada_kimg {opts.ada_kimg:g})" if opts.aug == "ada" else ")")
+        f"augment:   {opts.aug}" + (f" ({opts.augpipe}, p {opts.augment_p:g}"
+                                   + (f", target {opts.ada_target:g}, ada_kimg {opts.ada_kimg:g})" if opts.aug == "ada" else ")")
                                    if opts.aug != "noaug" else ""),
         f"length:    {opts.kimg:g} kimg, tick {opts.tick:g} kimg, snapshot every {opts.snap} ticks, metrics {','.join(opts.metrics) or 'none'}",
     ] + ([f"growing:   from {gr.start_res}x{gr.start_res}, {gr.training_kimg:g} kimg per level + {gr.transition_kimg:g} kimg fade; "
           f"batch {gr.batch or 'fixed'}, G lr {gr.glr or 'fixed'}, D lr {gr.dlr or 'fixed'}"] if gr is not None else [])
 
 
-def _ada_row(cfg: str, res: int, gpus: int) -> dict[str, Any]:
-    spec = dict(ADA_TABLE[cfg])
-    if cfg == "auto":  # StyleGAN2-ADA's heuristics
-        spec["ref_gpus"] = gpus
-        spec["mb"] = max(min(gpus * min(4096 // res, 32), 64), gpus)
-        spec["mbstd"] = min(spec["mb"] // gpus, 4)
-        spec["fmaps"] = 1 if res >= 512 else 0.5
-        spec["lrate"] = 0.002 if res >= 1024 else 0.0025
-        spec["gamma"] = 0.0002 * res**2 / spec["mb"]
-        spec["ema"] = spec["mb"] * 10 / 32
-    return spec
-
-
-def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str, Any] | None = None) -> TrainingOptions:
-    """Turn CLI flags (None = not given) and the dataset into options.
+def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str, NetworkSpec] | None = None) -> TrainingOptions:
+    """Turn CLI flags (None = not given) and the dataset into options: the `--cfg` row, every flag given overriding it.
 
     `source_networks` ({"G": spec, "D": spec} read from a `--resume` network file) fixes the architecture:
     the run fine-tunes that network, so the preset's network settings do not apply.
     """
     cfg = flags.get("cfg") or "auto"
-    if cfg not in CONFIGS:
-        raise OptionsError(f"--cfg {cfg}: unknown; choose from {', '.join(CONFIGS)}")
+    if cfg not in PRESETS:
+        raise OptionsError(f"--cfg {cfg}: unknown; choose from {', '.join(PRESETS)}")
 
     def get(name: str, default: Any) -> Any:
         return default if flags.get(name) is None else flags[name]
@@ -158,74 +115,25 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     if cond and not info.has_labels:
         raise OptionsError(f"--cond: {info.path} has no labels (no dataset.json with a 'labels' list)")
     c_dim = info.label_dim if cond else 0
+    p = preset(cfg, res, gpus)
+    assert p.batch is not None and p.channel_base is not None and p.glr is not None and p.dlr is not None
 
-    loss = LossConfig()
-    ada_batch_gpu = None
-    opts: dict[str, Any] = dict(ema_rampup=0.05, G_reg_interval=4)
-    if cfg in ADA_TABLE:
-        spec = _ada_row(cfg, res, gpus)
-        cbase, cmax, mbstd, map_depth = int(spec["fmaps"] * 32768), 512, spec["mbstd"], spec["map"]
-        batch, glr, dlr, gamma, kimg = spec["mb"], spec["lrate"], spec["lrate"], spec["gamma"], spec["kimg"]
-        opts.update(ema_kimg=spec["ema"], ema_rampup=spec["ramp"])
-        ada_batch_gpu = batch // spec["ref_gpus"]  # the table's per-GPU batch (its reference GPU count)
-        zw, G_arch, D_arch = 512, "skip", "resnet"
-        loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
-        if cfg == "cifar":
-            loss.style_mixing_prob = loss.pl_weight = 0.0
-            D_arch = "orig"
-            opts["G_reg_interval"] = None
-    elif cfg == "demo":  # a 2-core CPU: small networks, 32x32, no augmentation
-        cbase, cmax, mbstd, map_depth, zw = 2048, 64, 4, 2, 64
-        batch, glr, dlr, gamma, kimg = 32, 0.005, 0.005, 0.05, 40  # lr 0.005: clean shapes by 10 kimg, 0.0025 still striped
-        opts.update(ema_kimg=2.0)
-        G_arch, D_arch = "skip", "resnet"
-        loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
-    elif cfg in PAPER_CONFIGS:  # NVlabs/stylegan2 run_training.py, configs A-F
-        large, growing = cfg == "paper-f", cfg in ("paper-a", "paper-b", "paper-c", "paper-d")
-        cbase = 32768 if large else 16384  # TF fmap_base 16 << 10 (F) or 8 << 10 (A-E), in channel_base units
-        cmax, mbstd, map_depth, zw = 512, 4, 8, 512
-        batch, glr, dlr, gamma, kimg = 32, 0.002, 0.002, 10.0, 25000
-        G_arch, D_arch = "skip", "resnet"
-        opts.update(ema_kimg=10.0, ema_rampup=None, G_reg_interval=4, D_reg_interval=16)
-        loss.style_mixing_prob, loss.pl_weight = 0.9, 2.0
-        if cfg in ("paper-a", "paper-b", "paper-c"):  # no path length regularisation
-            loss.pl_weight = 0.0
-            opts["G_reg_interval"] = None
-        if cfg in ("paper-a", "paper-b"):  # no lazy regularisation
-            opts["D_reg_interval"] = None
-        if growing:
-            glr = dlr = 0.001
-            opts["growing"] = GrowingConfig(**PAPER_GROWING)
-    else:  # NVlabs/stylegan3 train.py
-        cbase, cmax, mbstd, map_depth, zw = 32768, 512, 4, 2, 512
-        batch, glr, dlr, gamma, kimg = 32, 0.0025, 0.002, None, 25000
-        G_arch, D_arch = None, "resnet"
-        opts["G_reg_interval"] = None
-
-    batch = get("batch", batch)
-    batch_gpu = get("batch_gpu", ada_batch_gpu if ada_batch_gpu is not None and flags.get("batch") is None else batch // gpus)
-    growing: GrowingConfig | None = opts.pop("growing", None)
-    if flags.get("resume") is not None:  # fine-tuning a grown network
-        growing = None
+    batch = get("batch", p.batch)
+    table_batch_gpu = p.ref_gpus is not None and flags.get("batch") is None  # the stylegan2-ada row's per-GPU batch
+    batch_gpu = get("batch_gpu", p.batch // p.ref_gpus if table_batch_gpu else batch // gpus)  # type: ignore[operator]
+    growing = p.growing if flags.get("resume") is None else None  # fine-tuning a grown network
     if growing is not None:
         growing = _growing_overrides(growing, flags, res, gpus)
-    for name in ("G_reg_interval", "D_reg_interval"):
-        if flags.get(name) is not None:  # 0 = no lazy regularisation (regularise in every minibatch)
-            opts[name] = flags[name] or None
-    cbase, cmax = get("cbase", cbase), get("cmax", cmax)
-    map_depth, mbstd = get("map_depth", map_depth), get("mbstd_group", mbstd)
-    fp32 = bool(get("fp32", False))
-    fp16_res, clamp = (0, None) if fp32 else (4, 256)
-    gamma = get("gamma", gamma)
+    reg_intervals: dict[str, int | None] = {name: getattr(p, name) if flags.get(name) is None else flags[name] or None  # 0 = every minibatch
+                                            for name in ("G_reg_interval", "D_reg_interval")}
+    mbstd = get("mbstd_group", p.mbstd)
+    fp16_res, clamp = (4, 256) if p.fp16 and not get("fp32", False) else (0, None)
+    gamma = get("gamma", p.gamma)
     if gamma is None:  # StyleGAN2-ADA's heuristic where NVlabs/stylegan3 requires --gamma
         gamma = 0.0002 * res**2 / batch
-    loss.r1_gamma = float(gamma)
-    if cfg in PAPER_CONFIGS:
-        fp16_res, clamp = 0, None  # the paper's TF code trained in float32
-    if cfg.startswith("stylegan3"):
-        opts["ema_kimg"] = batch * 10 / 32
-        if cfg == "stylegan3-r":
-            loss.blur_init_sigma, loss.blur_fade_kimg = 10.0, batch * 200 / 32
+    loss = LossConfig(r1_gamma=float(gamma), style_mixing_prob=p.style_mixing_prob, pl_weight=p.pl_weight,
+                      blur_init_sigma=p.blur_init_sigma, blur_fade_kimg=_kimg(p.blur_fade_kimg, batch))
+    ema_kimg = _kimg(p.ema_kimg, batch)
 
     _check_batch(batch, batch_gpu, gpus, mbstd)
     if growing is not None:
@@ -234,36 +142,12 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     if source_networks is not None:
         G_spec, D_spec = _transfer_specs(source_networks, info, c_dim, get("freezed", 0), flags.get("resume"))
     else:
-        if cfg.startswith("stylegan3"):
-            g = stylegan3.stylegan3_config(cfg, res, z_dim=zw, w_dim=zw, c_dim=c_dim, img_channels=channels, channel_base=cbase, channel_max=cmax)
-            g.mapping.num_layers = map_depth
-            g.synthesis.num_fp16_res, g.synthesis.conv_clamp = fp16_res, clamp
-            g.synthesis.magnitude_ema_beta = 0.5 ** (batch / (20 * 1e3))
-            G_spec = {"family": "stylegan3", "kind": "generator", "config": g.to_dict()}
-        elif cfg in ("paper-a", "paper-b", "paper-c", "paper-d"):
-            g1 = stylegan1.GeneratorConfig(z_dim=zw, c_dim=c_dim, w_dim=zw, img_resolution=res, img_channels=channels,
-                                           style="adain" if cfg == "paper-a" else "demod", channel_base=cbase // 2,
-                                           channel_max=cmax, mapping_layers=map_depth)
-            G_spec = {"family": "stylegan1", "kind": "generator", "config": g1.to_dict()}
-        else:
-            g = stylegan2.GeneratorConfig(
-                z_dim=zw, c_dim=c_dim, w_dim=zw, img_resolution=res, img_channels=channels,
-                mapping=stylegan2.MappingConfig(num_layers=map_depth),
-                synthesis=stylegan2.SynthesisConfig(channel_base=cbase, channel_max=cmax, num_fp16_res=fp16_res, conv_clamp=clamp,
-                                                    architecture=G_arch, fused_modconv_default="inference_only"),
-            )
-            G_spec = {"family": "stylegan2", "kind": "generator", "config": g.to_dict()}
-        d = stylegan2.DiscriminatorConfig(c_dim=c_dim, img_resolution=res, img_channels=channels, architecture=D_arch,
-                                          channel_base=cbase, channel_max=cmax, num_fp16_res=fp16_res, conv_clamp=clamp,
-                                          mbstd_group_size=mbstd, freeze_layers=get("freezed", 0))
-        D_spec = {"family": "stylegan2", "kind": "discriminator", "config": d.to_dict()}
-        if G_spec["family"] == "stylegan1":
-            d1 = stylegan1.DiscriminatorConfig(c_dim=c_dim, img_resolution=res, img_channels=channels,
-                                               style="basic" if cfg == "paper-a" else "revised", channel_base=cbase // 2,
-                                               channel_max=cmax, mbstd_group_size=mbstd)
-            D_spec = {"family": "stylegan1", "kind": "discriminator", "config": d1.to_dict()}
+        G_spec, D_spec = preset_network_specs(p, NetworkArgs(
+            resolution=res, channels=channels, c_dim=c_dim, z_dim=p.z_dim, channel_base=get("cbase", p.channel_base),
+            channel_max=get("cmax", p.channel_max), map_depth=get("map_depth", p.map_depth), mbstd=mbstd, fp16_res=fp16_res,
+            conv_clamp=clamp, freezed=get("freezed", 0), batch=batch))
 
-    aug = get("aug", "noaug" if cfg == "demo" or cfg in PAPER_CONFIGS else "ada")
+    aug = get("aug", p.aug)
     if aug not in AUG_MODES:
         raise OptionsError(f"--aug {aug}: choose from {', '.join(AUG_MODES)}")
     augpipe = get("augpipe", "bgc")
@@ -272,25 +156,33 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     if flags.get("p") is not None and aug != "fixed":
         raise OptionsError("--p applies only with --aug fixed")
     resume = flags.get("resume")
+    ada_kimg, ema_rampup = 500, p.ema_rampup
     if resume is not None:  # NVlabs: a fine-tuning run adapts faster and starts without ramp-ups
-        opts.update(ada_kimg=100, ema_rampup=None)
+        ada_kimg, ema_rampup = 100, None
         loss.blur_init_sigma = 0.0
     if flags.get("ema_kimg") is not None:
         if flags["ema_kimg"] <= 0:
             raise OptionsError(f"--ema-kimg {flags['ema_kimg']}: must be > 0")
-        opts["ema_kimg"] = float(flags["ema_kimg"])
-    tick = get("tick", 1 if cfg == "demo" else 4)
-    snap = get("snap", 5 if cfg == "demo" else 50)
+        ema_kimg = float(flags["ema_kimg"])
+    tick, snap = get("tick", p.tick), get("snap", p.snap)
     if tick <= 0 or snap < 1:
         raise OptionsError("--tick must be > 0 and --snap >= 1")
     return TrainingOptions(
-        data=str(flags["data"]), dataset=info.to_dict(), cfg=cfg, G=G_spec, D=D_spec, gpus=gpus, batch=batch, batch_gpu=batch_gpu,
-        kimg=get("kimg", kimg), tick=tick, snap=snap, seed=get("seed", 0), workers=get("workers", 3 if cfg != "demo" else 1),
+        data=str(flags["data"]), dataset=info, cfg=cfg, G=G_spec, D=D_spec, gpus=gpus, batch=batch, batch_gpu=batch_gpu,
+        kimg=get("kimg", p.kimg), tick=tick, snap=snap, seed=get("seed", 0), workers=get("workers", p.workers),
         cond=cond, mirror=bool(get("mirror", False)), aug=aug, augpipe=augpipe,
-        augment_p=float(get("p", 0.2)) if aug == "fixed" else 0.0, ada_target=float(get("target", 0.6)),
-        metrics=list(get("metrics", [])), glr=float(get("glr", glr)), dlr=float(get("dlr", dlr)), loss=loss,
-        resume=None if resume is None else str(resume), freezed=get("freezed", 0), desc=get("desc", "") or "", growing=growing, **opts,
+        augment_p=float(get("p", 0.2)) if aug == "fixed" else 0.0, ada_target=float(get("target", 0.6)), ada_kimg=ada_kimg,
+        metrics=list(get("metrics", [])), glr=float(get("glr", p.glr)), dlr=float(get("dlr", p.dlr)), betas=p.betas, eps=p.eps,
+        ema_kimg=ema_kimg, ema_rampup=ema_rampup, loss=loss, growing=growing, resume=None if resume is None else str(resume),
+        freezed=get("freezed", 0), desc=get("desc", "") or "", G_reg_interval=reg_intervals["G_reg_interval"],
+        D_reg_interval=reg_intervals["D_reg_interval"],
     )
+
+
+def _kimg(value: float | PerBatch | None, batch: int) -> float:
+    """A preset's length in kimg at the resolved minibatch."""
+    assert value is not None
+    return value.at(batch) if isinstance(value, PerBatch) else value
 
 
 def _growing_overrides(growing: GrowingConfig, flags: dict[str, Any], res: int, gpus: int) -> GrowingConfig:
@@ -347,8 +239,8 @@ def _short(key: str, spec: dict[str, Any] | None) -> str:
         return "none"
     if key == "growing":
         return f"from {spec['start_res']}x{spec['start_res']}, {spec['training_kimg']:g}+{spec['transition_kimg']:g} kimg per level"
-    cfg = spec["config"]
-    kind = cfg.get("style") or cfg.get("architecture") or cfg.get("synthesis", {}).get("architecture") or ""
+    cfg, syn = spec["config"], spec["config"].get("synthesis", {})
+    kind = cfg.get("style") or cfg.get("architecture") or syn.get("style") or syn.get("architecture") or ""
     return f"{spec['family']} {spec['kind']} ({kind})" if kind else f"{spec['family']} {spec['kind']}"
 def _check_batch(batch: int, batch_gpu: int, gpus: int, mbstd: int | None) -> None:
     if gpus < 1:
@@ -365,29 +257,29 @@ def _check_batch(batch: int, batch_gpu: int, gpus: int, mbstd: int | None) -> No
         raise OptionsError(f"--batch-gpu {batch_gpu} must be a multiple of the minibatch-std group size {mbstd} (--mbstd-group)")
 
 
-def _transfer_specs(nets: dict[str, Any], info: DatasetInfo, c_dim: int, freezed: int, resume: str) -> tuple[dict, dict]:
+def _transfer_specs(nets: dict[str, NetworkSpec], info: DatasetInfo, c_dim: int, freezed: int, resume: Any) -> tuple[NetworkSpec, NetworkSpec]:
     """G/D specs of the network being fine-tuned, checked against the dataset; fp16 only on CUDA."""
     G_spec, D_spec = nets["G"], nets["D"]
-    g, d = G_spec["config"], D_spec["config"]
-    for what, have, want in (("resolution", g["img_resolution"], info.resolution), ("image channels", g["img_channels"], info.channels),
-                             ("label dimension (--cond)", g["c_dim"], c_dim)):
+    g = G_spec.config
+    for what, have, want in (("resolution", g.img_resolution, info.resolution), ("image channels", g.img_channels, info.channels),
+                             ("label dimension (--cond)", g.c_dim, c_dim)):
         if have != want:
             raise OptionsError(f"--resume {resume}: the network's {what} is {have} but the dataset's is {want}; "
                                "fine-tuning needs them equal (convert the dataset with `stylegan dataset --resolution`, or match --cond)")
-    if G_spec["family"] == "stylegan1":  # float32 networks; D has no frozen-layer support
+    if G_spec.family == "stylegan1":  # float32 networks; D has no frozen-layer support
         if freezed:
             raise OptionsError(f"--freezed {freezed}: not supported for StyleGAN (2019) discriminators")
         return G_spec, D_spec
-    g = dict(g, synthesis=dict(g["synthesis"], fp16_cuda_only=True))
-    if G_spec["family"] == "stylegan2":
-        g["synthesis"]["fused_modconv_default"] = "inference_only"
-    d = dict(d, fp16_cuda_only=True, freeze_layers=freezed)
-    return dict(G_spec, config=g), dict(D_spec, config=d)
+    synthesis = g.synthesis
+    if G_spec.family == "stylegan2":
+        synthesis = dataclasses.replace(synthesis, fp16_cuda_only=True, fused_modconv_default="inference_only")
+    d = dataclasses.replace(D_spec.config, fp16_cuda_only=True, freeze_layers=freezed)
+    return dataclasses.replace(G_spec, config=dataclasses.replace(g, synthesis=synthesis)), dataclasses.replace(D_spec, config=d)
 
 
-def network_specs(G: Any, D: Any) -> dict[str, Any]:
+def network_specs(G: Any, D: Any) -> dict[str, NetworkSpec]:
     """{"G": spec, "D": spec} of loaded networks (for `resolve`'s `source_networks`)."""
-    return {"G": network_spec(G), "D": network_spec(D)}
+    return {"G": NetworkSpec.of(G), "D": NetworkSpec.of(D)}
 
 
 def with_overrides(opts: TrainingOptions, flags: dict[str, Any]) -> TrainingOptions:
@@ -398,5 +290,5 @@ def with_overrides(opts: TrainingOptions, flags: dict[str, Any]) -> TrainingOpti
     if "gpus" in changes and "batch_gpu" not in changes:
         changes["batch_gpu"] = min(opts.batch_gpu, changes.get("batch", opts.batch) // changes["gpus"])
     new = dataclasses.replace(opts, **changes)
-    _check_batch(new.batch, new.batch_gpu, new.gpus, new.D["config"].get("mbstd_group_size"))
+    _check_batch(new.batch, new.batch_gpu, new.gpus, getattr(new.D.config, "mbstd_group_size", None))
     return new

@@ -1,66 +1,22 @@
 """Images and plots for training runs: sample grids, truncation sweeps and curves of training statistics.
 
-Everything is drawn with Pillow and written as PNG atomically, so a viewer never sees a half-written file.
+Everything is drawn with Pillow and written as PNG atomically (`io.images`), so a viewer never sees a half-written file.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..io.checkpoint import atomic_write_bytes
+from ..io.images import grid_image, labelled, save_png
+from ..models.common import Generator
 
 _GEN_BATCH = 16
-
-
-def images_to_uint8(images: torch.Tensor, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:
-    """[N, C, H, W] floats spanning `drange` -> [N, H, W, C] uint8, rounded and clipped."""
-    if images.ndim != 4:
-        raise ValueError(f"expected images of shape [N, C, H, W], got {list(images.shape)}")
-    lo, hi = drange
-    x = (images.detach().to(torch.float32).cpu() - lo) * (255 / (hi - lo))
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def grid_layout(n: int, aspect: float = 16 / 9) -> tuple[int, int]:
-    """(cols, rows) for `n` square images, the grid's shape near `aspect` (width / height) with few empty cells."""
-    if n < 1:
-        raise ValueError(f"need at least one image, got {n}")
-    cols = min(n, math.ceil(math.sqrt(n * aspect)))
-    rows = math.ceil(n / cols)
-    return math.ceil(n / rows), rows
-
-
-def _grid_image(images: torch.Tensor, grid: tuple[int, int], drange: tuple[float, float]) -> Image.Image:
-    cols, rows = grid
-    n, c, h, w = images.shape
-    if c not in (1, 3):
-        raise ValueError(f"images must have 1 or 3 channels, got {c}")
-    if n > cols * rows:
-        raise ValueError(f"{n} images do not fit a {cols}x{rows} grid")
-    cells = np.zeros([cols * rows, h, w, c], np.uint8)  # unused cells stay black
-    cells[:n] = images_to_uint8(images, drange)
-    arr = cells.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
-    return Image.fromarray(arr[:, :, 0] if c == 1 else arr, "L" if c == 1 else "RGB")
-
-
-def save_png(img: Image.Image, path: str | os.PathLike) -> None:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def save_image_grid(images: torch.Tensor, path: str | os.PathLike, grid: tuple[int, int],
-                    drange: tuple[float, float] = (-1, 1)) -> None:
-    """Tile [N, C, H, W] images row by row into a `grid` = (cols, rows) PNG (grayscale or RGB)."""
-    save_png(_grid_image(images, grid, drange), path)
 
 
 # ----------------------------------------------------------------------------- curves
@@ -166,35 +122,14 @@ def plot_curves(stats: list[dict], path: str | os.PathLike, keys: list[str], x_k
 
 # ----------------------------------------------------------------------------- generator samples
 
-def _generate(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, psi: float, device: torch.device | str) -> torch.Tensor:
+def _generate(G: Generator, z: torch.Tensor, c: torch.Tensor, psi: float, device: torch.device | str) -> torch.Tensor:
     out = [G(zb.to(device), cb.to(device), truncation_psi=psi, noise_mode="const").cpu()
            for zb, cb in zip(z.split(_GEN_BATCH), c.split(_GEN_BATCH))]
     return torch.cat(out)
 
 
-def labelled(img: Image.Image, cell: int, *, rows: list[str] | None = None, cols: list[str] | None = None) -> Image.Image:
-    """`img`, a grid of `cell`-pixel squares, with white margins: one label per row on the left, one per column
-    on top. Column labels wider than a cell keep only what follows '=' ('psi=0.5' -> '0.5')."""
-    font = ImageFont.load_default()
-    probe = ImageDraw.Draw(img)
-    pad = 6
-    if cols and max(probe.textlength(s, font=font) for s in cols) > cell - 4:
-        cols = [s.split("=", 1)[-1] for s in cols]
-    left = int(max(probe.textlength(s, font=font) for s in rows)) + 2 * pad if rows else 0
-    top = 20 if cols else 0
-    out = Image.new(img.mode, (img.width + left, img.height + top), "white")
-    out.paste(img, (left, top))
-    draw = ImageDraw.Draw(out)
-    black = 0 if img.mode == "L" else (0, 0, 0)
-    for i, s in enumerate(rows or []):
-        draw.text((pad, top + i * cell + cell / 2), s, fill=black, font=font, anchor="lm")
-    for j, s in enumerate(cols or []):
-        draw.text((left + j * cell + cell / 2, top / 2), s, fill=black, font=font, anchor="mm")
-    return out
-
-
 @torch.no_grad()
-def class_grid(G: torch.nn.Module, path: str | os.PathLike, *, per_class: int = 8, seed: int = 0,
+def class_grid(G: Generator, path: str | os.PathLike, *, per_class: int = 8, seed: int = 0,
                truncation_psi: float = 1.0, device: torch.device | str = "cpu",
                class_names: list[str] | None = None) -> None:
     """A PNG of samples: one row of `per_class` images per class for a conditional G, else a square block.
@@ -211,14 +146,14 @@ def class_grid(G: torch.nn.Module, path: str | os.PathLike, *, per_class: int = 
     c = torch.zeros([n, G.c_dim])
     if G.c_dim > 0:
         c[torch.arange(n), torch.arange(G.c_dim).repeat_interleave(per_class)] = 1
-    img = _grid_image(_generate(G, z, c, truncation_psi, device), (per_class, rows), (-1, 1))
+    img = grid_image(_generate(G, z, c, truncation_psi, device), (per_class, rows), (-1, 1))
     if class_names is not None:
         img = labelled(img, G.img_resolution, rows=class_names)
     save_png(img, path)
 
 
 @torch.no_grad()
-def truncation_sweep(G: torch.nn.Module, path: str | os.PathLike, *,
+def truncation_sweep(G: Generator, path: str | os.PathLike, *,
                      psis: Sequence[float] = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0), num_seeds: int = 6, seed: int = 0,
                      device: torch.device | str = "cpu", class_idx: int | None = None) -> None:
     """A PNG with one row per latent and one column per truncation psi (labelled on top).
@@ -236,5 +171,5 @@ def truncation_sweep(G: torch.nn.Module, path: str | os.PathLike, *,
     elif class_idx is not None:
         raise ValueError("class_idx needs a conditional generator")
     columns = torch.stack([_generate(G, z, c, psi, device) for psi in psis], dim=1)  # [seeds, psis, C, H, W]
-    img = _grid_image(columns.flatten(0, 1), (len(psis), num_seeds), (-1, 1))
+    img = grid_image(columns.flatten(0, 1), (len(psis), num_seeds), (-1, 1))
     save_png(labelled(img, G.img_resolution, cols=[f"psi={p:g}" for p in psis]), path)

@@ -44,7 +44,7 @@ class BackboneInfo:
 
 BACKBONES = {
     "tf_efficientnet_lite0": BackboneInfo("tf_efficientnet_lite0", (24, 40, 112, 320), INCEPTION_MEAN, INCEPTION_STD, False),
-    **{name: BackboneInfo(name, tuple(spec.embed_dim * k // 8 for k in (1, 2, 4, 8)), IMAGENET_MEAN, IMAGENET_STD, True)  # type: ignore[misc]
+    **{name: BackboneInfo(name, (spec.embed_dim // 8, spec.embed_dim // 4, spec.embed_dim // 2, spec.embed_dim), IMAGENET_MEAN, IMAGENET_STD, True)
        for name, spec in DEIT_SPECS.items()},
 }
 
@@ -60,10 +60,11 @@ class EfficientNetStages(torch.nn.Module):
 
     def __init__(self, net: EfficientNetLite) -> None:
         super().__init__()
-        self.layer0 = torch.nn.Sequential(net.conv_stem, net.bn1, net.act1, *net.blocks[0:2])
-        self.layer1 = torch.nn.Sequential(*net.blocks[2:3])
-        self.layer2 = torch.nn.Sequential(*net.blocks[3:5])
-        self.layer3 = torch.nn.Sequential(*net.blocks[5:9])
+        blocks = list(net.blocks)
+        self.layer0 = torch.nn.Sequential(net.conv_stem, net.bn1, net.act1, *blocks[0:2])
+        self.layer1 = torch.nn.Sequential(*blocks[2:3])
+        self.layer2 = torch.nn.Sequential(*blocks[3:5])
+        self.layer3 = torch.nn.Sequential(*blocks[5:9])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out0 = self.layer0(x)

@@ -150,7 +150,7 @@ class EfficientNetLite(torch.nn.Module):
         cin = STEM_CHANNELS
         stage_modules = []
         for kind, repeats, kernel, stride, expansion, cout in stages:
-            blocks = []
+            blocks: list[torch.nn.Module] = []
             for j in range(repeats):
                 s = stride if j == 0 else 1
                 if kind == "ds":

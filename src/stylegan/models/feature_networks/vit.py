@@ -157,8 +157,8 @@ class DistilledViT(torch.nn.Module):
         h, w = x.shape[2] // PATCH_SIZE, x.shape[3] // PATCH_SIZE
         x = self._tokens(x, resize_pos_embed(self.pos_embed, self.num_tokens, h, w))
         out = []
-        for i, blk in enumerate(self.blocks[: max(hooks) + 1]):
-            x = blk(x)
+        for i in range(max(hooks) + 1):
+            x = self.blocks[i](x)
             if i in hooks:
                 out.append(x)
         return out
