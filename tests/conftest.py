@@ -8,6 +8,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import PARITY_DIR, PARITY_XL_DIR, shared_missing  # noqa: E402
 
+from stylegan.data.tool import ConvertConfig, convert_dataset  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
@@ -30,3 +32,11 @@ def _single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def data64(tmp_path_factory) -> Path:
+    """64 labelled 32x32 grayscale images from the bundled Fashion-MNIST test split."""
+    dest = tmp_path_factory.mktemp("data") / "fm64.zip"
+    convert_dataset(ConvertConfig(source="builtin:fashion-mnist-test", dest=dest, max_images=64), log=lambda s: None)
+    return dest

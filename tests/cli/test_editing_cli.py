@@ -107,7 +107,6 @@ def test_video_projected_w_errors(sg2, G, tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--seeds", "0-3", "--grid", "4by2"], "--grid 4by2: expected WxH"),
     (["--seeds", "0-2", "--grid", "2x1"], "3 seed(s) do not fill a 2x1 grid evenly (need a multiple of 2"),
-    (["--seeds", "0-3", "--w-frames", "0"], "--w-frames 0: must be >= 1"),
     (["--grid", "1x1"], "pass either --seeds or --projected-w"),
 ])
 def test_video_errors(sg2, tmp_path, capsys, argv, message):
@@ -115,11 +114,6 @@ def test_video_errors(sg2, tmp_path, capsys, argv, message):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
-
-
-def test_video_bad_output_suffix(sg2, tmp_path, capsys):
-    assert main(["video", "--network", str(sg2), "--seeds", "0", "--output", str(tmp_path / "v.avi")]) == 2
-    assert "expected a .mp4 or .gif file" in capsys.readouterr().err
 
 
 def test_truncation_figure(sg2, G, tmp_path):
@@ -150,5 +144,4 @@ def test_truncation_cutoff_and_errors(sg2, G, tmp_path, capsys):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "seed0004-psi0.5.png")), expected)
     assert main(["truncation", "--network", str(sg2), "--trunc-cutoff", "9", "--outdir", str(tmp_path)]) == 2
     assert "--trunc-cutoff 9: must be between 0 and num_ws=8" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["truncation", "--network", str(sg2), "--psi", "0.5,x", "--outdir", str(tmp_path)])
+    assert main(["truncation", "--network", str(sg2), "--psi", "0.5,x", "--outdir", str(tmp_path)]) == 2

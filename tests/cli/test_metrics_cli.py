@@ -60,7 +60,9 @@ def test_metrics_cli_errors(tiny_gray, tmp_path, capsys, monkeypatch):
     assert main(["metrics", "--network", str(tiny_gray), "--metrics", "fid99k"]) == 2
     assert "unknown metric(s) fid99k" in capsys.readouterr().err
     assert main(["metrics", "--network", str(tiny_gray), "--metrics", "fid50k_full", "--device", "cpu"]) == 2
-    assert "fid50k_full needs a dataset" in capsys.readouterr().err
+    assert "fid50k_full needs real images (--data)" in capsys.readouterr().err
+    assert main(["metrics", "--images", str(tmp_path), "--data", str(tmp_path), "--metrics", "fid50k_full,eqt50k_int"]) == 2
+    assert "--images: eqt50k_int needs a generator (--network)" in capsys.readouterr().err
     assert main(["metrics", "--metrics", "fid50k_full"]) == 2
     assert "exactly one of --network PATH or --images DIR" in capsys.readouterr().err
 
@@ -70,3 +72,24 @@ def test_metrics_cli_errors(tiny_gray, tmp_path, capsys, monkeypatch):
     assert main(["metrics", "--images", str(folder), "--data", str(folder), "--metrics", "is50k", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is50k: " in err and detectors.NVIDIA_INCEPTION_URL in err
+
+
+def test_pixel_fd_of_an_image_folder(tmp_path, capsys):
+    """pfd5k_full reads a folder of images as FID does: the dataset's own images are at distance ~0, other ones not."""
+    data = tmp_path / "fashion64.zip"
+    convert_dataset(ConvertConfig(source="builtin:fashion-mnist-test", dest=data, max_images=64), log=lambda s: None)
+    same, other = tmp_path / "same", tmp_path / "other"
+    convert_dataset(ConvertConfig(source=str(data), dest=same), log=lambda s: None)
+    other.mkdir()
+    for i, img in enumerate(sorted(same.rglob("*.png"))):  # the same images upside down
+        Image.open(img).transpose(Image.FLIP_TOP_BOTTOM).save(other / f"{i:04d}.png")
+    capsys.readouterr()
+    results = []
+    for folder in (same, other):
+        argv = ["metrics", "--images", str(folder), "--data", str(data), "--metrics", "pfd5k_full", "--num-gen", "64",
+                "--batch", "10", "--device", "cpu", "--no-progress"]
+        assert main(argv) == 0
+        line = json.loads(capsys.readouterr().out)
+        assert line["metric"] == "pfd64_full"
+        results.append(line["results"]["pfd64_full"])
+    assert abs(results[0]) < 1e-6 and results[1] > 1e-3

@@ -171,3 +171,14 @@ def test_save_video(sg2, target, tmp_path):
     out = tmp_path / "v"
     assert _project(sg2, target, out, "--num-steps", 4, "--save-video") == 0
     assert (out / "proj.mp4").is_file() or (out / "proj.gif").is_file()
+
+
+def test_a_resume_file_of_another_network_is_refused_before_anything_is_written(parity_dir, sg2, target, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert _project(parity_dir / "sg2_64_orig", target, first, "--num-steps", 2) == 0
+    capsys.readouterr()
+    out = tmp_path / "second"
+    assert _project(sg2, target, out, "--resume", first / "projected_w.npz") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--resume {first / 'projected_w.npz'}: the saved noise maps (9) do not match this network's (7)" in err
+    assert not out.exists()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import tempfile
 
 import pytest
 import torch
+from safetensors.torch import save as safetensors_bytes
 
 from stylegan import Network, load_network
-from stylegan.io.checkpoint import atomic_write_bytes, process_umask, temp_file_beside
+from stylegan.io.checkpoint import atomic_write_bytes, process_umask, read_checkpoint, temp_file_beside
 from stylegan.io.load import NetworkLoadError
 from stylegan.models import Discriminator, Generator
 from stylegan.training.presets import network_preset
@@ -123,3 +127,42 @@ def test_native_file_whose_header_length_starts_with_a_pickle_byte(tmp_path):
     else:
         pytest.fail("no padding gave a header length starting with 0x80")
     assert load_network(path).G_ema is not None
+
+
+@pytest.mark.parametrize("where, code", [("fsync", errno.ENOSPC), ("mkstemp", errno.EROFS)])
+def test_write_errors_name_the_file_not_the_temporary(tmp_path, monkeypatch, where, code):
+    path = tmp_path / "seed0001.png"
+    atomic_write_bytes(path, b"old")
+
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code), str(tmp_path / ".seed0001.png.abcd1234.tmp"))
+
+    monkeypatch.setattr(os if where == "fsync" else tempfile, where, fail)
+    with pytest.raises(OSError) as e:
+        atomic_write_bytes(path, b"new")
+    assert (e.value.errno, e.value.strerror, e.value.filename) == (code, os.strerror(code), str(path))
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["seed0001.png"]
+
+
+def test_damaged_checkpoints_fail_their_checksum(tmp_path):
+    net = _tiny_network()
+    path = tmp_path / "net.safetensors"
+    net.save(path)
+    data = path.read_bytes()
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    damaged = {
+        "tensor byte": data[:-100] + bytes([data[-100] ^ 1]) + data[-99:],
+        "metadata digit": data.replace(b'\\"img_resolution\\": 32', b'\\"img_resolution\\": 33', 1),
+    }
+    assert damaged["metadata digit"] != data and damaged["metadata digit"][:header_end] != data[:header_end]
+    for what, content in damaged.items():
+        bad = tmp_path / f"{what}.safetensors"
+        bad.write_bytes(content)
+        with pytest.raises(NetworkLoadError, match="does not match its checksum"):
+            load_network(bad)
+
+    nets, extra = read_checkpoint(path)  # written before checksums: still read (nothing to check)
+    meta = {"format": "stylegan", "format_version": "1", "networks": json.dumps({k: v[0] for k, v in nets.items()}), "extra": "{}"}
+    old = tmp_path / "old.safetensors"
+    old.write_bytes(safetensors_bytes({f"{k}.{n}": t for k, (_, s) in nets.items() for n, t in s.items()}, metadata=meta))
+    assert load_network(old).G_ema is not None

@@ -238,7 +238,9 @@ def test_cli_export(tmp_path, capsys):
     module = torch.jit.load(io.BytesIO(out.read_bytes()))
     assert tuple(module(torch.randn(2, 64), torch.ones(2)).shape) == (2, 3, 32, 32)
     assert main(["export", "--network", str(net), "--format", "onnx", "--opset", "16", "--out", str(tmp_path / "x.onnx")]) == 2
-    assert "--opset 16: must be >= 17" in capsys.readouterr().err
+    assert "argument --opset: must be >= 17, got 16" in capsys.readouterr().err
+    assert main(["export", "--network", str(net), "--format", "torchscript", "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "--out " + str(tmp_path / "x.onnx") + ": a torchscript file ends in .pt or .pth" in capsys.readouterr().err
     assert main(["export", "--network", str(net), "--format", "torchscript", "--trunc-cutoff", "99", "--out", str(tmp_path / "y.pt")]) == 2
     assert "--trunc-cutoff 99" in capsys.readouterr().err
     assert main(["export", "--network", str(tmp_path / "none.pkl"), "--format", "torchscript", "--out", str(tmp_path / "z.pt")]) == 2

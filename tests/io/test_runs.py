@@ -1,11 +1,16 @@
-"""io.runs: run folder numbering, snapshot names (NVIDIA's kimg naming) and stats truncation."""
+"""io.runs: run folder numbering, snapshot names (NVIDIA's kimg naming), stats truncation, the run lock and the
+leftovers of killed processes."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
-from stylegan.io.runs import (OPTIONS_FILE, is_run_dir, latest_snapshot, new_run_dir, snapshot_kimg, snapshot_name, snapshots,
-                              truncate_stats)
+from stylegan.io.runs import (LOCK_FILE, OPTIONS_FILE, RunInUse, RunLock, append_line, is_run_dir, latest_snapshot, new_run_dir, read_stats,
+                              remove_temporaries, snapshot_kimg, snapshot_name, snapshots, truncate_stats)
 
 
 def test_snapshot_names_and_order(tmp_path):
@@ -40,3 +45,51 @@ def test_truncate_stats_keeps_the_ticks_before(tmp_path):
     (tmp_path / "stats.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines) + "\n")
     truncate_stats(tmp_path, 3)
     assert [json.loads(ln) for ln in (tmp_path / "stats.jsonl").read_text().splitlines()] == lines[:3]
+
+
+def test_a_run_folder_has_one_lock_holder(tmp_path):
+    first = RunLock(tmp_path)
+    assert first.previous is None and (tmp_path / LOCK_FILE).read_text() == f"pid {os.getpid()} on {socket.gethostname()}\n"
+    with pytest.raises(RunInUse, match=rf"{tmp_path} is in use by pid {os.getpid()} on "):
+        RunLock(tmp_path)  # another open of the lock file: another holder, refused
+    first.release()
+    assert (tmp_path / LOCK_FILE).read_text() == ""  # a released lock names nobody
+    with RunLock(tmp_path) as second:
+        assert second.previous is None
+
+
+def test_a_killed_holder_leaves_a_lock_that_is_taken_over(tmp_path):
+    code = ("import sys, time; from pathlib import Path; from stylegan.io.runs import RunLock; "
+            "lock = RunLock(Path(sys.argv[1])); print('locked', flush=True); time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(RunInUse, match=f"pid {holder.pid} on"):
+            RunLock(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(tmp_path) as lock:
+        assert lock.previous == f"pid {holder.pid} on {socket.gethostname()}"
+
+
+def test_temporaries_of_atomic_writes_are_found_and_nothing_else(tmp_path):
+    keep = ["network-snapshot-000001.safetensors", "stats.jsonl", ".hidden", ".DS_Store", "log.txt", "x.tmp"]
+    gone = [".network-snapshot-000002.safetensors.k2_9xq0a.tmp", ".stats.jsonl.abcdefgh.tmp", ".proj.mp4.0123abcd.mp4"]
+    for name in keep + gone:
+        (tmp_path / name).write_bytes(b"x")
+    assert sorted(p.name for p in remove_temporaries(tmp_path)) == sorted(gone)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)
+
+
+def test_stats_lines_cut_short_by_a_full_disk_are_left_out(tmp_path):
+    lines = [{"tick": t, "kimg": t * 4} for t in range(3)]
+    (tmp_path / "stats.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines) + '{"tick": 3, "ki')
+    assert read_stats(tmp_path) == lines
+    truncate_stats(tmp_path, 2)
+    assert read_stats(tmp_path) == lines[:2]
+    append_line(tmp_path / "stats.jsonl", json.dumps(lines[2]))
+    assert read_stats(tmp_path) == lines
+    with pytest.raises(OSError) as e:
+        append_line(tmp_path / "missing" / "log.txt", "x")
+    assert e.value.filename == str(tmp_path / "missing" / "log.txt")

@@ -12,7 +12,7 @@ from stylegan.data.dataset import DatasetInfo, ImageDataset
 from stylegan.data.tool import ConvertConfig, convert_dataset
 from stylegan.training.distributed import DistEnv
 from stylegan.training.loop import Trainer
-from stylegan.training.options import OptionsError, TrainingOptions, network_specs, resolve, with_overrides
+from stylegan.training.options import OptionsError, TrainingOptions, default_workers, network_specs, resolve, with_overrides
 
 
 def info(res: int = 256, channels: int = 3, labels: int = 0) -> DatasetInfo:
@@ -150,3 +150,11 @@ def test_ada_p_zero_leaves_the_images_alone(data8):
     pipe = augment_pipe("bgc")
     x = torch.randn(4, 1, 32, 32)
     assert torch.equal(pipe(x), x)
+
+
+@pytest.mark.parametrize("cores, preset, expected", [(1, 3, 0), (2, 3, 1), (4, 3, 3), (64, 3, 3), (2, 1, 1), (16, 1, 1)])
+def test_default_workers_leave_a_core_to_the_training_process(cores, preset, expected, monkeypatch):
+    """No more DataLoader workers than the cores less one (PyTorch warns past the cores; the training process
+    computes on one)."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)))
+    assert default_workers(preset) == expected

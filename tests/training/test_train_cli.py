@@ -196,6 +196,22 @@ def test_bad_data_is_one_line_and_exit_2(tmp_path, capsys):
     assert len(err) == 1 and "missing.zip" in err[0]
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--resume", "nothere"], "--resume nothere: no such file or folder"),
+    (["--resume", "NET"], "--data is required (a dataset .zip or folder, or builtin:fashion-mnist) to fine-tune NET"),
+    (["--data", "DATA", "--cbase", "16"], "--cbase 16: must be at least the resolution 32"),
+])
+def test_runs_that_cannot_start_name_the_flag_and_write_nothing(argv, message, data64, tmp_path, capsys):
+    net = tmp_path / "net.safetensors"
+    assert main(["init", "--out", str(net)]) == 0
+    capsys.readouterr()
+    argv = [str(net) if a == "NET" else str(data64) if a == "DATA" else a for a in argv]
+    assert run_cli(*TINY, *argv, "--outdir", tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message.replace("NET", str(net)) in err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_metrics_are_computed_at_snapshots(data64, tmp_path):
     from stylegan.metrics import registry
 

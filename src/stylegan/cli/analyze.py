@@ -13,30 +13,19 @@ from ..io.load import load_network
 from ..metrics.detectors import DetectorUnavailable
 from ..models.common import Generator
 from ..ops import NOISE_MODES
-from .common import CliError, resolve_device
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+from .common import CliError, add_device_arg, int_range, non_negative_float, positive_float, positive_int, resolve_device, seed
 
 
 def _common(p: argparse.ArgumentParser, network_required: bool = True, seed_help: str = "random seed (default 0)") -> None:
     p.add_argument("--outdir", required=True, type=Path, help="where to write the PNG and JSON")
-    p.add_argument("--seed", type=int, default=0, help=seed_help)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--seed", type=seed, default=0, help=seed_help)
+    add_device_arg(p)
     if network_required:
         p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("analyze", help="the papers' analysis figures (resolution usage, PPL, Jacobian, droplets, spectra)",
-                       description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("analyze", help=help, description=__doc__)
     p.set_defaults(func=run)
     kinds = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
 
@@ -45,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = q.add_mutually_exclusive_group(required=True)
     src.add_argument("--network", help="one checkpoint")
     src.add_argument("--run", type=Path, help="a training run folder: every network-snapshot-*.safetensors, over kimg")
-    q.add_argument("--samples", type=_positive, default=1024, help="random w per network (default 1024, as the paper)")
+    q.add_argument("--samples", type=positive_int, default=1024, help="random w per network (default 1024, as the paper)")
     q.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
     _common(q, network_required=False)
     q.set_defaults(analyze_func=run_resolution_usage)
@@ -53,25 +42,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q = kinds.add_parser("ppl", help="StyleGAN2 Fig. 5: histogram of per-image path lengths, lowest/highest grids",
                          description="Per-image perceptual path lengths in W, end-point sampling, epsilon 1e-4 (StyleGAN2 Figure 5).")
     _common(q, seed_help="seed of the sample batches, as the ppl2_wend metric's (default 0)")
-    q.add_argument("--samples", type=_positive, default=50_000, help="samples (default 50000, as the paper)")
+    q.add_argument("--samples", type=int_range(2), default=50_000, help="samples, at least 2 (default 50000, as the paper)")
     q.add_argument("--distance", choices=("lpips", "pixel-mse"), default="lpips",
                    help="lpips (needs the VGG16 weights) or pixel-mse (a labelled pixel-space stand-in, not PPL)")
-    q.add_argument("--grid", type=_positive, default=16, help="images in each of the lowest/highest grids (default 16)")
+    q.add_argument("--grid", type=positive_int, default=16, help="images in each of the lowest/highest grids (default 16)")
     q.set_defaults(analyze_func=run_ppl)
 
     q = kinds.add_parser("jacobian", help="StyleGAN2 supp. C Fig. 7: singular values of the synthesis Jacobian",
                          description="Normalised singular values of d image / d w at random w, mean and std over samples.")
     _common(q)
-    q.add_argument("--samples", type=_positive, default=10, help="random w (default 10)")
+    q.add_argument("--samples", type=positive_int, default=10, help="random w (default 10)")
     q.add_argument("--space", choices=("w", "w+", "both"), default="w", help="w broadcast to all layers, W+, or both (default w)")
-    q.add_argument("--max-elements", type=_positive, default=2**26,
+    q.add_argument("--max-elements", type=positive_int, default=2**26,
                    help="refuse Jacobians with more elements (pixels x latent dims) than this (default 2^26)")
     q.set_defaults(analyze_func=run_jacobian)
 
     q = kinds.add_parser("droplets", help="StyleGAN2 Fig. 1: per-layer peak-to-mean ratio of feature magnitudes",
                          description="Per-layer feature-map statistics that reveal droplet artifacts (StyleGAN2 §2, Figure 1).")
     _common(q)
-    q.add_argument("--samples", type=_positive, default=64, help="random w (default 64)")
+    q.add_argument("--samples", type=positive_int, default=64, help="random w (default 64)")
     q.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
     q.set_defaults(analyze_func=run_droplets)
 
@@ -81,11 +70,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--network", help="generator to sample")
     q.add_argument("--data", help="real images: dataset zip or folder")
     q.add_argument("--images", type=Path, help="a folder of images (e.g. from stylegan generate)")
-    q.add_argument("--num", type=_positive, default=1000, help="images per source (default 1000)")
-    q.add_argument("--std", type=float, default=None,
+    q.add_argument("--num", type=positive_int, default=1000, help="images per source (default 1000)")
+    q.add_argument("--std", type=positive_float, default=None,
                    help="normalising pixel std (0..255 units; default: measured on the real images, else the first source)")
-    q.add_argument("--beta", type=float, default=8.0, help="Kaiser window shape (default 8)")
-    q.add_argument("--interp", type=_positive, default=4, help="frequency-domain interpolation (zero padding) factor (default 4)")
+    q.add_argument("--beta", type=non_negative_float, default=8.0, help="Kaiser window shape (default 8)")
+    q.add_argument("--interp", type=positive_int, default=4, help="frequency-domain interpolation (zero padding) factor (default 4)")
     q.set_defaults(analyze_func=run_spectrum)
 
 
@@ -167,8 +156,6 @@ def run_spectrum(args: argparse.Namespace) -> None:
         raise CliError("give at least one image source: --network, --data or --images")
     if args.images is not None and not args.images.is_dir():
         raise CliError(f"--images {args.images}: not a folder")
-    if args.std is not None and not args.std > 0:
-        raise CliError(f"--std {args.std}: must be > 0")
     device = resolve_device(args.device)
     G = _generator(args.network, device) if args.network is not None else None
     sources = []

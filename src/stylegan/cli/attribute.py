@@ -15,22 +15,21 @@ from tqdm import tqdm
 
 from ..editing.projection import project, w_statistics
 from ..io.checkpoint import atomic_write_bytes
-from ..io.images import hwc_uint8
+from ..io.images import hwc_uint8, save_png
 from ..io.load import load_network
-from .common import (CliError, add_projection_args, check_projection_args, class_label, load_target, load_vgg, metric_name, resolve_device,
-                     seed_to_z, to_pil, uint8_to_target)
+from .common import (CliError, add_projection_args, class_label, load_target, load_vgg, metric_name, non_negative_int, resolve_device, seed_to_z,
+                     to_pil, uint8_to_target)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("attribute", help="project images into W and compare real vs generated distances (StyleGAN2 5.1)",
-                       description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("attribute", help=help, description=__doc__)
     p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
     p.add_argument("--images", required=True, type=Path, help="folder of real images to project")
-    p.add_argument("--generated", type=int, default=0, metavar="N",
+    p.add_argument("--generated", type=non_negative_int, default=0, metavar="N",
                    help="also generate N images from the network (seeds 0..N-1, psi=1) and project them")
-    p.add_argument("--limit", type=int, default=None, metavar="K", help="project only the first K images of --images (sorted by name)")
+    p.add_argument("--limit", type=non_negative_int, default=None, metavar="K", help="project only the first K images of --images (sorted by name)")
     add_projection_args(p)
     p.add_argument("--outdir", required=True, type=Path, help="where to write attribution.csv/.png/.json")
     p.set_defaults(func=run)
@@ -76,11 +75,6 @@ def plot_histograms(rows: list[tuple[str, float, str]], metric: str) -> bytes:
 
 
 def run(args: argparse.Namespace) -> None:
-    check_projection_args(args)
-    if args.generated < 0:
-        raise CliError(f"--generated {args.generated}: must be >= 0")
-    if args.limit is not None and args.limit < 0:
-        raise CliError(f"--limit {args.limit}: must be >= 0")
     files = list_images(args.images, args.limit)
     if not files and not args.generated:
         raise CliError(f"--images {args.images}: no images ({', '.join(IMAGE_SUFFIXES)}) and no --generated")
@@ -98,7 +92,7 @@ def run(args: argparse.Namespace) -> None:
                 z = torch.from_numpy(seed_to_z(seed, G.z_dim)).to(device)
                 arr = hwc_uint8(G(z, c, truncation_psi=1, noise_mode="const")[0].float())
                 path = gen_dir / f"seed{seed:04d}.png"
-                to_pil(arr).save(path)
+                save_png(to_pil(arr), path)
                 targets.append((str(path), "generated", load_target(path, G)))
     w_stats = w_statistics(G, c)
     rows: list[tuple[str, float, str]] = []

@@ -14,18 +14,23 @@ from ..models.registry import NetworkSpec
 from ..models.stylegan2 import Discriminator, Generator
 from .common import CliError
 
+SUFFIXES = {"native": (".safetensors",), "rosinality": (".pt", ".pth")}  # output format -> file name endings
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("convert", help="convert between checkpoint formats", description=__doc__)
+
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("convert", help=help, description=__doc__)
     p.add_argument("src", help="any format load_network reads")
     p.add_argument("dst", type=Path, help="output path")
     p.add_argument("--to", choices=("native", "rosinality"), default=None,
-                   help="output format (default: rosinality for .pt/.pth, native otherwise)")
+                   help="output format (default: from the extension, .safetensors native, .pt/.pth rosinality)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    fmt = args.to or ("rosinality" if args.dst.suffix in (".pt", ".pth") else "native")
+    fmt = args.to or next((f for f, suffixes in SUFFIXES.items() if args.dst.suffix.lower() in suffixes), None)
+    if fmt is None or args.dst.suffix.lower() not in SUFFIXES[fmt]:
+        raise CliError(f"{args.dst}: " + (f"the {fmt} format is written as {' or '.join(SUFFIXES[fmt])}" if fmt else
+                                          "unknown output format; use .safetensors (native) or .pt/.pth (rosinality)"))
     if args.dst.resolve() == Path(args.src).resolve():
         raise CliError("destination is the source file; choose another path")
     net = load_network(args.src)

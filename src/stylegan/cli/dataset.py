@@ -24,7 +24,7 @@ from types import FrameType
 
 from ..data import ConvertConfig, DatasetError, convert_dataset
 from ..data.tool import RESIZE_FILTERS, TRANSFORMS
-from .common import CliError
+from .common import CliError, positive_int
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -35,8 +35,8 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2) or m.group(1))
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dataset", help="convert images into a training dataset (zip or folder)", description=__doc__,
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("dataset", help=help, description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", required=True, help="folder, .zip, IDX file, CIFAR tarball, or builtin:fashion-mnist")
     p.add_argument("--dest", required=True, help="output: a path ending in .zip, or a new or empty folder")
@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="none scales to WxH; center-crop crops the central square first; center-crop-wide crops to "
                         "the W:H aspect and letterboxes into WxW (default none)")
     p.add_argument("--resize-filter", choices=tuple(RESIZE_FILTERS), default="lanczos", help="default lanczos")
-    p.add_argument("--max-images", type=int, default=None, metavar="N", help="write at most N images")
+    p.add_argument("--max-images", type=positive_int, default=None, metavar="N", help="write at most N images")
     p.add_argument("--labels", choices=("auto", "folders", "none"), default="auto",
                    help="auto: dataset.json in the source (or the IDX/CIFAR labels); folders: one class per "
                         "top-level sub-folder; none (default auto)")

@@ -13,8 +13,8 @@ from ..models import stylegan_xl
 from ..models.registry import NetworkSpec
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="describe the networks in a checkpoint", description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("info", help=help, description=__doc__)
     p.add_argument("path", help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=run)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-from pathlib import Path
 
 import torch
 
@@ -13,21 +12,21 @@ from ..models import stylegan_xl
 from ..models.common import Generator
 from ..models.registry import NetworkSpec
 from ..training.presets import NETWORK_PRESETS, network_preset
-from .common import CliError
+from .common import CliError, non_negative_int, output_file, positive_int, seed
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("init", help="write a freshly initialised checkpoint", description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("init", help=help, description=__doc__)
     p.add_argument("--preset", choices=sorted(NETWORK_PRESETS), default="sg2-32",
                    help="architecture (default sg2-32; sg2-*: StyleGAN2 G and D, xl, xl-tiny: a StyleGAN-XL generator)")
-    p.add_argument("--channels", type=int, default=3, help="image channels (default 3)")
-    p.add_argument("--c-dim", type=int, default=0, help="number of classes, 0 = unconditional")
-    p.add_argument("--resolution", type=int, default=None,
+    p.add_argument("--channels", type=positive_int, default=3, help="image channels (default 3)")
+    p.add_argument("--c-dim", type=non_negative_int, default=0, help="number of classes, 0 = unconditional")
+    p.add_argument("--resolution", type=positive_int, default=None,
                    help="StyleGAN-XL: output resolution, grown from the 16² stem by x2 stages of 7 head layers (default 16)")
     p.add_argument("--class-embed", choices=stylegan_xl.CLASS_EMBEDS, default=None,
                    help="StyleGAN-XL: initial class embedding, the official ImageNet one (default; 1000 classes at most) or random")
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed")
-    p.add_argument("--out", required=True, type=Path, help="output .safetensors path")
+    p.add_argument("--seed", type=seed, default=0, help="initialisation seed")
+    p.add_argument("--out", required=True, type=output_file(".safetensors"), help="output .safetensors path")
     p.set_defaults(func=run)
 
 

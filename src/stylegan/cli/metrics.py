@@ -25,16 +25,17 @@ from pathlib import Path
 
 from ..data.common import DatasetError
 from ..io.load import load_network
+from ..io.runs import append_line
 from ..metrics.detectors import DetectorUnavailable
 from ..metrics.fid import check_detectors
 from ..metrics.inception import WeightsError
-from ..metrics.registry import MetricOptions, MetricResult, compute, list_valid_metrics, report_metric
+from ..metrics.registry import NEEDS_DATA, NEEDS_GENERATOR, MetricOptions, MetricResult, compute, list_valid_metrics, report_metric
 from ..training import distributed
-from .common import CliError, parse_bool, resolve_data, resolve_device
+from .common import CliError, add_device_arg, parse_bool, positive_int, resolve_data, resolve_device, seed
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("metrics", help="compute metrics of a generator or an image folder", description=__doc__,
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("metrics", help=help, description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--network", default=None, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
     p.add_argument("--images", default=None, help="a zip or folder of generated images to evaluate instead of --network")
@@ -43,12 +44,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated, e.g. fid50k_full,kid50k_full (an unknown name lists the available ones)")
     p.add_argument("--mirror", type=parse_bool, nargs="?", const=True, default=False,
                    help="add x-flipped copies of the real images, as in training (--mirror, or --mirror 1/0)")
-    p.add_argument("--num-gen", type=int, default=None, help="generated images instead of the metric's 50k (renames it)")
-    p.add_argument("--samples", type=int, default=None, help="the same as --num-gen (the equivariance metrics' sample count)")
+    p.add_argument("--num-gen", type=positive_int, default=None, help="generated images instead of the metric's 50k (renames it)")
+    p.add_argument("--samples", type=positive_int, default=None, help="the same as --num-gen (the equivariance metrics' sample count)")
     p.add_argument("--detector", default=None, help="Inception weights file (TorchScript .pt or NVIDIA .pkl)")
-    p.add_argument("--batch", type=int, default=None, help="images per forward pass (default 64; equivariance metrics always use groups of 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--batch", type=positive_int, default=None,
+                   help="images per forward pass (default 64; equivariance metrics always use groups of 4)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    add_device_arg(p)
     p.add_argument("--out", default=None, help="append the JSON lines to this file, or (an existing folder or a path "
                    "ending in /) to DIR/metric-<name>.jsonl")
     p.add_argument("--no-cache", action="store_true", help="do not read or write cached real-data statistics")
@@ -64,8 +66,7 @@ def _emit(line: str, out: str | None, result: MetricResult | None = None, networ
         report_metric(result, out, snapshot_pkl=network)
         return
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
+    append_line(Path(out), line)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -74,13 +75,15 @@ def run(args: argparse.Namespace) -> None:
     unknown = [m for m in names if m not in valid]
     if unknown or not names:
         raise CliError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; available: {', '.join(valid)}")
-    for flag, value in (("--samples", args.samples), ("--num-gen", args.num_gen), ("--batch", args.batch)):
-        if value is not None and value < 1:
-            raise CliError(f"{flag} must be >= 1")
     if args.samples is not None and args.num_gen is not None and args.samples != args.num_gen:
         raise CliError("--samples is the same as --num-gen: give one of them")
     if (args.network is None) == (args.images is None):
         raise CliError("give exactly one of --network PATH or --images DIR")
+    for name in names:
+        if args.images is not None and name in NEEDS_GENERATOR:
+            raise CliError(f"--images: {name} needs a generator (--network); it cannot be computed from image files")
+        if args.data is None and name in NEEDS_DATA:
+            raise CliError(f"{name} needs real images (--data)")
     env = distributed.init_from_env(args.device) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     try:
         _run(args, names, env)

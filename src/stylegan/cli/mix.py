@@ -17,22 +17,22 @@ from ..editing.mixing import mix_styles
 from ..io.images import hwc_uint8, save_png
 from ..io.load import load_network
 from ..ops import NOISE_MODES
-from .common import CliError, parse_int_list, resolve_device, seed_labels, seed_to_z, to_pil
+from .common import (PER_SEED_CLASS, CliError, add_class_arg, add_device_arg, finite_float, parse_int_list, parse_seed_list, resolve_device,
+                     seed_labels, seed_to_z, to_pil)
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("mix", help="style mixing matrix of row and column seeds", description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("mix", help=help, description=__doc__)
     p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
-    p.add_argument("--rows", required=True, type=parse_int_list, help="seeds of the row images, e.g. 85,100,75")
-    p.add_argument("--cols", required=True, type=parse_int_list, help="seeds of the column images, e.g. 55,821")
+    p.add_argument("--rows", required=True, type=parse_seed_list, help="seeds of the row images, e.g. 85,100,75")
+    p.add_argument("--cols", required=True, type=parse_seed_list, help="seeds of the column images, e.g. 55,821")
     p.add_argument("--styles", type=parse_int_list, default=parse_int_list("0-6"),
                    help="layers (indices into ws) taken from the column image (default 0-6: coarse and middle)")
-    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi toward w_avg (default 1 = none)")
+    p.add_argument("--trunc", type=finite_float, default=1.0, help="truncation psi toward w_avg (default 1 = none)")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const",
                    help="noise inputs (default const; random noise is seeded with the row seed)")
-    p.add_argument("--class", dest="class_idx", type=int, default=None,
-                   help="class label of a conditional network (StyleGAN-XL: default one class drawn per seed)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    add_class_arg(p, PER_SEED_CLASS)
+    add_device_arg(p)
     p.add_argument("--outdir", required=True, type=Path, help="where to write the PNGs")
     p.set_defaults(func=run)
 

@@ -16,16 +16,16 @@ import torch
 from tqdm import tqdm
 
 from ..editing.latents import LatentFileError
-from ..editing.projection import SPACES, ProjectionResult, ProjectionStep, load_projection, project, save_projection
+from ..editing.projection import (SPACES, ProjectionResult, ProjectionStep, check_resume, load_projection, noise_maps_set, project,
+                                  save_projection)
 from ..io.checkpoint import atomic_write_bytes
-from ..io.images import hwc_uint8
+from ..io.images import hwc_uint8, save_png
 from ..io.load import load_network
 from ..models.common import Generator
-from .common import (CliError, add_projection_args, check_projection_args, class_label, load_target, load_vgg, metric_name, resolve_device,
-                     to_pil, uint8_to_target)
+from .common import CliError, add_projection_args, class_label, load_target, load_vgg, metric_name, resolve_device, to_pil, uint8_to_target
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("project", help="project an image into W / W+ (StyleGAN2 appendix D)", description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("project", help=help, description=__doc__)
     p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
     p.add_argument("--target", required=True, type=Path, help="image to project (centre-cropped and resized to the network)")
     add_projection_args(p)
@@ -58,7 +58,6 @@ def ctrl_c_stops() -> Iterator[threading.Event]:
 
 
 def run(args: argparse.Namespace) -> None:
-    check_projection_args(args)
     device = resolve_device(args.device)
     G = load_network(args.network, device=device).generator
     c = class_label(G.c_dim, args.class_idx, device)
@@ -77,10 +76,14 @@ def run(args: argparse.Namespace) -> None:
                                "steps, which continues its own schedule; omit --num-steps")
             if resume.metric != args.distance:
                 raise CliError(f"--distance {args.distance}: {args.resume} is an unfinished run with --distance {resume.metric}")
+        try:
+            check_resume(resume, G, args.space, args.distance)  # before anything is written
+        except ValueError as e:
+            raise CliError(f"--resume {args.resume}: {e}") from None
     num_steps = args.num_steps or 1000
     vgg = load_vgg(args, device, "project")
     args.outdir.mkdir(parents=True, exist_ok=True)
-    to_pil(target_u8).save(args.outdir / "target.png")
+    save_png(to_pil(target_u8), args.outdir / "target.png")
 
     writer = None
     if args.save_video:
@@ -126,26 +129,10 @@ def run(args: argparse.Namespace) -> None:
 def write_outputs(outdir: Path, G: Generator, result: ProjectionResult, seconds: float) -> None:
     """projected_w.npz (resumable), proj.png (rendered with the optimised noise maps) and projection.json."""
     save_projection(outdir / "projected_w.npz", result)
-    with torch.no_grad(), optimised_noise(G, result.noise):
+    with torch.no_grad(), noise_maps_set(G, result.noise):
         img = G.synthesis(result.ws.to(next(G.parameters()).device), noise_mode="const")[0].float()
-    to_pil(hwc_uint8(img)).save(outdir / "proj.png")
+    save_png(to_pil(hwc_uint8(img)), outdir / "proj.png")
     info = {"distance": result.distance, "metric": result.metric, "metric_name": metric_name(result.metric),
             "steps": result.step, "num_steps": result.num_steps, "finished": result.finished, "space": result.space,
             "seconds": round(seconds, 3)}
     atomic_write_bytes(outdir / "projection.json", (json.dumps(info, indent=2) + "\n").encode())
-
-
-@contextlib.contextmanager
-def optimised_noise(G: Generator, noise: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Temporarily set G.synthesis's noise_const buffers to `noise`."""
-    bufs = dict(G.synthesis.named_buffers())
-    saved = {k: bufs[k].clone() for k in noise}
-    with torch.no_grad():
-        for k, v in noise.items():
-            bufs[k].copy_(v)
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for k, v in saved.items():
-                bufs[k].copy_(v)

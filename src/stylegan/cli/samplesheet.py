@@ -17,30 +17,28 @@ from ..editing.sampling import seed_ws
 from ..io.images import hwc_uint8, save_png, to_uint8_for
 from ..io.load import load_network
 from ..ops import NOISE_MODES
-from .common import CliError, centroids_arg, check_class, parse_int_list, resolve_device, to_pil
+from .common import CliError, add_device_arg, centroids_arg, check_class, finite_float, parse_int_list, positive_int, resolve_device, seed, to_pil
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("samplesheet", help="sample sheet of a conditional network: one row per class", description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("samplesheet", help=help, description=__doc__)
     p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
     p.add_argument("--classes", required=True, type=parse_int_list, help="classes, e.g. 0-9,207")
-    p.add_argument("--samples-per-class", type=int, default=4, help="images per class (default 4)")
-    p.add_argument("--seed", type=int, default=42, help="seed of the latents, shared by all classes (default 42)")
-    p.add_argument("--trunc", type=float, default=1.0, help="class-wise truncation psi (default 1 = none)")
+    p.add_argument("--samples-per-class", type=positive_int, default=4, help="images per class (default 4)")
+    p.add_argument("--seed", type=seed, default=42, help="seed of the latents, shared by all classes (default 42)")
+    p.add_argument("--trunc", type=finite_float, default=1.0, help="class-wise truncation psi (default 1 = none)")
     p.add_argument("--centroids", type=Path, default=None, metavar="FILE",
                    help="multimodal truncation: truncate towards the nearest of these [K, w_dim] centroids (.npy)")
-    p.add_argument("--grid-width", type=int, default=None,
+    p.add_argument("--grid-width", type=positive_int, default=None,
                    help="images per row (default: --samples-per-class, i.e. one class per row)")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    add_device_arg(p)
     p.add_argument("--cells", action="store_true", help="also write classCCCC-NN.png for every image")
     p.add_argument("--outdir", required=True, type=Path, help="where to write sheet.png")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.samples_per_class < 1:
-        raise CliError("--samples-per-class must be >= 1")
     per_row = args.samples_per_class if args.grid_width is None else args.grid_width - args.grid_width % args.samples_per_class
     if per_row < 1:
         raise CliError(f"--grid-width {args.grid_width}: must hold at least one class ({args.samples_per_class} images)")

@@ -6,20 +6,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import CliError, resolve_device
+from .common import CliError, add_device_arg, int_range, positive_int, resolve_device
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="web explorer of networks (needs the serve extra)", description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("serve", help=help, description=__doc__)
     p.add_argument("--network", action="append", default=[], metavar="NET",
                    help="checkpoint to load (.safetensors, official .pkl, rosinality .pt, or folder); repeat for several, "
                         "or load more from the page")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    p.add_argument("--max-upload-mb", type=int, default=32, help="largest accepted upload (images, .npz) in MiB (default 32)")
+    p.add_argument("--port", type=int_range(0, 65535), default=7860, help="port (default 7860)")
+    add_device_arg(p)
+    p.add_argument("--max-upload-mb", type=positive_int, default=32, help="largest accepted upload (images, .npz) in MiB (default 32)")
     p.set_defaults(func=run)
 
 
@@ -31,10 +31,6 @@ def run(args: argparse.Namespace) -> None:
         from ..serve.explorer import Explorer
     except ImportError as e:
         raise CliError(f"the web explorer needs the serve extra: pip install 'stylegan[serve]' ({e})") from None
-    if not 0 <= args.port <= 65535:
-        raise CliError(f"--port {args.port}: must be 0..65535")
-    if args.max_upload_mb < 1:
-        raise CliError(f"--max-upload-mb {args.max_upload_mb}: must be >= 1")
     device = resolve_device(args.device)
     explorer = Explorer(device, max_upload=args.max_upload_mb << 20)
     try:

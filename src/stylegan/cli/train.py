@@ -12,8 +12,10 @@ examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,62 +24,71 @@ from ..data.common import DatasetError
 from ..data.dataset import ImageDataset
 from ..io.checkpoint import atomic_write_bytes
 from ..io.load import load_network
-from ..io.runs import OPTIONS_FILE, is_run_dir, latest_snapshot, new_run_dir, truncate_stats
+from ..io.runs import (OPTIONS_FILE, RunInUse, RunLock, is_run_dir, latest_snapshot, new_run_dir, remove_temporaries, snapshots,
+                       truncate_stats)
 from ..training import distributed
-from ..training.options import (RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs, resolve,
-                                with_overrides)
+from ..training.options import (NAN_POLICIES, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs,
+                                resolve, with_overrides)
 from ..training.presets import CONFIGS, PRESETS
-from .common import CliError, parse_bool, parse_float_pair, resolve_data
+from .common import (CliError, device_name, non_negative_float, non_negative_int, non_negative_pair, parse_bool, positive_float, positive_int,
+                     probability, resolve_data, seed)
+
+SUMMARY_FILES = ("samples.png", "truncation.png", "losses.png")  # written when a run reaches its length
+
 
 def _metrics(text: str) -> list[str]:
     names = [m.strip() for m in text.split(",") if m.strip()]
     return [] if names == ["none"] else names
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
     presets = "presets (--cfg):\n" + "\n".join(f"  {name:<12} {row.summary}" for name, row in PRESETS.items())
-    p = sub.add_parser("train", help="train a generator", description=__doc__, epilog=presets,
+    p = sub.add_parser("train", help=help, description=__doc__, epilog=presets,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data and preset")
     g.add_argument("--data", help="dataset .zip or folder (see `stylegan dataset`), or builtin:fashion-mnist; required unless --resume RUN_DIR")
     g.add_argument("--cfg", choices=CONFIGS, default=None, help="preset (default: auto)")
     h = p.add_argument_group("hyper-parameters (default: from --cfg)")
-    h.add_argument("--gpus", type=int, default=None, help="processes to launch through torchrun on this machine (default 1)")
-    h.add_argument("--batch", type=int, default=None, help="total minibatch size")
-    h.add_argument("--batch-gpu", type=int, default=None, help="images per process per accumulation round")
-    h.add_argument("--gamma", type=float, default=None, help="R1 regularisation weight")
-    h.add_argument("--kimg", type=float, default=None, help="training length in thousands of images")
-    h.add_argument("--tick", type=float, default=None, help="kimg between progress lines")
-    h.add_argument("--snap", type=int, default=None, help="ticks between snapshots (images, checkpoint, metrics)")
+    h.add_argument("--gpus", type=positive_int, default=None, help="processes to launch through torchrun on this machine (default 1)")
+    h.add_argument("--batch", type=positive_int, default=None, help="total minibatch size")
+    h.add_argument("--batch-gpu", type=positive_int, default=None, help="images per process per accumulation round")
+    h.add_argument("--gamma", type=non_negative_float, default=None, help="R1 regularisation weight")
+    h.add_argument("--kimg", type=positive_float, default=None, help="training length in thousands of images")
+    h.add_argument("--tick", type=positive_float, default=None, help="kimg between progress lines")
+    h.add_argument("--snap", type=positive_int, default=None, help="ticks between snapshots (images, checkpoint, metrics)")
     h.add_argument("--mirror", type=parse_bool, nargs="?", const=True, default=None, help="add x-flipped copies of the images")
     h.add_argument("--cond", type=parse_bool, nargs="?", const=True, default=None, help="condition on the dataset's labels")
     h.add_argument("--aug", choices=("ada", "noaug", "fixed"), default=None, help="augmentation mode (default ada; demo: noaug)")
     h.add_argument("--augpipe", default=None, help="augmentation pipeline (default bgc)")
-    h.add_argument("--p", type=float, default=None, help="augmentation probability for --aug fixed (default 0.2)")
-    h.add_argument("--target", type=float, default=None, help="ADA target for sign(D(real)) (default 0.6)")
-    h.add_argument("--glr", type=float, default=None, help="G learning rate")
-    h.add_argument("--dlr", type=float, default=None, help="D learning rate")
-    h.add_argument("--ema-kimg", type=float, default=None, help="G_ema half-life in kimg (default: from --cfg)")
-    h.add_argument("--map-depth", type=int, default=None, help="mapping network depth")
-    h.add_argument("--cbase", type=int, default=None, help="channel base (capacity)")
-    h.add_argument("--cmax", type=int, default=None, help="maximum channels per layer")
-    h.add_argument("--mbstd-group", type=int, default=None, help="minibatch-std group size")
-    h.add_argument("--g-reg-interval", type=int, default=None,
+    h.add_argument("--p", type=probability, default=None, help="augmentation probability for --aug fixed (default 0.2)")
+    h.add_argument("--target", type=probability, default=None, help="ADA target for sign(D(real)) (default 0.6)")
+    h.add_argument("--glr", type=positive_float, default=None, help="G learning rate")
+    h.add_argument("--dlr", type=positive_float, default=None, help="D learning rate")
+    h.add_argument("--ema-kimg", type=positive_float, default=None, help="G_ema half-life in kimg (default: from --cfg)")
+    h.add_argument("--map-depth", type=positive_int, default=None, help="mapping network depth")
+    h.add_argument("--cbase", type=positive_int, default=None, help="channel base (capacity)")
+    h.add_argument("--cmax", type=positive_int, default=None, help="maximum channels per layer")
+    h.add_argument("--mbstd-group", type=positive_int, default=None, help="minibatch-std group size")
+    h.add_argument("--g-reg-interval", type=non_negative_int, default=None,
                    help="lazy path-length regularisation every N minibatches (code: 4, the StyleGAN2 paper: 8; 0 = every minibatch)")
-    h.add_argument("--d-reg-interval", type=int, default=None, help="lazy R1 every N minibatches (default 16; 0 = every minibatch)")
-    h.add_argument("--grow-start", type=int, default=None, help="progressive growing (paper-a..d): first resolution (default 8)")
-    h.add_argument("--grow-kimg", type=parse_float_pair, default=None, metavar="TRAIN,FADE",
+    h.add_argument("--d-reg-interval", type=non_negative_int, default=None, help="lazy R1 every N minibatches (default 16; 0 = every minibatch)")
+    h.add_argument("--grow-start", type=positive_int, default=None, help="progressive growing (paper-a..d): first resolution (default 8)")
+    h.add_argument("--grow-kimg", type=non_negative_pair, default=None, metavar="TRAIN,FADE",
                    help="progressive growing: kimg per level and per fade-in (default 600,600)")
     h.add_argument("--fp32", type=parse_bool, nargs="?", const=True, default=None, help="no mixed precision on CUDA")
     m = p.add_argument_group("run")
     m.add_argument("--outdir", type=Path, default=None, help="where run folders go (default: training-runs)")
     m.add_argument("--resume", default=None, help="a run folder to continue, or a network file (.pkl/.safetensors/...) to fine-tune")
-    m.add_argument("--freezed", type=int, default=None, help="freeze the first N layers of D when fine-tuning (default 0)")
+    m.add_argument("--freezed", type=non_negative_int, default=None, help="freeze the first N layers of D when fine-tuning (default 0)")
     m.add_argument("--metrics", type=_metrics, default=None, help="comma-separated metrics at every snapshot, or none")
-    m.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    m.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default 3; demo 1)")
+    m.add_argument("--seed", type=seed, default=None, help="random seed (default 0)")
+    m.add_argument("--workers", type=non_negative_int, default=None,
+                   help="DataLoader worker processes (default: 3, demo 1, at most the CPU cores less one)")
     m.add_argument("--desc", default=None, help="text added to the run folder's name")
-    m.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto; torchrun gives each process its GPU)")
+    m.add_argument("--on-nan", choices=NAN_POLICIES, default=None,
+                   help="a tick with non-finite losses or weights: rollback to the newest snapshot (default; the run stops "
+                        "after 3 in a row) or stop")
+    m.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda (default auto; torchrun gives each process its GPU)")
     m.add_argument("--no-progress", action="store_true", help="no progress bars")
     m.add_argument("-n", "--dry-run", action="store_true", help="print the resolved options and exit")
     m.add_argument("--diff", default=None, metavar="CFG",
@@ -100,6 +111,8 @@ def run(args: argparse.Namespace) -> None:
     flags = _flags(args)
     gpus = flags.get("gpus") or 1
     if gpus > 1 and "WORLD_SIZE" not in os.environ and not args.dry_run:
+        if flags.get("resume") is not None and is_run_dir(flags["resume"]):
+            _lock(Path(flags["resume"])).release()  # refuse a run in use before starting any process
         code = distributed.launch_torchrun(["train", *(args.argv or sys.argv[2:])], gpus)
         if code != 0:
             raise CliError(f"torchrun exited with status {code}")
@@ -111,9 +124,25 @@ def run(args: argparse.Namespace) -> None:
     try:
         _train(args, flags, env)
     except (OptionsError, DatasetError) as e:
-        raise CliError(str(e)) from None
+        raise CliError(one_line(e)) from None
     finally:
         distributed.shutdown()
+
+
+def one_line(e: BaseException) -> str:
+    """The message of `e` as one line; an error raised in a DataLoader worker arrives wrapped in the worker's
+    traceback, whose last line is the original message."""
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    if len(lines) > 2 and lines[1].startswith("Original Traceback"):  # "Caught DatasetError in DataLoader worker process 0."
+        return lines[-1].split(": ", 1)[-1]
+    return lines[0] if lines else type(e).__name__
+
+
+def _lock(run_dir: Path) -> RunLock:
+    try:
+        return RunLock(run_dir)
+    except RunInUse as e:
+        raise CliError(f"--resume {e}") from None
 
 
 def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.DistEnv) -> None:
@@ -124,74 +153,149 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
     if unknown:
         raise CliError(f"--metrics: unknown {', '.join(unknown)}; available: {', '.join(list_valid_metrics())}")
     resume = flags.get("resume")
-    continuing = resume is not None and is_run_dir(resume)
+    if resume is not None and not Path(resume).exists():
+        raise CliError(f"--resume {resume}: no such file or folder")
+    if resume is not None and is_run_dir(resume):
+        _continue(args, flags, env, Path(resume))
+        return
+    if resume is not None and Path(resume).is_dir() and not (Path(resume) / "config.json").is_file():
+        raise CliError(f"--resume {resume}: a folder without training_options.json (not a run folder) or config.json "
+                       "(not an official network folder)")
+    if not flags.get("data"):
+        raise CliError("--data is required (a dataset .zip or folder, or builtin:fashion-mnist)"
+                       + (f" to fine-tune {resume}" if resume is not None else ""))
+    flags["data"] = resolve_data(flags["data"], env)
+    info = ImageDataset(flags["data"], use_labels=True).describe()
     source = None
-    snapshot: Path | None = None
-    if continuing:
-        run_dir = Path(str(resume))
-        fixed = [k for k, v in flags.items() if v is not None and k not in (*RESUMABLE_FLAGS, "resume")]
-        if fixed:
-            names = ", ".join("--" + k.replace("_", "-") for k in fixed)
-            raise CliError(f"--resume {run_dir}: {names} cannot change when a run continues (only "
-                           f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_FLAGS)} can); to train with other "
-                           f"settings, start a new run with --resume {run_dir}/<snapshot> to fine-tune")
-        opts = with_overrides(TrainingOptions.from_dict(json.loads((run_dir / OPTIONS_FILE).read_text())), flags)
-        snapshot = latest_snapshot(run_dir)
-        if snapshot is None:
-            raise CliError(f"--resume {run_dir}: the run folder holds no network-snapshot-*.safetensors to continue from")
-    else:
-        if resume is not None and Path(resume).is_dir() and not (Path(resume) / "config.json").is_file():
-            raise CliError(f"--resume {resume}: a folder without training_options.json (not a run folder) or config.json "
-                           "(not an official network folder)")
-        if not flags.get("data"):
-            raise CliError("--data is required (a dataset .zip or folder, or builtin:fashion-mnist)")
-        flags["data"] = resolve_data(flags["data"], env)
-        info = ImageDataset(flags["data"], use_labels=True).describe()
-        if resume is not None:
-            source = load_network(resume)
-            if source.G is None and source.G_ema is None:
-                raise CliError(f"--resume {resume}: holds no generator to fine-tune")
-            if source.D is None:
-                raise CliError(f"--resume {resume}: holds no discriminator; fine-tuning needs G and D (a training snapshot or official pickle)")
-        specs = network_specs(source.G or source.G_ema, source.D) if source is not None else None
-        if specs is not None and not flags.get("cfg"):
-            flags["cfg"] = {"stylegan3": "stylegan3-t", "stylegan1": "paper-a"}.get(specs["G"].family, "stylegan2")
-        opts = resolve(flags, info, specs)
-        if info.has_labels and not opts.cond and env.rank == 0:
-            print(f"note: {opts.data} has {info.label_dim} labels; training an unconditional model (pass --cond to use them)")
-        if args.dry_run and args.diff:
-            if args.diff not in CONFIGS:
-                raise CliError(f"--diff {args.diff}: unknown config; choose from {', '.join(CONFIGS)}")
-            other = resolve({**flags, "cfg": args.diff}, info, specs)
-            print(f"--cfg {opts.cfg} -> --cfg {other.cfg}:")
-            print("\n".join("  " + line for line in diff_options(opts, other)) or "  (no difference)")
-            return
-        if args.dry_run:
-            print("\n".join(describe(opts)))
-            print(json.dumps(opts.to_dict(), indent=2))
-            return
-        made = None
-        if env.rank == 0:
-            made = new_run_dir(args.outdir or Path("training-runs"), _run_desc(opts))
-            atomic_write_bytes(made / OPTIONS_FILE, (json.dumps(opts.to_dict(), indent=2) + "\n").encode())
-        run_dir = Path(str(env.broadcast_object(str(made) if made else None)))
+    if resume is not None:
+        source = load_network(resume)
+        if source.G is None and source.G_ema is None:
+            raise CliError(f"--resume {resume}: holds no generator to fine-tune")
+        if source.D is None:
+            raise CliError(f"--resume {resume}: holds no discriminator; fine-tuning needs G and D (a training snapshot or official pickle)")
+    specs = network_specs(source.G or source.G_ema, source.D) if source is not None else None
+    if specs is not None and not flags.get("cfg"):
+        flags["cfg"] = {"stylegan3": "stylegan3-t", "stylegan1": "paper-a"}.get(specs["G"].family, "stylegan2")
+    opts = resolve(flags, info, specs)
+    if info.has_labels and not opts.cond and env.rank == 0:
+        print(f"note: {opts.data} has {info.label_dim} labels; training an unconditional model (pass --cond to use them)")
+    if args.dry_run and args.diff:
+        if args.diff not in CONFIGS:
+            raise CliError(f"--diff {args.diff}: unknown config; choose from {', '.join(CONFIGS)}")
+        other = resolve({**flags, "cfg": args.diff}, info, specs)
+        print(f"--cfg {opts.cfg} -> --cfg {other.cfg}:")
+        print("\n".join("  " + line for line in diff_options(opts, other)) or "  (no difference)")
+        return
+    if args.dry_run:
+        print("\n".join(describe(opts)))
+        print(json.dumps(opts.to_dict(), indent=2))
+        return
+
+    # The networks and the data are built before the run folder exists: what fails there leaves nothing behind.
+    trainer = Trainer(opts, Path(), env, progress=not args.no_progress)
+    if source is not None:
+        trainer.load_networks_from(source.networks())
+    made = lock = None
+    outdir = args.outdir or Path("training-runs")
+    new_outdir = not outdir.exists()
+    if env.rank == 0:
+        made = new_run_dir(outdir, _run_desc(opts))
+        lock = RunLock(made)
+        atomic_write_bytes(made / OPTIONS_FILE, (json.dumps(opts.to_dict(), indent=2) + "\n").encode())
+    trainer.run_dir = Path(str(env.broadcast_object(str(made) if made else None)))
+    try:
+        trainer.log(f"run folder: {trainer.run_dir}")
+        for line in describe(opts):
+            trainer.log(line)
+        _run_to_end(trainer)
+    except Exception as e:
+        removed = made is not None and not snapshots(made)
+        if removed:  # nothing trained yet: the folder holds only what this start wrote
+            assert made is not None and lock is not None
+            lock.release()
+            shutil.rmtree(made, ignore_errors=True)
+            if new_outdir:
+                with contextlib.suppress(OSError):
+                    outdir.rmdir()
+        if isinstance(e, (CliError, DatasetError, OSError)):
+            raise CliError(_failure(e, trainer.run_dir, removed)) from None
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _continue(args: argparse.Namespace, flags: dict[str, Any], env: distributed.DistEnv, run_dir: Path) -> None:
+    """`--resume RUN_DIR`: continue the run exactly where its newest readable snapshot stands."""
+    from ..training.loop import Trainer
+
+    fixed = [k for k, v in flags.items() if v is not None and k not in (*RESUMABLE_FLAGS, "resume")]
+    if fixed:
+        names = ", ".join("--" + k.replace("_", "-") for k in fixed)
+        raise CliError(f"--resume {run_dir}: {names} cannot change when a run continues (only "
+                       f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_FLAGS)} can); to train with other "
+                       f"settings, start a new run with --resume {run_dir}/<snapshot> to fine-tune")
+    opts = with_overrides(TrainingOptions.from_dict(json.loads((run_dir / OPTIONS_FILE).read_text())), flags)
     if args.dry_run:
         print("\n".join(describe(opts)))
         return
+    lock = _lock(run_dir) if env.rank == 0 else None
+    try:
+        removed = remove_temporaries(run_dir) if env.rank == 0 else []
+        trainer = Trainer(opts, run_dir, env, progress=not args.no_progress)
+        if lock is not None and lock.previous:
+            trainer.log(f"note: the run's previous process ({lock.previous}) ended without finishing; taking over")
+        if removed:
+            trainer.log(f"removed {len(removed)} half-written temporary file(s) it left: {', '.join(p.name for p in removed)}")
+        snapshot = trainer.load_latest_snapshot()
+        if snapshot is None:  # killed before its first snapshot, or none readable: the run starts over, as it began
+            trainer = Trainer(opts, run_dir, env, progress=not args.no_progress)
+            trainer.log(f"{run_dir} holds no readable snapshot: starting the run from the beginning")
+            if env.rank == 0:
+                truncate_stats(run_dir, 0)
+        elif trainer.finished:
+            trainer.log(f"{run_dir} is finished: {trainer.state.cur_nimg / 1000:g} of {opts.kimg:g} kimg trained ({snapshot.name}); "
+                        "nothing to do (pass --kimg with a larger length to train longer)")
+            if env.rank == 0 and not all((run_dir / name).is_file() for name in SUMMARY_FILES):
+                trainer.write_summary()
+            return
+        else:
+            if env.rank == 0:
+                truncate_stats(run_dir, trainer.state.cur_tick)
+            trainer.log(f"continuing {run_dir} from {snapshot.name} at {trainer.state.cur_nimg / 1000:g} kimg")
+        for line in describe(opts):
+            trainer.log(line)
+        _run_to_end(trainer)
+    except (CliError, DatasetError, OSError) as e:
+        raise CliError(_failure(e, run_dir, removed=False)) from None
+    finally:
+        if lock is not None:
+            lock.release()
 
-    trainer = Trainer(opts, run_dir, env, progress=not args.no_progress)
-    if snapshot is not None:
-        trainer.load_snapshot(snapshot)
-        if env.rank == 0:
-            truncate_stats(run_dir, trainer.state.cur_tick)
-        trainer.log(f"continuing {run_dir} from {snapshot.name} at {trainer.state.cur_nimg / 1000:g} kimg")
-    else:
-        if source is not None:
-            trainer.load_networks_from(source.networks())
-        trainer.log(f"run folder: {run_dir}")
-    for line in describe(opts):
-        trainer.log(line)
-    result = trainer.run()
-    if env.rank == 0 and not result.interrupted:
+
+def _run_to_end(trainer: Any) -> None:
+    """Train, then write the summary images of a run that reached its length."""
+    from ..training.loop import TrainingStopped
+
+    try:
+        result = trainer.run()
+    except TrainingStopped as e:
+        raise CliError(str(e)) from None
+    if trainer.env.rank == 0 and not result.interrupted:
         trainer.write_summary()
-        trainer.log(f"done: {result.cur_nimg / 1000:g} kimg; snapshot {result.last_snapshot}; samples.png, truncation.png, losses.png in {run_dir}")
+        trainer.log(f"done: {result.cur_nimg / 1000:g} kimg; snapshot {result.last_snapshot}; {', '.join(SUMMARY_FILES)} in {trainer.run_dir}")
+
+
+def _failure(e: BaseException, run_dir: Path, removed: bool) -> str:
+    """One line for a run that stopped on an error: what failed, then what became of the run folder."""
+    if isinstance(e, CliError):
+        what = str(e)
+    else:
+        what = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename and e.strerror else one_line(e)
+    if removed:
+        return f"{what}; nothing was trained yet, so {run_dir} was removed"
+    if isinstance(e, CliError):
+        return what
+    newest = latest_snapshot(run_dir)
+    kept = f"its snapshots up to {newest.name}" if newest else "no snapshot"
+    return f"{what}; {run_dir} keeps {kept}; once fixed, continue with: stylegan train --resume {run_dir}"

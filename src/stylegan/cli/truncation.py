@@ -19,27 +19,20 @@ from ..io.images import hwc_uint8, labelled, save_png
 from ..io.load import load_network
 from ..models.common import truncate
 from ..ops import NOISE_MODES
-from .common import CliError, parse_int_list, resolve_device, seed_labels, seed_to_z, to_pil
+from .common import (PER_SEED_CLASS, add_class_arg, add_device_arg, check_trunc_cutoff, non_negative_int, parse_float_list, parse_seed_list,
+                     resolve_device, seed_labels, seed_to_z, to_pil)
 
 
-def parse_float_list(text: str) -> list[float]:
-    """'-1,-0.5,0,0.7' -> [-1.0, -0.5, 0.0, 0.7] (an argparse `type`)."""
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad number list {text!r}: expected comma-separated numbers") from None
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("truncation", help="truncation figure: seeds x psi values", description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("truncation", help=help, description=__doc__)
     p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
-    p.add_argument("--seeds", type=parse_int_list, default=parse_int_list("0-5"), help="one row per seed (default 0-5)")
+    p.add_argument("--seeds", type=parse_seed_list, default=parse_seed_list("0-5"), help="one row per seed (default 0-5)")
     p.add_argument("--psi", type=parse_float_list, default=parse_float_list("-1,-0.5,0,0.5,0.7,1"),
                    help="one column per truncation psi (default -1,-0.5,0,0.5,0.7,1)")
-    p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws")
-    p.add_argument("--class", dest="class_idx", type=int, default=None, help="class label of a conditional network")
+    p.add_argument("--trunc-cutoff", type=non_negative_int, default=None, help="truncate only the first N ws")
+    add_class_arg(p, PER_SEED_CLASS)
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    add_device_arg(p)
     p.add_argument("--cells", action="store_true", help="also write seedNNNN-psiP.png for every image")
     p.add_argument("--outdir", required=True, type=Path, help="where to write truncation.png")
     p.set_defaults(func=run)
@@ -48,8 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     G = load_network(args.network, device=device).generator
-    if args.trunc_cutoff is not None and not 0 <= args.trunc_cutoff <= G.num_ws:
-        raise CliError(f"--trunc-cutoff {args.trunc_cutoff}: must be between 0 and num_ws={G.num_ws}")
+    check_trunc_cutoff(args.trunc_cutoff, G)
     labels = seed_labels(G, args.seeds, args.class_idx, device)
     rows = []
     with torch.no_grad():

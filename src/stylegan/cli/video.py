@@ -20,34 +20,34 @@ from ..io.images import hwc_uint8
 from ..io.load import load_network
 from ..io.video import FORMATS, VideoWriter
 from ..ops import NOISE_MODES
-from .common import CliError, parse_int_list, resolve_device, seed_labels, seed_to_z
+from .common import (PER_SEED_CLASS, CliError, add_class_arg, add_device_arg, finite_float, int_range, output_file, parse_seed_list,
+                     positive_float, positive_int, resolve_device, seed, seed_labels, seed_to_z)
 
 VIDEO_KINDS = ("cubic", "linear", "slerp-z")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("video", help="latent interpolation video (MP4, or GIF without ffmpeg)", description=__doc__)
+def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
+    p = sub.add_parser("video", help=help, description=__doc__)
     p.add_argument("--network", required=True, help="checkpoint: .safetensors, official .pkl, rosinality .pt, or folder")
-    p.add_argument("--seeds", type=parse_int_list, default=None, help="keyframe seeds, e.g. 0-31")
+    p.add_argument("--seeds", type=parse_seed_list, default=None, help="keyframe seeds, e.g. 0-31")
     p.add_argument("--projected-w", type=Path, default=None, metavar="FILE",
                    help="use the ws of this .npz/.npy ([N, num_ws, w_dim], as `stylegan project` writes) as keyframes "
                         "instead of seeds (grid 1x1)")
     p.add_argument("--grid", default="1x1", help="grid width x height, e.g. 4x2 = 4 columns, 2 rows (default 1x1)")
-    p.add_argument("--num-keyframes", type=int, default=None,
+    p.add_argument("--num-keyframes", type=positive_int, default=None,
                    help="keyframes per cell (default: number of seeds / cells, which must divide evenly)")
-    p.add_argument("--w-frames", type=int, default=120, help="frames from one keyframe to the next (default 120)")
+    p.add_argument("--w-frames", type=positive_int, default=120, help="frames from one keyframe to the next (default 120)")
     p.add_argument("--kind", choices=VIDEO_KINDS, default="cubic",
                    help="cubic / linear: spline through the keyframe ws; slerp-z: spherical interpolation of z, then "
                         "mapping (default cubic)")
-    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi of the seeds' ws (default 1 = none)")
+    p.add_argument("--trunc", type=finite_float, default=1.0, help="truncation psi of the seeds' ws (default 1 = none)")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise inputs (default const)")
-    p.add_argument("--noise-seed", type=int, default=0, help="seed of the noise when --noise-mode random (default 0)")
-    p.add_argument("--class", dest="class_idx", type=int, default=None,
-                   help="class label of a conditional network (StyleGAN-XL: default one class drawn per seed)")
-    p.add_argument("--fps", type=float, default=30, help="frames per second (default 30)")
-    p.add_argument("--crf", type=int, default=18, help="x264 constant rate factor, 0 (lossless) to 51 (default 18)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    p.add_argument("--output", required=True, type=Path, help="the video: FILE.mp4 (or FILE.gif)")
+    p.add_argument("--noise-seed", type=seed, default=0, help="seed of the noise when --noise-mode random (default 0)")
+    add_class_arg(p, PER_SEED_CLASS)
+    p.add_argument("--fps", type=positive_float, default=30, help="frames per second (default 30)")
+    p.add_argument("--crf", type=int_range(0, 51), default=18, help="x264 constant rate factor, 0 (lossless) to 51 (default 18)")
+    add_device_arg(p)
+    p.add_argument("--output", required=True, type=output_file(*FORMATS), help="the video: FILE.mp4 (or FILE.gif)")
     p.set_defaults(func=run)
 
 
@@ -62,16 +62,6 @@ def parse_grid(text: str) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> None:
     grid_w, grid_h = parse_grid(args.grid)
     cells = grid_w * grid_h
-    if args.output.suffix.lower() not in FORMATS:
-        raise CliError(f"--output {args.output}: expected a {' or '.join(FORMATS)} file")
-    if args.w_frames < 1:
-        raise CliError(f"--w-frames {args.w_frames}: must be >= 1")
-    if args.num_keyframes is not None and args.num_keyframes < 1:
-        raise CliError(f"--num-keyframes {args.num_keyframes}: must be >= 1")
-    if not args.fps > 0:
-        raise CliError(f"--fps {args.fps}: must be positive")
-    if not 0 <= args.crf <= 51:
-        raise CliError(f"--crf {args.crf}: must be between 0 and 51")
     if (args.seeds is None) == (args.projected_w is None):
         raise CliError("pass either --seeds or --projected-w")
     if args.projected_w is not None:

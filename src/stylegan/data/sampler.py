@@ -1,8 +1,9 @@
-"""An endless, sharded sampler for training loops (the sample order of NVIDIA's InfiniteSampler)."""
+"""An endless, sharded sampler for training loops (the sample order of NVIDIA's InfiniteSampler), and the
+minibatches a training process takes from it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 
 import numpy as np
 import torch
@@ -55,3 +56,23 @@ class InfiniteSampler(torch.utils.data.Sampler):
                 j = (i - rnd.randint(window)) % order.size
                 order[i], order[j] = order[j], order[i]
             idx += 1
+
+
+class RankBatches(Iterable[list[int]]):
+    """This process's share of each global minibatch, drawn from one shuffled index stream that starts
+    `skip` indices in (the images already seen); `batch_at(nimg)` is the global minibatch size there."""
+
+    def __init__(self, sampler: InfiniteSampler, batch_at: Callable[[int], int], rank: int, world: int, skip: int) -> None:
+        self.sampler, self.batch_at, self.rank, self.world, self.skip = sampler, batch_at, rank, world, skip
+
+    def __iter__(self) -> Iterator[list[int]]:
+        it = iter(self.sampler)
+        for _ in range(self.skip):
+            next(it)
+        nimg = self.skip
+        while True:
+            batch = self.batch_at(nimg)
+            per = batch // self.world
+            idx = [next(it) for _ in range(batch)]
+            nimg += batch
+            yield idx[self.rank * per:(self.rank + 1) * per]

@@ -257,7 +257,7 @@ def project(
 
     continuing = resume is not None and not resume.finished
     if resume is not None:
-        _check_resume(resume, G, space, distance, noise_bufs)
+        check_resume(resume, G, space, distance)
         w_avg, w_std = resume.w_avg, resume.w_std
         if continuing:
             num_steps, noise_reg = resume.num_steps, resume.noise_reg
@@ -322,8 +322,8 @@ def _private_copy(G: Generator) -> torch.nn.Module:
     return copy.deepcopy(G).eval().requires_grad_(False)
 
 
-def _check_resume(state: ProjectionResult, G: Generator, space: str, distance: str,
-                  noise_bufs: dict[str, torch.Tensor]) -> None:
+def check_resume(state: ProjectionResult, G: Generator, space: str, distance: str) -> None:
+    """ValueError when a saved projection cannot continue on `G` in `space` with `distance`."""
     if state.space != space:
         raise ValueError(f"the saved projection is in {state.space!r}, not {space!r}")
     if not state.finished and state.metric != distance:
@@ -332,7 +332,7 @@ def _check_resume(state: ProjectionResult, G: Generator, space: str, distance: s
     if tuple(state.w_opt.shape) != shape:
         raise ValueError(f"the saved w has shape {list(state.w_opt.shape)}, this network takes {list(shape)}")
     theirs = {k: tuple(v.shape) for k, v in state.noise.items()}
-    ours = {k: tuple(v.shape) for k, v in noise_bufs.items()}
+    ours = {k: tuple(v.shape) for k, v in noise_buffers(G).items()}
     if theirs != ours:
         raise ValueError(f"the saved noise maps ({len(theirs)}) do not match this network's ({len(ours)})")
 

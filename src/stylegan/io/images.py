@@ -4,7 +4,8 @@ Generators output float images in about [-1, 1]. NVIDIA's tools turn them into 8
 x * 127.5 + 128, clamped and truncated (`to_uint8`), StyleGAN-XL's image tools as (x + 1) * 255 / 2, clamped and
 truncated (`to_uint8_xl`: half a level lower, so about half the pixels come out one level darker), and feed 8-bit
 pixels to the networks as x / 127.5 - 1 (`from_uint8`). Grids of training runs and figures map a float range onto [0, 255] with
-rounding instead (`images_to_uint8`). PNGs are written atomically, so a viewer never sees a half-written file.
+rounding instead (`images_to_uint8`). PNGs and .npy files are written atomically, so a viewer never sees a
+half-written file.
 """
 
 from __future__ import annotations
@@ -85,6 +86,13 @@ def save_png(img: Image.Image, path: str | os.PathLike) -> None:
     """Write `img` as a PNG, atomically."""
     buf = io.BytesIO()
     img.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_npy(array: np.ndarray, path: str | os.PathLike) -> None:
+    """Write `array` as a .npy file, atomically."""
+    buf = io.BytesIO()
+    np.save(buf, array)
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -73,8 +73,10 @@ def load_network(path: str | os.PathLike, device: torch.device | str = "cpu") ->
     except (pickle.UnpicklingError, EOFError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise NetworkLoadError(f"{path}: corrupt or unsupported pickle: {first_line}") from None
-    except (ValueError, KeyError, RuntimeError, OSError) as e:
-        raise NetworkLoadError(f"{path}: {type(e).__name__}: {e}") from None
+    except (ValueError, KeyError, RuntimeError, OSError, TypeError, AttributeError, IndexError, MemoryError) as e:
+        # a damaged or forged file whose content does not have the shape the readers expect
+        first_line = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise NetworkLoadError(f"{path}: {type(e).__name__}: {first_line}") from None
     for module in net.networks().values():
         module.eval().requires_grad_(False).to(device)
     return net

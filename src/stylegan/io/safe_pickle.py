@@ -8,6 +8,12 @@ records of their state, tensors and numpy arrays are rebuilt by a fixed set of f
 `_load_type` yields a few builtin data types, and every other global resolves to an inert placeholder
 class: calling it builds a record of the call, never the real thing (so `os.system`, `eval`,
 `subprocess.Popen`, dill's function and code builders ... do nothing).
+
+The allow-listed types cannot be instantiated by the pickle itself (NEWOBJ): tensors and arrays come only from the
+rebuild functions, which check what they make; our persistent, EasyDict and OrderedDict records refuse state set
+on them from outside (`__setstate__` gadgets); dtypes holding Python objects are refused; a name is looked up
+without touching any module attribute; and any failure while unpickling (a length field larger than memory allows,
+nesting deeper than the interpreter allows, a malformed call) is one `UnpicklingError`.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import reprlib
 from typing import IO, Any
 
 import numpy as np
@@ -30,10 +37,16 @@ class EasyDict(dict):
     """dict with attribute access, standing in for `dnnlib.EasyDict`."""
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # pickle asks for __setstate__ & co.: items never stand in for them
+            raise AttributeError(name)
         try:
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def __setstate__(self, state: Any) -> None:
+        if state:  # a pickled EasyDict carries its items, never instance state
+            raise pickle.UnpicklingError("EasyDict with instance state")
 
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value
@@ -74,7 +87,7 @@ class PersistentObject(ModuleRecord):
 
     def __init__(self, meta: dict[str, Any]) -> None:
         if not isinstance(meta, dict) or meta.get("type") != "class":
-            raise pickle.UnpicklingError(f"unsupported persistent object meta: {type(meta).__name__} {str(meta)[:80]}")
+            raise pickle.UnpicklingError(f"unsupported persistent object meta: {type(meta).__name__} {reprlib.repr(meta)}")
         self.version = meta.get("version")
         self.class_name = str(meta.get("class_name"))
         self.module_src = str(meta.get("module_src", ""))
@@ -83,6 +96,9 @@ class PersistentObject(ModuleRecord):
     @property
     def init_kwargs(self) -> dict[str, Any]:
         return dict(self.state.get("_init_kwargs") or {})
+
+    def __setstate__(self, state: Any) -> None:
+        raise pickle.UnpicklingError("persistent object with state set from outside its meta")
 
     def __repr__(self) -> str:
         return f"PersistentObject({self.class_name})"
@@ -173,6 +189,13 @@ def _no_hooks(hooks: Any) -> None:
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None):
     _no_hooks(backward_hooks)
+    if not isinstance(storage, torch.storage.TypedStorage):
+        raise pickle.UnpicklingError(f"a tensor's storage is a {type(storage).__name__}")
+    if len(size) != len(stride) or any(int(n) < 0 for n in size) or any(int(s) < 0 for s in stride) or int(storage_offset) < 0:
+        raise pickle.UnpicklingError(f"tensor layout {tuple(size)} / {tuple(stride)} + {storage_offset} is not valid")
+    extent = 0 if 0 in size else int(storage_offset) + sum((int(n) - 1) * int(s) for n, s in zip(size, stride)) + 1
+    if extent > storage._size():  # torch would grow the storage: the tensor would hold memory the file never filled
+        raise pickle.UnpicklingError(f"a tensor of size {tuple(size)} does not fit its storage of {storage._size()} elements")
     return torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, collections.OrderedDict())
 
 
@@ -181,13 +204,56 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, *state):
     return torch.nn.Parameter(data, requires_grad)
 
 
+class TypeName:
+    """An allow-listed type as a pickle names it: an argument the rebuild functions accept, not a class the pickle
+    can instantiate or call."""
+
+    def __init__(self, real: type) -> None:
+        self.real = real
+
+    def __repr__(self) -> str:
+        return f"<type {self.real.__name__}>"
+
+
+_TENSOR, _PARAMETER, _NDARRAY = TypeName(torch.Tensor), TypeName(torch.nn.Parameter), TypeName(np.ndarray)
+
+
 def _rebuild_from_type_v2(func, new_type, args, state):
-    if new_type not in (torch.Tensor, torch.nn.Parameter) or func not in _TENSOR_REBUILDERS:
+    if new_type not in (_TENSOR, _PARAMETER) or func not in _TENSOR_REBUILDERS:
         raise pickle.UnpicklingError(f"refusing to rebuild a tensor of type {new_type!r}")
     return func(*args)
 
 
+def _reconstruct_array(subtype, shape, dtype):
+    """numpy's `_reconstruct` for plain arrays only (their data follows in the array's own, checked state)."""
+    if subtype is not _NDARRAY:
+        raise pickle.UnpicklingError(f"refusing to rebuild an array of type {subtype!r}")
+    return _np_multiarray._reconstruct(np.ndarray, shape, _dtype(dtype))
+
+
+def _dtype(obj, align=False, copy=False):
+    """numpy dtypes of plain data: one holding Python objects would make the array hold unpickled objects."""
+    dt = np.dtype(obj, align, copy)
+    if dt.hasobject:
+        raise pickle.UnpicklingError(f"refusing numpy dtype {dt} (Python objects)")
+    return dt
+
+
+def _persistent_object(meta):
+    return PersistentObject(meta)
+
+
+class _OrderedDict(collections.OrderedDict):
+    """`collections.OrderedDict` whose instances take no state from the pickle (attributes such as `get` or `keys`
+    would shadow the mapping's methods); a pickled OrderedDict carries only its items."""
+
+    def __setstate__(self, state: Any) -> None:
+        if state:
+            raise pickle.UnpicklingError("OrderedDict with instance state")
+
+
 _TENSOR_REBUILDERS = (_rebuild_tensor_v2, _rebuild_parameter)
+_TORCH_DTYPES = {name: value for name, value in vars(torch).items() if isinstance(value, torch.dtype)}
 
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
@@ -195,23 +261,23 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
     ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
-    ("torch", "Tensor"): torch.Tensor,
-    ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
+    ("torch", "Tensor"): _TENSOR,
+    ("torch.nn.parameter", "Parameter"): _PARAMETER,
     ("torch", "device"): torch.device,
     ("torch", "Size"): torch.Size,
-    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("collections", "OrderedDict"): _OrderedDict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy", "ndarray"): np.ndarray,
-    ("torch_utils.persistence", "_reconstruct_persistent_obj"): PersistentObject,
+    ("numpy", "dtype"): _dtype,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _persistent_object,
     ("dnnlib", "EasyDict"): EasyDict,
     ("dnnlib.util", "EasyDict"): EasyDict,
     ("dnnlib.tflib.network", "Network"): TFNetwork,
 }
 for _np_core in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _ALLOWED[(_np_core, "scalar")] = _np_multiarray.scalar
-    _ALLOWED[(_np_core, "_reconstruct")] = _np_multiarray._reconstruct
+    _ALLOWED[(_np_core, "_reconstruct")] = _reconstruct_array
 
 # Plain torch.nn modules read as `TorchModule` records (StyleGAN-XL keeps its class embedding in a torch.nn.Embedding).
 _TORCH_MODULES = {
@@ -243,19 +309,22 @@ class SafeUnpickler(pickle.Unpickler):
     def __init__(self, file: IO[bytes]) -> None:
         super().__init__(file)
         self.inert_globals: list[str] = []
+        self._inert_classes: dict[str, type] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
+        if module == "torch" and name in _TORCH_DTYPES:
+            return _TORCH_DTYPES[name]
         if (module, name) == ("dill._dill", "_load_type"):
             return self._dill_load_type
         return self._inert(f"{module}.{name}", name)
 
     def _inert(self, qualified: str, name: str) -> type:
         self.inert_globals.append(qualified)
-        return type(name, (Inert,), {"qualified_name": qualified, "__module__": "stylegan.io.safe_pickle.inert"})
+        if qualified not in self._inert_classes:  # one placeholder class per name, however often the pickle names it
+            self._inert_classes[qualified] = type(name, (Inert,), {"qualified_name": qualified, "__module__": "stylegan.io.safe_pickle.inert"})
+        return self._inert_classes[qualified]
 
     def _dill_load_type(self, name: Any) -> type:
         """dill's `_load_type(name)`: a builtin data type from `_DILL_TYPES`, else (code, function, module, cell
@@ -269,7 +338,16 @@ class SafeUnpickler(pickle.Unpickler):
 
 
 def safe_load(file: IO[bytes]) -> tuple[Any, list[str]]:
-    """Unpickle `file` through the allow-list. Returns (object, names of globals made inert)."""
+    """Unpickle `file` through the allow-list. Returns (object, names of globals made inert); anything that goes
+    wrong on the way is a `pickle.UnpicklingError`."""
     unpickler = SafeUnpickler(file)
-    obj = unpickler.load()
+    try:
+        obj = unpickler.load()
+    except (pickle.UnpicklingError, EOFError):
+        raise
+    except MemoryError:
+        raise pickle.UnpicklingError("a length in the file is larger than memory allows (a damaged or forged pickle)") from None
+    except Exception as e:  # a forged call of an allow-listed function, nesting deeper than the interpreter allows, ...
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise pickle.UnpicklingError(f"{type(e).__name__}: {first}") from None
     return obj, unpickler.inert_globals

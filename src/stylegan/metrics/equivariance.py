@@ -264,19 +264,19 @@ def _registered(opts: MetricOptions, name: str, flag: str) -> dict[str, float]:
     return {counted_name(name, opts.num_gen): value}
 
 
-@register_metric(counted=True)
+@register_metric(counted=True, needs_generator=True)
 def eqt50k_int(opts: MetricOptions) -> dict[str, float]:
     """EQ-T: integer translations, 50,000 samples."""
     return _registered(opts, "eqt50k_int", "eqt_int")
 
 
-@register_metric(counted=True)
+@register_metric(counted=True, needs_generator=True)
 def eqt50k_frac(opts: MetricOptions) -> dict[str, float]:
     """EQ-T_frac: fractional translations, 50,000 samples."""
     return _registered(opts, "eqt50k_frac", "eqt_frac")
 
 
-@register_metric(counted=True)
+@register_metric(counted=True, needs_generator=True)
 def eqr50k(opts: MetricOptions) -> dict[str, float]:
     """EQ-R: rotations, 50,000 samples."""
     return _registered(opts, "eqr50k", "eqr")

@@ -344,31 +344,31 @@ def _fid(opts: MetricOptions, name: str, max_real: int | None, output: str = "po
     return {counted_name(name, opts.num_gen): frechet_distance(mu_gen, sigma_gen, mu_real, sigma_real)}
 
 
-@register_metric(counted=True)
+@register_metric(counted=True, needs_data=True)
 def fid50k_full(opts: MetricOptions) -> dict[str, float]:
     """FID: every real image (x-flips too with `mirror`) vs 50k generated."""
     return _fid(opts, "fid50k_full", max_real=None)
 
 
-@register_metric(counted=True)
+@register_metric(counted=True, needs_data=True)
 def fid50k(opts: MetricOptions) -> dict[str, float]:
     """FID: the first 50k real images vs 50k generated."""
     return _fid(opts, "fid50k", max_real=50000)
 
 
-@register_metric(counted=True)
+@register_metric(counted=True, needs_data=True)
 def rfid50k_full(opts: MetricOptions) -> dict[str, float]:
     """Random FID: FID in a randomly initialised Inception (fixed seed; ours, not StyleGAN-XL's weights file)."""
     return _fid(opts, "rfid50k_full", max_real=None, random=True)
 
 
-@register_metric(counted=True)
+@register_metric(counted=True, needs_data=True)
 def sfid50k_full(opts: MetricOptions) -> dict[str, float]:
     """Spatial FID: FID of the first 7 `mixed_6/conv` channels (17x17), every real image vs 50k generated."""
     return _fid(opts, "sfid50k_full", max_real=None, output="spatial")
 
 
-@register_metric(counted=True)
+@register_metric(counted=True, needs_data=True)
 def kid50k_full(opts: MetricOptions) -> dict[str, float]:
     """KID: up to 1M real images vs 50k generated, 100 subsets of at most 1000."""
     if opts.dataset is None:

@@ -120,7 +120,7 @@ def _generated_features(vgg: VGG16, num: int, opts: MetricOptions) -> torch.Tens
         return _fc7_features(vgg, num, batches, local, "pr generated", opts)
 
 
-@register_metric(counted=True)
+@register_metric(counted=True, needs_data=True)
 def pr50k3_full(opts: MetricOptions) -> dict[str, float]:
     """Precision and recall (k=3): up to 200k real images (no x-flips) vs. 50,000 generated, VGG16 fc7 features.
 
@@ -193,7 +193,7 @@ def filtered_mean(dist: np.ndarray) -> float:
     return float(dist[(dist >= lo) & (dist <= hi)].mean())
 
 
-@register_metric(counted=True)
+@register_metric(counted=True, needs_generator=True)
 def ppl2_wend(opts: MetricOptions) -> dict[str, float]:
     """Perceptual path length in W, end-point sampling, full image, ε = 1e-4, 50,000 samples."""
     if opts.G is None:

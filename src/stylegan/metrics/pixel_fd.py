@@ -7,7 +7,6 @@ of 5000 generated ones (made as the FID metrics make them). It sees only coarse 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,8 +15,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
-from ..models.common import Generator
-from .fid import frechet_distance, generator_batches, generator_share
+from .fid import frechet_distance, generated_batches
 from .registry import MetricOptions, all_reduce_sum, counted_name, rank_share, register_metric
 
 FEATURE_RES = 8
@@ -34,6 +32,8 @@ def _mean_cov(batches: Iterator[torch.Tensor], channels: int, opts: MetricOption
     dim = channels * FEATURE_RES ** 2
     sums = torch.zeros([1 + dim + dim * dim], dtype=torch.float64, device=opts.device)  # count, sum f, sum f f^T
     for images in batches:
+        if images.shape[1] != channels:
+            raise ValueError(f"the generated images have {images.shape[1]} channel(s) but the dataset has {channels}")
         f = pixel_features(images)
         sums[0] += len(f)
         sums[1:1 + dim] += f.sum(0)
@@ -57,32 +57,29 @@ def _real_batches(dataset: ImageDataset, opts: MetricOptions) -> Iterator[torch.
             yield images.to(opts.device)
 
 
-def _generated_batches(G: Generator, dataset: ImageDataset, num: int, opts: MetricOptions) -> Iterator[torch.Tensor]:
-    """This rank's share of `num` generated uint8 images, made as the FID metrics make them (image i seeded by
-    its index; labels drawn from the dataset's)."""
-    with _progress(sum(size for _, _, size in generator_share(num, opts)), "pfd generated", opts) as bar:
-        for _, images in generator_batches(G, dataset if G.c_dim > 0 else None, num, opts):
-            bar.update(len(images))
-            yield images
-
-
-@register_metric(counted=True)
+@register_metric(counted=True, needs_data=True)
 def pfd5k_full(opts: MetricOptions) -> dict[str, float]:
-    """Pixel Fréchet distance (a FID stand-in, not FID): full dataset vs. 5000 generated images."""
+    """Pixel Fréchet distance (a FID stand-in, not FID): full dataset vs. 5000 generated images (from G, or the
+    first 5000 files of `opts.images`)."""
     if opts.dataset is None:
         raise ValueError("pfd5k_full needs a dataset")
     num_gen = 5000 if opts.num_gen is None else opts.num_gen
     if num_gen < 2:
         raise ValueError(f"pfd5k_full needs at least 2 generated images, got num_gen={num_gen}")
     dataset = ImageDataset(opts.dataset, xflip=opts.mirror)
-    G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
-    if G.c_dim > 0 and dataset.label_dim != G.c_dim:
-        raise ValueError(f"the generator takes {G.c_dim}-dim labels but the dataset has {dataset.label_dim}")
-    if G.img_channels != dataset.num_channels:
-        raise ValueError(f"the generator makes {G.img_channels}-channel images but the dataset has {dataset.num_channels}")
     try:
+        if opts.G is not None and opts.G.img_channels != dataset.num_channels:
+            raise ValueError(f"the generator makes {opts.G.img_channels}-channel images but the dataset has {dataset.num_channels}")
         mu_real, sigma_real = _mean_cov(_real_batches(dataset, opts), dataset.num_channels, opts)
-        mu_gen, sigma_gen = _mean_cov(_generated_batches(G, dataset, num_gen, opts), G.img_channels, opts)
+        with generated_batches(opts, num_gen, "pfd5k_full") as (batches, local):
+            with _progress(local, "pfd generated", opts) as bar:
+                mu_gen, sigma_gen = _mean_cov(_counted(batches, bar), dataset.num_channels, opts)
     finally:
         dataset.close()
     return {counted_name("pfd5k_full", opts.num_gen): frechet_distance(mu_gen, sigma_gen, mu_real, sigma_real)}
+
+
+def _counted(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], bar: tqdm) -> Iterator[torch.Tensor]:
+    for _, images in batches:
+        bar.update(len(images))
+        yield images

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..io.runs import append_line
 from ..models.common import Generator
 
 
@@ -65,18 +66,24 @@ class MetricResult:
 MetricFn = Callable[[MetricOptions], dict[str, float]]
 METRICS: dict[str, MetricFn] = {}
 COUNTED: set[str] = set()  # metrics whose name states the generated-image count
+NEEDS_GENERATOR: set[str] = set()  # metrics that drive G itself: no folder of images can stand in for it
+NEEDS_DATA: set[str] = set()  # metrics that compare with the real images
 METRIC_MODULES = ("pixel_fd", "fid", "perceptual", "equivariance")
 
 
-def register_metric(fn: MetricFn | None = None, *, counted: bool = False) -> Callable[[MetricFn], MetricFn] | MetricFn:
+def register_metric(fn: MetricFn | None = None, *, counted: bool = False, needs_generator: bool = False,
+                    needs_data: bool = False) -> Callable[[MetricFn], MetricFn] | MetricFn:
     """Decorator: register `fn` under its name. `@register_metric(counted=True)` marks a name that states the
-    generated-image count ("fid50k_full"): with `num_gen` set, the metric is reported as `counted_name(...)`."""
+    generated-image count ("fid50k_full"): with `num_gen` set, the metric is reported as `counted_name(...)`.
+    `needs_generator` / `needs_data`: what callers must provide (`stylegan metrics` checks before any work)."""
     def register(f: MetricFn) -> MetricFn:
         METRICS[f.__name__] = f
-        if counted:
-            COUNTED.add(f.__name__)
+        for flag, names in ((counted, COUNTED), (needs_generator, NEEDS_GENERATOR), (needs_data, NEEDS_DATA)):
+            if flag:
+                names.add(f.__name__)
         return f
     return register(fn) if fn is not None else register
+
 
 
 def counted_name(name: str, num_gen: int | None) -> str:
@@ -131,8 +138,7 @@ def report_metric(result: MetricResult, run_dir: str | os.PathLike | None, snaps
         result = replace(result, snapshot_pkl=os.path.relpath(snapshot_pkl, run_dir))
     path = Path(run_dir) / f"metric-{result.metric}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(result.to_json() + "\n")
+    append_line(path, result.to_json())
 
 
 def format_time(seconds: float) -> str:

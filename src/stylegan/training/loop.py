@@ -10,12 +10,11 @@ or another process's share.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import resource
-import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,57 +26,32 @@ import torch
 from tqdm import tqdm
 
 from ..data.dataset import ImageDataset
-from ..data.sampler import InfiniteSampler
-from ..io.checkpoint import read_aux_tensors, read_checkpoint, save_checkpoint
+from ..data.sampler import InfiniteSampler, RankBatches
+from ..io.checkpoint import read_snapshot, save_checkpoint
 from ..io.images import from_uint8, save_image_grid
-from ..io.runs import snapshot_name, snapshots
-from ..metrics.registry import MetricOptions, compute, format_time, report_metric
+from ..io.runs import CORRUPT_SUFFIX, append_line, latest_snapshot, read_stats, set_aside, snapshot_name, snapshots, truncate_stats
+from ..metrics.registry import MetricOptions, compute, report_metric
 from ..models.registry import build_network, network_spec
 from .augment import ada_update, augment_pipe
 from .distributed import DistEnv
 from .growing import Schedule, fade_reals, level_changed, schedule
 from .loss import StyleGAN2Loss, ema_beta, lazy_regularization
 from .options import TrainingOptions
-from .report import class_grid, plot_curves, truncation_sweep
+from .progress import StatsCollector, StopRequest, console, tick_console_parts
+from .report import class_grid, grid_indices, grid_size, plot_curves, truncation_sweep
 from .tensorboard import ScalarWriter
+
+MAX_ROLLBACKS = 3  # rollbacks after non-finite values before the run stops (a snapshot written in between resets the count)
+
+
+class TrainingStopped(Exception):
+    """The run cannot go on (non-finite values it could not roll back from); the message is one line saying why and
+    where the run stands."""
+
 
 def derive_seed(*parts: int) -> int:
     """A well-mixed 31-bit seed from integers (numpy's SeedSequence)."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)
-
-
-class StatsCollector:
-    """Running count / sum / sum of squares per statistic name, mergeable across processes."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.dtype = torch.float32 if device.type == "mps" else torch.float64
-        self._acc: dict[str, torch.Tensor] = {}
-
-    def report(self, name: str, values: torch.Tensor) -> None:
-        v = values.detach().flatten().to(self.dtype)
-        row = torch.stack([torch.tensor(float(v.numel()), dtype=self.dtype, device=v.device), v.sum(), v.square().sum()])
-        if name in self._acc:
-            self._acc[name] += row.to(self.device)
-        else:
-            self._acc[name] = row.to(self.device)
-
-    def state(self) -> dict[str, list[float]]:
-        return {k: [float(x) for x in v.tolist()] for k, v in self._acc.items()}
-
-    def load(self, state: dict[str, list[float]]) -> None:
-        self._acc = {k: torch.tensor(v, dtype=self.dtype, device=self.device) for k, v in state.items()}
-
-    def means(self, env: DistEnv) -> dict[str, float]:
-        """Means over all processes since the last call (every process must call it); then reset."""
-        names = sorted(self._acc)
-        out: dict[str, float] = {}
-        if names:
-            table = env.sum_(torch.stack([self._acc[n] for n in names]))
-            for name, (n, s, _) in zip(names, table.tolist()):
-                out[name] = s / n if n > 0 else float("nan")
-        self._acc = {}
-        return out
 
 
 @dataclass
@@ -104,53 +78,6 @@ class LoopState:
     ada_stats: dict[str, list[float]] = field(default_factory=dict)
 
 
-class _RankBatches:
-    """This process's share of each global minibatch, drawn from one shuffled index stream that starts
-    `skip` indices in (the images already seen); `batch_at(nimg)` is the global minibatch size there."""
-
-    def __init__(self, sampler: InfiniteSampler, batch_at: Callable[[int], int], rank: int, world: int, skip: int) -> None:
-        self.sampler, self.batch_at, self.rank, self.world, self.skip = sampler, batch_at, rank, world, skip
-
-    def __iter__(self) -> Iterator[list[int]]:
-        it = iter(self.sampler)
-        for _ in range(self.skip):
-            next(it)
-        nimg = self.skip
-        while True:
-            batch = self.batch_at(nimg)
-            per = batch // self.world
-            idx = [next(it) for _ in range(batch)]
-            nimg += batch
-            yield idx[self.rank * per:(self.rank + 1) * per]
-
-
-class _StopRequest:
-    """First SIGINT/SIGTERM asks the loop to save and stop at the next minibatch; a second one aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopRequest:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping: saving a snapshot at the end of this minibatch (press Ctrl-C again to abort without saving)",
-              file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -163,24 +90,6 @@ def _trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
 
 
-def _grid_size(res: int) -> tuple[int, int]:
-    return int(np.clip(1920 // res, 4, 16)), int(np.clip(1080 // res, 4, 16))
-
-
-def _grid_indices(dataset: ImageDataset, labels: torch.Tensor | None, gw: int, gh: int, seed: int) -> list[int]:
-    """gw x gh dataset indices; with labels, each row shows one class (classes cycle over the rows)."""
-    rnd = np.random.RandomState(seed)
-    if labels is None or labels.shape[1] == 0:
-        return rnd.choice(len(dataset), size=gw * gh, replace=len(dataset) < gw * gh).tolist()
-    classes = labels.argmax(dim=1).numpy()
-    present = np.unique(classes)
-    out: list[int] = []
-    for row in range(gh):
-        pool = np.flatnonzero(classes == present[row % len(present)])
-        out += rnd.choice(pool, size=gw, replace=len(pool) < gw).tolist()
-    return out
-
-
 class Trainer:
     """One process of a training run."""
 
@@ -189,7 +98,7 @@ class Trainer:
         self.opts, self.run_dir, self.env = opts, run_dir, env
         self.device = env.device
         self.progress = progress and env.rank == 0
-        self._log = log or (lambda text: print(text, flush=True))
+        self._log = log or console
         torch.manual_seed(opts.seed)
         self.dataset = ImageDataset(opts.data, xflip=opts.mirror, use_labels=opts.cond, seed=opts.seed)
         self.labels = torch.stack([self.dataset.get_label(i) for i in range(len(self.dataset))]) if opts.cond else None
@@ -211,6 +120,8 @@ class Trainer:
         self.phases = self._make_phases()
         self.state = LoopState()
         self._last_summary = ""  # sec/kimg, losses and ETA of the last tick, shown beside the progress bar
+        self._saved_nimg: int | None = None  # where the newest snapshot written or loaded stands
+        self._rollbacks = 0  # rollbacks since the last snapshot written
 
     # ------------------------------------------------------------------ setup
 
@@ -237,8 +148,7 @@ class Trainer:
     def log(self, text: str) -> None:
         if self.env.rank == 0:
             self._log(text)
-            with open(self.run_dir / "log.txt", "a") as f:
-                f.write(text + "\n")
+            append_line(self.run_dir / "log.txt", text)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -262,13 +172,12 @@ class Trainer:
 
     def load_snapshot(self, path: Path) -> None:
         """Continue exactly from a snapshot written by `save_snapshot`."""
-        nets, extra = read_checkpoint(path)
+        nets, extra, aux = read_snapshot(path)
         if "training" not in extra:
             raise ValueError(f"{path}: holds no training state (not a training snapshot); use it with --resume as a "
                              "network to fine-tune instead")
         for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
             module.load_state_dict(nets[name][1])
-        aux = read_aux_tensors(path)
         self.loss.pl_mean = aux["pl_mean"].to(self.device)
         if self.augment is not None and "augment_p" in aux:
             self.augment.p.copy_(aux["augment_p"])
@@ -287,6 +196,28 @@ class Trainer:
         self.state = LoopState(**training)
         self.collector.load(self.state.stats)
         self.ada_collector.load(self.state.ada_stats)
+        self._saved_nimg = self.state.cur_nimg
+
+    def load_latest_snapshot(self) -> Path | None:
+        """Continue from the newest snapshot that reads back whole (None: the run has none). One that does not (cut
+        short, damaged, fails its checksum) is set aside as NAME.corrupt, said in the log, and the next older tried."""
+        for path in reversed(snapshots(self.run_dir)):
+            try:
+                self.load_snapshot(path)
+                return path
+            except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                if self.env.rank == 0:
+                    with contextlib.suppress(FileNotFoundError):
+                        set_aside(path)
+                self.log(f"warning: {path.name} cannot be read ({reason}); set aside as {path.name}{CORRUPT_SUFFIX}, "
+                         "continuing from the snapshot before it")
+        return None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has trained its --kimg."""
+        return self.state.cur_nimg >= self.opts.kimg * 1000
 
     def load_networks_from(self, source: dict[str, torch.nn.Module]) -> None:
         """Transfer learning: copy the weights of `source` ({"G", "D", "G_ema"}; G_ema falls back to G)."""
@@ -392,8 +323,8 @@ class Trainer:
             self.augment.p.copy_(ada_update(self.augment.p, r_t, o.ada_target, batch, o.ada_interval, o.ada_kimg))
 
     def _grids(self) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
-        gw, gh = _grid_size(self.dataset.resolution)
-        idx = _grid_indices(self.dataset, self.labels, gw, gh, self.opts.seed)
+        gw, gh = grid_size(self.dataset.resolution)
+        idx = grid_indices(self.dataset, self.labels, gw, gh, self.opts.seed)
         images = from_uint8(torch.stack([self.dataset[i][0] for i in idx]))
         g = torch.Generator().manual_seed(derive_seed(self.opts.seed, 0x6D))
         z = torch.randn([len(idx), self.G.z_dim], generator=g)
@@ -419,109 +350,179 @@ class Trainer:
             results.update(res.results)
         return results
 
-    def run(self) -> TrainResult:
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's minibatches from the images seen so far on (made again after a rollback)."""
         o, st, env = self.opts, self.state, self.env
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=_RankBatches(InfiniteSampler(self.dataset, rank=0, num_replicas=1, seed=o.seed),
+            self.dataset, batch_sampler=RankBatches(InfiniteSampler(self.dataset, rank=0, num_replicas=1, seed=o.seed),
                                                      lambda nimg: self.schedule(nimg).batch, env.rank, env.world_size, st.cur_nimg),
             num_workers=o.workers, pin_memory=self.device.type == "cuda", prefetch_factor=2 if o.workers > 0 else None,
             persistent_workers=False,
         )
-        fresh = st.cur_nimg == 0
+        return iter(loader)
+
+    def run(self) -> TrainResult:
+        """Train until --kimg (nothing to do for a finished run), or until Ctrl-C / SIGTERM, which saves a snapshot."""
+        if self.finished:
+            return TrainResult(self.run_dir, self.state.cur_nimg, False, latest_snapshot(self.run_dir))
+        if self.env.rank == 0:
+            self._prune_snapshots()  # a process killed between writing a snapshot and pruning left one too many
+        writer = ScalarWriter(self.run_dir) if self.env.rank == 0 else None
+        try:
+            result = self._loop(writer)
+        except BaseException:
+            if writer is not None:
+                writer.abandon()
+            raise
+        if writer is not None:
+            writer.close()
+        return result
+
+    def _loop(self, writer: ScalarWriter | None) -> TrainResult:
+        o, env = self.opts, self.env
+        fresh = self.state.cur_nimg == 0
         grid_z = grid_c = grid = None
         if env.rank == 0:
             grid_z, grid_c, grid = self._grids()
             if fresh:
                 self._fakes(grid_z, grid_c, grid, self.run_dir / "fakes_init.png")
-        writer = ScalarWriter(self.run_dir) if env.rank == 0 else None
-        self._start_time = start_time = time.time() - st.total_time
+        self._start_time = time.time() - self.state.total_time
         tick_start_time = time.time()
         maintenance = 0.0
-        last_snapshot: Path | None = None
         bar = None
         interrupted = False
-        data_iter = iter(loader)
+        data = self._batches()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             while True:
+                st = self.state
                 if self.progress and bar is None:
                     total = self.schedule(st.cur_nimg).batch if st.cur_tick == 0 and fresh else o.tick * 1000
                     bar = tqdm(total=int(total), unit="img", desc=f"tick {st.cur_tick} kimg {st.cur_nimg / 1000:.1f}", leave=False,
                                dynamic_ncols=True, postfix=self._last_summary or None)
                     bar.update(min(st.cur_nimg - st.tick_start_nimg, int(total)))
-                real_img, real_c = next(data_iter)
+                real_img, real_c = next(data)
                 real_img = from_uint8(real_img.to(self.device))
                 nimg = st.cur_nimg
                 self._step(real_img, real_c.to(self.device))
                 if bar is not None:
                     bar.update(st.cur_nimg - nimg)
-                done = st.cur_nimg >= o.kimg * 1000
-                if env.any(stop.requested):
-                    interrupted = True
-                    break
-                if not done and not (st.cur_tick == 0 and fresh) and st.cur_nimg < st.tick_start_nimg + o.tick * 1000:
-                    continue
-
-                # ---- tick
-                fresh = False
-                tick_end_time = time.time()
-                stats = self.collector.means(env)
-                tick_kimg = (st.cur_nimg - st.tick_start_nimg) / 1000
-                sec_tick = tick_end_time - tick_start_time
-                line = {
-                    "tick": st.cur_tick, "kimg": st.cur_nimg / 1000, "timestamp": tick_end_time,
-                    "Timing/total_sec": tick_end_time - start_time, "Timing/sec_per_tick": sec_tick,
-                    "Timing/sec_per_kimg": sec_tick / max(tick_kimg, 1e-8), "Timing/maintenance_sec": maintenance,
-                    "Resources/peak_cpu_mem_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                    "Resources/peak_gpu_mem_gb": (torch.cuda.max_memory_allocated(self.device) / 2**30 if self.device.type == "cuda" else 0.0),
-                    "Progress/augment": float(self.augment.p) if self.augment is not None else 0.0,
-                    "Progress/lr_G": self.optimizers["G"].param_groups[0]["lr"],
-                    "Progress/lr_D": self.optimizers["D"].param_groups[0]["lr"],
-                    "Progress/nonfinite_grads": st.nonfinite_grads,
-                    "Progress/lod": st.lod or 0.0,
-                    "Loss/pl_mean": float(self.loss.pl_mean),
-                    **stats,
-                }
-                if bar is not None:
-                    bar.close()
-                    bar = None
-                if env.rank == 0:
-                    self._write_tick(line, writer, stats)
-                maint_start = time.time()
-                if self.device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(self.device)
-                if done or st.cur_tick % o.snap == 0:
+                done = self.finished
+                stopping = env.any(stop.requested)
+                if done or (st.cur_tick == 0 and fresh) or st.cur_nimg >= st.tick_start_nimg + o.tick * 1000:
+                    # ---- tick (also when stopping: the minibatch that ends a tick keeps its stats line)
+                    fresh = False
+                    if bar is not None:
+                        bar.close()
+                        bar = None
+                    stats = self.collector.means(env)
+                    line = self._tick_line(stats, time.time() - tick_start_time, maintenance)
                     if env.rank == 0:
-                        self._fakes(grid_z, grid_c, grid, self.run_dir / f"fakes{st.cur_nimg // 1000:06d}.png")
-                    last_snapshot = self._snapshot(next_tick=True)
-                    for name, value in (self._metrics(last_snapshot) if o.metrics else {}).items():
-                        if writer is not None:
-                            writer.add_scalar(f"Metrics/{name}", value, int(st.cur_nimg / 1e3))
-                else:
-                    self._advance_tick()
-                if writer is not None:
-                    writer.flush()
-                maintenance = time.time() - maint_start
-                tick_start_time = time.time()
+                        self._write_tick(line, writer)
+                    problems = self._nonfinite(stats)
+                    if problems:
+                        self._recover(problems, line)  # back to the newest snapshot, or TrainingStopped
+                        data = self._batches()
+                        tick_start_time, maintenance = time.time(), 0.0
+                        if stopping:
+                            interrupted = True
+                            break
+                        continue
+                    maint_start = time.time()
+                    if self.device.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats(self.device)
+                    if done or st.cur_tick % o.snap == 0:
+                        if env.rank == 0:
+                            self._fakes(grid_z, grid_c, grid, self.run_dir / f"fakes{st.cur_nimg // 1000:06d}.png")
+                        snapshot = self._snapshot(next_tick=True)
+                        for name, value in (self._metrics(snapshot) if o.metrics else {}).items():
+                            if writer is not None:
+                                writer.add_scalar(f"Metrics/{name}", value, int(st.cur_nimg / 1e3))
+                    else:
+                        self._advance_tick()
+                    if writer is not None:
+                        writer.flush()
+                    maintenance = time.time() - maint_start
+                    tick_start_time = time.time()
                 if done:
                     break
+                if stopping:
+                    interrupted = True
+                    break
             if interrupted:
-                last_snapshot = self._snapshot(next_tick=False)
-                self.log(f"interrupted at {st.cur_nimg / 1000:.3f} kimg; saved {last_snapshot.name}; "
-                         f"continue with: stylegan train --resume {self.run_dir}")
+                self._save_on_stop()
         if bar is not None:
             bar.close()
-        if writer is not None:
-            writer.close()
-        return TrainResult(self.run_dir, st.cur_nimg, interrupted, last_snapshot)
+        return TrainResult(self.run_dir, self.state.cur_nimg, interrupted, latest_snapshot(self.run_dir))
+
+    def _save_on_stop(self) -> None:
+        """The snapshot of a run stopped by Ctrl-C / SIGTERM: none when the newest one stands here already, or when
+        the state is not finite (the run continues from the newest good snapshot)."""
+        st = self.state
+        if self._saved_nimg == st.cur_nimg:
+            self.log(f"interrupted at {st.cur_nimg / 1000:.3f} kimg; continue with: stylegan train --resume {self.run_dir}")
+            return
+        problems = self._nonfinite({})
+        if problems:
+            self.log(f"interrupted at {st.cur_nimg / 1000:.3f} kimg with non-finite {', '.join(problems)}: nothing saved; "
+                     f"continue from the newest good snapshot with: stylegan train --resume {self.run_dir}")
+            return
+        saved = self._snapshot(next_tick=False)
+        self.log(f"interrupted at {st.cur_nimg / 1000:.3f} kimg; saved {saved.name}; "
+                 f"continue with: stylegan train --resume {self.run_dir}")
+
+    # ------------------------------------------------------------------ non-finite values
+
+    def _state_tensors(self) -> dict[str, list[torch.Tensor]]:
+        """Everything a snapshot stores that must stay finite, by what a message calls it."""
+        groups = {name: [t for t in [*m.parameters(), *m.buffers()] if t.is_floating_point()]
+                  for name, m in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema))}
+        groups["optimizer states"] = [v for opt in self.optimizers.values() for s in opt.state.values()
+                                      for v in s.values() if torch.is_tensor(v) and v.is_floating_point()]
+        groups["running statistics"] = [self.loss.pl_mean, *self.collector.accumulators(), *self.ada_collector.accumulators(),
+                                        *([self.augment.p] if self.augment is not None else [])]
+        return {k: v for k, v in groups.items() if v}
+
+    def _nonfinite(self, stats: dict[str, float]) -> list[str]:
+        """What is NaN or infinite: the tick's mean losses (`stats`), the weights of G / D / G_ema, the optimizer
+        moments, the running statistics. Read at the tick with one host synchronisation, the same on every process."""
+        groups = self._state_tensors()
+        flags = torch.stack([torch.stack([t.isfinite().all() for t in ts]).all() for ts in groups.values()])
+        bad_groups = self.env.sum_((~flags).to(torch.float32)).cpu().tolist()
+        problems = [k for k, v in stats.items() if k.startswith("Loss/") and not math.isfinite(v)]
+        problems += [("weights of " if name in ("G", "D", "G_ema") else "") + name for name, bad in zip(groups, bad_groups) if bad]
+        return problems
+
+    def _recover(self, problems: list[str], line: dict[str, Any]) -> None:
+        """After a tick with non-finite values: continue from the newest good snapshot (`--on-nan rollback`, at most
+        MAX_ROLLBACKS times without a snapshot written in between) or stop (`--on-nan stop`); nothing non-finite is
+        ever saved."""
+        where = f"tick {line['tick']} (kimg {line['kimg']:.3f}): non-finite {', '.join(problems)}"
+        newest = latest_snapshot(self.run_dir)
+        if self.opts.on_nan == "stop":
+            raise TrainingStopped(f"{where}; stopped (--on-nan stop), nothing saved" + (
+                f"; the newest good snapshot is {newest.name}; continue with: stylegan train --resume {self.run_dir}" if newest else ""))
+        self._rollbacks += 1
+        if self._rollbacks > MAX_ROLLBACKS:
+            raise TrainingStopped(f"{where} again after {MAX_ROLLBACKS} rollbacks: the run diverges (try a lower --glr/--dlr or a "
+                                  f"higher --gamma in a new run); {self.run_dir} keeps its snapshots up to "
+                                  f"{newest.name if newest else '(none)'}")
+        rollbacks = self._rollbacks
+        snapshot = self.load_latest_snapshot()
+        if snapshot is None:
+            raise TrainingStopped(f"{where}; no snapshot to roll back to in {self.run_dir}")
+        self._rollbacks = rollbacks
+        if self.env.rank == 0:
+            truncate_stats(self.run_dir, self.state.cur_tick)
+        self.log(f"warning: {where}; rolled back to {snapshot.name} (rollback {rollbacks} of at most {MAX_ROLLBACKS})")
 
     def write_summary(self) -> None:
         """After training: samples.png (a row per class), truncation.png (a psi sweep), losses.png (curves)."""
         class_grid(self.G_ema, self.run_dir / "samples.png", per_class=10, seed=self.opts.seed, device=self.device,
                    class_names=self.dataset.class_names if self.G_ema.c_dim else None)
         truncation_sweep(self.G_ema, self.run_dir / "truncation.png", seed=self.opts.seed, device=self.device)
-        lines = [json.loads(ln) for ln in (self.run_dir / "stats.jsonl").read_text().splitlines() if ln.strip()]
+        lines = read_stats(self.run_dir)
         keys = ["Loss/G/loss", "Loss/D/loss", "Loss/scores/real", "Loss/scores/fake", "Loss/r1_penalty", "Loss/pl_penalty"]
         keys += ["Progress/augment"] if self.augment is not None else []
         keys = [k for k in keys if any(k in ln for ln in lines)]
@@ -540,39 +541,43 @@ class Trainer:
         if self.env.rank == 0:
             self.save_snapshot(path)
             self._prune_snapshots()
+        self._saved_nimg, self._rollbacks = self.state.cur_nimg, 0
         return path
 
     def _prune_snapshots(self) -> None:
         for p in snapshots(self.run_dir)[:-self.opts.keep_snapshots]:
             p.unlink(missing_ok=True)
 
-    def _write_tick(self, line: dict[str, Any], writer: ScalarWriter | None, stats: dict[str, float]) -> None:
-        o = self.opts
-        with open(self.run_dir / "stats.jsonl", "a") as f:
-            f.write(json.dumps(line) + "\n")
-        step = int(line["kimg"])
+    def _tick_line(self, stats: dict[str, float], sec_tick: float, maintenance: float) -> dict[str, Any]:
+        """The stats.jsonl record of the tick that ends here."""
+        st, now = self.state, time.time()
+        tick_kimg = (st.cur_nimg - st.tick_start_nimg) / 1000
+        return {
+            "tick": st.cur_tick, "kimg": st.cur_nimg / 1000, "timestamp": now,
+            "Timing/total_sec": now - self._start_time, "Timing/sec_per_tick": sec_tick,
+            "Timing/sec_per_kimg": sec_tick / max(tick_kimg, 1e-8), "Timing/maintenance_sec": maintenance,
+            "Resources/peak_cpu_mem_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "Resources/peak_gpu_mem_gb": (torch.cuda.max_memory_allocated(self.device) / 2**30 if self.device.type == "cuda" else 0.0),
+            "Progress/augment": float(self.augment.p) if self.augment is not None else 0.0,
+            "Progress/lr_G": self.optimizers["G"].param_groups[0]["lr"],
+            "Progress/lr_D": self.optimizers["D"].param_groups[0]["lr"],
+            "Progress/nonfinite_grads": st.nonfinite_grads,
+            "Progress/lod": st.lod or 0.0,
+            "Loss/pl_mean": float(self.loss.pl_mean),
+            **stats,
+        }
+
+    def _write_tick(self, line: dict[str, Any], writer: ScalarWriter | None) -> None:
+        """The tick's line in stats.jsonl, TensorBoard and the log."""
+        append_line(self.run_dir / "stats.jsonl", json.dumps(line))
         if writer is not None:
             for key, value in line.items():
                 if key not in ("tick", "kimg", "timestamp") and isinstance(value, (int, float)) and math.isfinite(value):
-                    writer.add_scalar(key, float(value), step, wall_time=line["timestamp"])
-        remaining = max(o.kimg - line["kimg"], 0) * line["Timing/sec_per_kimg"]
-        parts = [f"tick {line['tick']:<4d}", f"kimg {line['kimg']:<9.3f}", f"time {format_time(line['Timing/total_sec']):<10s}",
-                 f"sec/tick {line['Timing/sec_per_tick']:<6.1f}", f"sec/kimg {line['Timing/sec_per_kimg']:<6.2f}",
-                 f"maintenance {line['Timing/maintenance_sec']:<5.1f}", f"cpumem {line['Resources/peak_cpu_mem_gb']:.2f}"]
-        if self.device.type == "cuda":
-            parts.append(f"gpumem {line['Resources/peak_gpu_mem_gb']:.2f}")
-        if self.augment is not None:
-            parts.append(f"augment {line['Progress/augment']:.3f}")
-        if o.growing is not None:
-            parts.append(f"lod {line['Progress/lod']:.2f}")
-        for key, label in (("Loss/G/loss", "G"), ("Loss/D/loss", "D"), ("Loss/r1_penalty", "r1"), ("Loss/pl_penalty", "pl")):
-            if key in stats:
-                parts.append(f"{label} {stats[key]:.3f}")
-        parts.append(f"eta {format_time(remaining)}")
+                    writer.add_scalar(key, float(value), int(line["kimg"]), wall_time=line["timestamp"])
+        parts = tick_console_parts(line, self.opts.kimg, cuda=self.device.type == "cuda", augment=self.augment is not None,
+                                   growing=self.opts.growing is not None)
         self.log("  ".join(parts))
         self._last_summary = "  ".join(p for p in parts[4:] if not p.startswith(("maintenance", "cpumem", "gpumem")))
-        bad = [k for k, v in stats.items() if k.startswith("Loss/") and not math.isfinite(v)]
-        if bad or line["Progress/nonfinite_grads"]:
-            self.log(f"warning: tick {line['tick']} (kimg {line['kimg']:.1f}): non-finite {', '.join(bad) or 'values'}; "
-                     f"{line['Progress/nonfinite_grads']} non-finite gradient entries were zeroed")
-
+        if line["Progress/nonfinite_grads"]:
+            self.log(f"warning: tick {line['tick']} (kimg {line['kimg']:.3f}): {line['Progress/nonfinite_grads']} non-finite "
+                     "gradient entries were zeroed")

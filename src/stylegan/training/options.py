@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..data.dataset import DatasetInfo
 from ..models.config import JsonConfig
@@ -24,7 +25,9 @@ class OptionsError(ValueError):
 
 AUG_MODES: tuple[str, ...] = typing.get_args(AugMode)
 # Flags that may change when a run continues (`--resume RUN_DIR`); everything else is fixed by the run.
-RESUMABLE_FLAGS = ("kimg", "tick", "snap", "batch", "batch_gpu", "gpus", "workers", "metrics")
+RESUMABLE_FLAGS = ("kimg", "tick", "snap", "batch", "batch_gpu", "gpus", "workers", "metrics", "on_nan")
+NanPolicy = Literal["rollback", "stop"]  # --on-nan: what a tick with non-finite losses or weights does
+NAN_POLICIES: tuple[str, ...] = typing.get_args(NanPolicy)
 
 
 @dataclass
@@ -68,6 +71,7 @@ class TrainingOptions(JsonConfig):
     resume: str | None = None  # network file fine-tuned from (transfer learning)
     freezed: int = 0  # frozen layers of D when fine-tuning
     keep_snapshots: int = 5  # snapshots kept in the run folder (the newest)
+    on_nan: NanPolicy = "rollback"  # a tick with non-finite losses or weights: 'rollback' to the newest snapshot, or 'stop'
     desc: str = ""  # text added to the run folder's name
 
 
@@ -139,11 +143,15 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     if growing is not None:
         for r, b in growing.batch.items():
             _check_batch(b, growing.batch_gpu.get(r, batch_gpu), gpus, mbstd)
+    cbase = get("cbase", p.channel_base)
+    if source_networks is None and cbase < res:
+        raise OptionsError(f"--cbase {cbase}: must be at least the resolution {res} (the {res}x{res} layers get "
+                           f"channel base / {res} channels)")
     if source_networks is not None:
         G_spec, D_spec = _transfer_specs(source_networks, info, c_dim, get("freezed", 0), flags.get("resume"))
     else:
         G_spec, D_spec = preset_network_specs(p, NetworkArgs(
-            resolution=res, channels=channels, c_dim=c_dim, z_dim=p.z_dim, channel_base=get("cbase", p.channel_base),
+            resolution=res, channels=channels, c_dim=c_dim, z_dim=p.z_dim, channel_base=cbase,
             channel_max=get("cmax", p.channel_max), map_depth=get("map_depth", p.map_depth), mbstd=mbstd, fp16_res=fp16_res,
             conv_clamp=clamp, freezed=get("freezed", 0), batch=batch))
 
@@ -169,14 +177,21 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
         raise OptionsError("--tick must be > 0 and --snap >= 1")
     return TrainingOptions(
         data=str(flags["data"]), dataset=info, cfg=cfg, G=G_spec, D=D_spec, gpus=gpus, batch=batch, batch_gpu=batch_gpu,
-        kimg=get("kimg", p.kimg), tick=tick, snap=snap, seed=get("seed", 0), workers=get("workers", p.workers),
+        kimg=get("kimg", p.kimg), tick=tick, snap=snap, seed=get("seed", 0), workers=get("workers", default_workers(p.workers)),
         cond=cond, mirror=bool(get("mirror", False)), aug=aug, augpipe=augpipe,
         augment_p=float(get("p", 0.2)) if aug == "fixed" else 0.0, ada_target=float(get("target", 0.6)), ada_kimg=ada_kimg,
         metrics=list(get("metrics", [])), glr=float(get("glr", p.glr)), dlr=float(get("dlr", p.dlr)), betas=p.betas, eps=p.eps,
         ema_kimg=ema_kimg, ema_rampup=ema_rampup, loss=loss, growing=growing, resume=None if resume is None else str(resume),
         freezed=get("freezed", 0), desc=get("desc", "") or "", G_reg_interval=reg_intervals["G_reg_interval"],
-        D_reg_interval=reg_intervals["D_reg_interval"],
+        D_reg_interval=reg_intervals["D_reg_interval"], on_nan=get("on_nan", "rollback"),
     )
+
+
+def default_workers(preset: int) -> int:
+    """DataLoader workers when --workers is not given: the preset's, at most the CPU cores this process may use less
+    one (the training process needs one; more workers than cores only competes with it, and PyTorch warns)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(preset, cores - 1))
 
 
 def _kimg(value: float | PerBatch | None, batch: int) -> float:

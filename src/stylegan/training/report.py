@@ -1,4 +1,5 @@
-"""Images and plots for training runs: sample grids, truncation sweeps and curves of training statistics.
+"""Images and plots for training runs: sample grids, truncation sweeps, curves of training statistics, and which
+images the reals/fakes grids show.
 
 Everything is drawn with Pillow and written as PNG atomically (`io.images`), so a viewer never sees a half-written file.
 """
@@ -7,9 +8,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Sized, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
@@ -173,3 +175,25 @@ def truncation_sweep(G: Generator, path: str | os.PathLike, *,
     columns = torch.stack([_generate(G, z, c, psi, device) for psi in psis], dim=1)  # [seeds, psis, C, H, W]
     img = grid_image(columns.flatten(0, 1), (len(psis), num_seeds), (-1, 1))
     save_png(labelled(img, G.img_resolution, cols=[f"psi={p:g}" for p in psis]), path)
+
+
+# ----------------------------------------------------------------------------- training grids
+
+
+def grid_size(res: int) -> tuple[int, int]:
+    """(columns, rows) of a training run's reals/fakes grids at resolution `res` (NVIDIA's)."""
+    return int(np.clip(1920 // res, 4, 16)), int(np.clip(1080 // res, 4, 16))
+
+
+def grid_indices(dataset: Sized, labels: torch.Tensor | None, gw: int, gh: int, seed: int) -> list[int]:
+    """gw x gh dataset indices; with labels, each row shows one class (classes cycle over the rows)."""
+    rnd = np.random.RandomState(seed)
+    if labels is None or labels.shape[1] == 0:
+        return rnd.choice(len(dataset), size=gw * gh, replace=len(dataset) < gw * gh).tolist()
+    classes = labels.argmax(dim=1).numpy()
+    present = np.unique(classes)
+    out: list[int] = []
+    for row in range(gh):
+        pool = np.flatnonzero(classes == present[row % len(present)])
+        out += rnd.choice(pool, size=gw, replace=len(pool) < gw).tolist()
+    return out

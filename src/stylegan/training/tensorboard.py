@@ -149,7 +149,10 @@ def _decode_scalars(event: bytes) -> list[tuple[str, float, int]]:
 # ----------------------------------------------------------------------------- public API
 
 class ScalarWriter:
-    """Appends scalar summaries to a new event file `events.out.tfevents.<time>.<hostname>` in `logdir`."""
+    """Appends scalar summaries to a new event file `events.out.tfevents.<time>.<hostname>` in `logdir`.
+
+    Records wait in memory until `flush`, which appends them in one write: a process killed at any moment leaves
+    whole records."""
 
     def __init__(self, logdir: str | os.PathLike) -> None:
         self.logdir = Path(logdir)
@@ -159,12 +162,12 @@ class ScalarWriter:
         n = 0
         while True:  # two writers started in the same second must not share a file
             try:
-                self._file: BinaryIO | None = open(self.path, "xb")
+                self._file: BinaryIO | None = open(self.path, "xb", buffering=0)
                 break
             except FileExistsError:
                 n += 1
                 self.path = self.logdir / f"{base}.{n}"
-        self._file.write(_record(_encode_event(time.time(), 0, file_version="brain.Event:2")))
+        self._pending = bytearray(_record(_encode_event(time.time(), 0, file_version="brain.Event:2")))
         self.flush()
 
     def add_scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
@@ -172,13 +175,28 @@ class ScalarWriter:
         if self._file is None:
             raise ValueError("ScalarWriter is closed")
         wall_time = time.time() if wall_time is None else wall_time
-        self._file.write(_record(_encode_event(float(wall_time), int(step), tag=tag, value=float(value))))
+        self._pending += _record(_encode_event(float(wall_time), int(step), tag=tag, value=float(value)))
 
     def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
+        """Append the records added since the last flush, in one write."""
+        if self._file is not None and self._pending:
+            data = memoryview(bytes(self._pending))
+            try:
+                while data:  # one write, unless the system takes only part of it
+                    data = data[self._file.write(data) or 0:]
+            except OSError as e:
+                raise OSError(e.errno, e.strerror, str(self.path)) from None
+            self._pending.clear()
 
     def close(self) -> None:
+        if self._file is not None:
+            self.flush()
+            self._file.close()
+            self._file = None
+
+    def abandon(self) -> None:
+        """Close without writing what is pending (after an error: a full disk must not fail the close too)."""
+        self._pending.clear()
         if self._file is not None:
             self._file.close()
             self._file = None
