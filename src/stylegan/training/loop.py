@@ -28,18 +28,22 @@ from tqdm import tqdm
 from ..data.dataset import ImageDataset
 from ..data.sampler import InfiniteSampler, RankBatches
 from ..io.checkpoint import read_snapshot, save_checkpoint
+from ..io.feature_weights import load_guidance_classifier
 from ..io.images import from_uint8, save_image_grid
 from ..io.runs import CORRUPT_SUFFIX, append_line, latest_snapshot, read_stats, set_aside, snapshot_name, snapshots, truncate_stats
 from ..metrics.registry import MetricOptions, compute, report_metric
+from ..models.projected_discriminator import ProjectedDiscriminator
 from ..models.registry import build_network, network_spec
 from .augment import ada_update, augment_pipe
 from .distributed import DistEnv
 from .growing import Schedule, fade_reals, level_changed, schedule
 from .loss import StyleGAN2Loss, ema_beta, lazy_regularization
+from .loss_xl import ProjectedGANLoss
 from .options import TrainingOptions
 from .progress import StatsCollector, StopRequest, console, tick_console_parts
 from .report import class_grid, grid_indices, grid_size, plot_curves, truncation_sweep
 from .tensorboard import ScalarWriter
+from .xl import prepare_discriminator, restore_state, snapshot_state
 
 MAX_ROLLBACKS = 3  # rollbacks after non-finite values before the run stops (a snapshot written in between resets the count)
 
@@ -90,6 +94,23 @@ def _trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
 
 
+def _stylegan2_loss(t: Trainer) -> StyleGAN2Loss:
+    return StyleGAN2Loss(t.G, t.D, t.opts.loss, t.augment, report=t._report, mean_across=t.env.mean)
+
+
+def _projected_loss(t: Trainer) -> ProjectedGANLoss:
+    """StyleGAN-XL's loss; its D gets the pretrained feature networks (stored in snapshots by reference) first."""
+    assert t.opts.xl_loss is not None and isinstance(t.D, ProjectedDiscriminator)
+    t.backbone_records = prepare_discriminator(t.D, t.opts)
+    classifier = None
+    if t.opts.xl_loss.cls_weight:
+        classifier = load_guidance_classifier(source=t.opts.feature_weights, device=t.device)
+    return ProjectedGANLoss(t.G, t.D, t.opts.xl_loss, classifier, report=t._report)
+
+
+LOSSES: dict[str, Callable[[Trainer], StyleGAN2Loss | ProjectedGANLoss]] = {"stylegan2": _stylegan2_loss, "projected": _projected_loss}
+
+
 class Trainer:
     """One process of a training run."""
 
@@ -116,7 +137,10 @@ class Trainer:
             self.augment.p.copy_(torch.as_tensor(opts.augment_p))
         self.collector = StatsCollector(self.device)
         self.ada_collector = StatsCollector(self.device)
-        self.loss = StyleGAN2Loss(self.G, self.D, opts.loss, self.augment, report=self._report, mean_across=env.mean)
+        self.backbone_records: dict[str, dict[str, Any]] = {}  # frozen feature networks stored by reference in snapshots
+        self.loss = LOSSES[opts.loss_kind](self)
+        frozen = {id(p) for name, p in self.G.named_parameters() if name in self.loss.frozen}  # e.g. XL's stem in a later stage
+        self.G_params = [p for p in self.G_params if id(p) not in frozen]
         self.phases = self._make_phases()
         self.state = LoopState()
         self._last_summary = ""  # sec/kimg, losses and ETA of the last tick, shown beside the progress bar
@@ -166,8 +190,10 @@ class Trainer:
                     aux[f"opt_{net}.{idx}.{key}"] = torch.as_tensor(value)
         st = self.state
         st.stats, st.ada_stats = self.collector.state(), self.ada_collector.state()
-        extra = {"training": {**st.__dict__, "optimizers": opt_meta}, "training_options": self.opts.to_dict()}
-        nets = {name: (network_spec(m), m.state_dict()) for name, m in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema))}
+        D_state, references = snapshot_state(self.D.state_dict(), self.backbone_records)
+        extra = {"training": {**st.__dict__, "optimizers": opt_meta}, "training_options": self.opts.to_dict(), **references}
+        nets = {name: (network_spec(m), m.state_dict() if name != "D" else D_state)
+                for name, m in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema))}
         save_checkpoint(path, nets, extra, aux)
 
     def load_snapshot(self, path: Path) -> None:
@@ -177,7 +203,7 @@ class Trainer:
             raise ValueError(f"{path}: holds no training state (not a training snapshot); use it with --resume as a "
                              "network to fine-tune instead")
         for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
-            module.load_state_dict(nets[name][1])
+            module.load_state_dict(restore_state(nets[name][1], extra, self.opts.feature_weights) if name == "D" else nets[name][1])
         self.loss.pl_mean = aux["pl_mean"].to(self.device)
         if self.augment is not None and "augment_p" in aux:
             self.augment.p.copy_(aux["augment_p"])

@@ -134,6 +134,8 @@ class StyleGAN2Loss:
     same target; NVIDIA's code instead updates it after every round and lets each GPU keep its own.
     """
 
+    frozen: frozenset[str] = frozenset()  # names of G parameters no phase trains (none here)
+
     def __init__(self, G: Generator, D: torch.nn.Module, cfg: LossConfig, augment_pipe: torch.nn.Module | None = None,
                  report: Report | None = None, mean_across: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.G = G
