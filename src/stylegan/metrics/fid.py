@@ -232,13 +232,15 @@ def index_seed(seed: int, index: int) -> int:
 def generator_batches(G: Generator, labels: ImageDataset | None, num: int,
                        opts: MetricOptions) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """This rank's share of `num` generated uint8 images; image i's z, label and noise come from its own
-    generator seeded by `index_seed(opts.seed, i)`."""
+    generator seeded by `index_seed(opts.seed, i)` (the label: a dataset label, or with `uniform_classes` a uniform class)."""
     device = torch.device(opts.device)
     for _, start, size in generator_share(num, opts):
         gens = [torch.Generator().manual_seed(index_seed(opts.seed, i)) for i in range(start, start + size)]
         z = torch.stack([torch.randn([G.z_dim], generator=g) for g in gens])
         c = torch.zeros([size, G.c_dim])
-        if G.c_dim > 0:
+        if G.c_dim > 0 and opts.uniform_classes:
+            c = torch.nn.functional.one_hot(torch.cat([torch.randint(G.c_dim, [1], generator=g) for g in gens]), G.c_dim).float()
+        elif G.c_dim > 0:
             c = torch.stack([labels.get_label(int(torch.randint(len(labels), [1], generator=g))) for g in gens])
         with per_sample_noise(gens):
             img = G(z.to(device), c.to(device))

@@ -40,6 +40,7 @@ class MetricOptions:
     detector: str | None = None  # feature-network weights file; None: the default source (metrics.detectors)
     images: str | None = None  # a zip or folder of generated images to evaluate instead of G (FID, KID)
     cache: bool = True  # keep real-data feature statistics on disk (metrics.detectors.cache_dir()/gan-metrics)
+    uniform_classes: bool = False  # a conditional G's classes drawn uniformly (StyleGAN-XL's metrics), not from the dataset's labels
 
 
 @dataclass

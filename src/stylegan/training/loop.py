@@ -248,7 +248,7 @@ class Trainer:
     def load_networks_from(self, source: dict[str, torch.nn.Module]) -> None:
         """Transfer learning: copy the weights of `source` ({"G", "D", "G_ema"}; G_ema falls back to G)."""
         for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
-            src = source.get(name) or (source.get("G") if name == "G_ema" else None) or source.get("G_ema")
+            src = source.get(name) or (None if name == "D" else source.get("G") if name == "G_ema" else source.get("G_ema"))
             if src is None:
                 continue
             module.load_state_dict({k: v.to(self.device) for k, v in src.state_dict().items()})
@@ -369,7 +369,8 @@ class Trainer:
         for name in self.opts.metrics:
             res = compute(name, MetricOptions(G=self.G_ema, dataset=self.opts.data, mirror=self.opts.mirror, device=self.device,
                                               batch_size=self.opts.batch_gpu, seed=self.opts.seed, rank=self.env.rank,
-                                              num_gpus=self.env.world_size, progress=self.progress))
+                                              num_gpus=self.env.world_size, progress=self.progress,
+                                              uniform_classes=self.opts.loss_kind == "projected"))  # XL's metrics: uniform classes
             if self.env.rank == 0:
                 report_metric(res, self.run_dir, snapshot_pkl=str(snapshot))
                 self.log(f"metric {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in res.results.items()) + f" ({res.total_time_str})")

@@ -154,6 +154,9 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
         raise OptionsError(f"--cond: {info.path} has no labels (no dataset.json with a 'labels' list)")
     c_dim = info.label_dim if cond else 0
     p = preset(cfg, res, gpus)
+    if p.loss == "projected" and channels != 3:
+        raise OptionsError(f"--cfg {p.name}: the feature networks of the projected discriminator need RGB images; {info.path} has "
+                           f"{channels} channel(s) (convert it with `stylegan dataset --channels 3`)")
     assert p.batch is not None and p.channel_base is not None and p.glr is not None and p.dlr is not None
 
     batch = get("batch", p.batch)
@@ -192,7 +195,7 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     aug = get("aug", p.aug)
     if aug not in AUG_MODES:
         raise OptionsError(f"--aug {aug}: choose from {', '.join(AUG_MODES)}")
-    xl_loss = _projected_loss(p, flags, info, aug, batch) if p.loss == "projected" else None
+    xl_loss = _projected_loss(p, flags, aug, batch) if p.loss == "projected" else None
     augpipe = get("augpipe", "bgc")
     if augpipe not in AUGMENT_PRESETS:
         raise OptionsError(f"--augpipe {augpipe}: choose from {', '.join(AUGMENT_PRESETS)}")
@@ -223,11 +226,8 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
     )
 
 
-def _projected_loss(p: Any, flags: dict[str, Any], info: DatasetInfo, aug: str, batch: int) -> XLLossConfig:
+def _projected_loss(p: Any, flags: dict[str, Any], aug: str, batch: int) -> XLLossConfig:
     """The projected GAN loss of an XL row, refusing the flags that do not apply to it."""
-    if info.channels != 3:
-        raise OptionsError(f"--cfg {p.name}: the feature networks of the projected discriminator need RGB images; {info.path} has "
-                           f"{info.channels} channel(s) (convert it with `stylegan dataset --channels 3`)")
     if aug != "noaug":
         raise OptionsError(f"--aug {aug}: --cfg {p.name} augments inside its projected discriminator (DiffAugment); use --aug noaug")
     if flags.get("gamma"):

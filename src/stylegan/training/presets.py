@@ -31,7 +31,8 @@ class Net:
     """A network of a preset: its registered family and the family's variant."""
 
     family: str  # models.registry family
-    arch: str  # StyleGAN2: 'orig', 'skip', 'resnet'; StyleGAN3: 't', 'r'; StyleGAN (2019): 'adain', 'demod' (G), 'basic', 'revised' (D)
+    arch: str  # StyleGAN2: 'orig', 'skip', 'resnet'; StyleGAN3: 't', 'r'; StyleGAN (2019): 'adain', 'demod' (G), 'basic', 'revised' (D);
+    # StyleGAN-XL: 't<N>' (G: a StyleGAN3-T stem of N layers), a key of XL_DISCRIMINATORS (D)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class Preset:
     workers: int = 3  # default --workers
     stem_res: int | None = None  # StyleGAN-XL: resolution of the stem, at which a builtin: dataset is converted
     random_backbone: bool = False  # StyleGAN-XL: without feature-network weights, train on random ones (the demo) instead of stopping
+    head_layers: int = 7  # StyleGAN-XL: default new layers per growth stage (--head-layers)
     derive: Callable[[Preset, int, int], Preset] | None = None  # (row, resolution, GPUs) -> the row with its None values filled
 
 
@@ -131,15 +133,15 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("demo", "a 2-core CPU: small networks, 32x32, no augmentation", z_dim=64, map_depth=2, channel_base=2048, channel_max=64,
            kimg=40, glr=0.005, dlr=0.005, gamma=0.05, ema_kimg=2.0, aug="noaug", tick=1, snap=5, workers=1),  # lr 0.005: clean shapes by 10 kimg
     Preset("stylegan-xl", "StyleGAN-XL stem (then stage by stage with --grow-from): projected GAN on DeiT-B + EfficientNet-Lite0",
-           G=Net("stylegan_xl", "t"), D=Net("stylegan_xl", "deit-lite0"), loss="projected", z_dim=64, w_dim=512, map_depth=2,
+           G=Net("stylegan_xl", "t10"), D=Net("stylegan_xl", "deit-lite0"), loss="projected", z_dim=64, w_dim=512, map_depth=2,
            channel_base=65536, channel_max=1024, mbstd=None, batch=64, kimg=10000, glr=0.0025, dlr=0.002, gamma=0.0,
            ema_kimg=PerBatch(10), style_mixing_prob=0.0, pl_weight=2.0, blur_init_sigma=2.0, blur_fade_kimg=300.0, aug="noaug",
            snap=10, stem_res=16),
     Preset("xl-demo", "StyleGAN-XL on a 2-core CPU: tiny networks, a 16x16 stem, EfficientNet-Lite0 at 128x128 features",
-           G=Net("stylegan_xl", "t"), D=Net("stylegan_xl", "lite0-demo"), loss="projected", z_dim=64, w_dim=128, map_depth=2,
-           channel_base=1024, channel_max=96, fp16=False, mbstd=None, batch=16, kimg=2, glr=0.0025, dlr=0.002, gamma=0.0,
-           ema_kimg=0.5, style_mixing_prob=0.0, pl_weight=2.0, blur_init_sigma=2.0, blur_fade_kimg=0.5, aug="noaug", tick=0.25,
-           snap=2, workers=1, stem_res=16, random_backbone=True),
+           G=Net("stylegan_xl", "t4"), D=Net("stylegan_xl", "lite0-demo"), loss="projected", z_dim=64, w_dim=128, map_depth=2,
+           channel_base=512, channel_max=64, fp16=False, mbstd=None, batch=8, kimg=1, glr=0.0025, dlr=0.002, gamma=0.0,
+           ema_kimg=0.5, style_mixing_prob=0.0, pl_weight=2.0, aug="noaug", tick=0.1, snap=5, workers=1, stem_res=16,
+           random_backbone=True, head_layers=3),  # no D blur: the official loss blurs only for fades > 1 kimg; 1 kimg per stage
     _paper("paper-a", "StyleGAN (2019): AdaIN, progressive growing, R1 every minibatch", lazy_r1=False, path_length=False, growing="adain"),
     _paper("paper-b", "A + weight demodulation (revised normalisation, noise and bias outside the style block)", lazy_r1=False,
            path_length=False, growing="demod"),
@@ -218,10 +220,10 @@ def _stylegan1_d(arch: str, a: NetworkArgs) -> JsonConfig:
 
 
 def _xl_g(arch: str, a: NetworkArgs) -> JsonConfig:
-    """A StyleGAN-XL stem at the dataset's resolution: 10 StyleGAN3-T layers (train.py `--syn_layers 10`), the ImageNet
-    class embedding (a random one beyond 1000 classes), magnitude EMA from the batch as StyleGAN3."""
-    stem = stylegan3.SynthesisConfig(num_layers=10, channel_base=a.channel_base, channel_max=a.channel_max, num_fp16_res=a.fp16_res,
-                                     conv_clamp=a.conv_clamp, magnitude_ema_beta=0.5 ** (a.batch / (20 * 1e3)))
+    """A StyleGAN-XL stem at the dataset's resolution: `arch` 't<N>' = N StyleGAN3-T layers (train.py `--syn_layers N`), the
+    ImageNet class embedding (a random one beyond 1000 classes), magnitude EMA from the batch as StyleGAN3."""
+    stem = stylegan3.SynthesisConfig(num_layers=int(arch.removeprefix("t")), channel_base=a.channel_base, channel_max=a.channel_max,
+                                     num_fp16_res=a.fp16_res, conv_clamp=a.conv_clamp, magnitude_ema_beta=0.5 ** (a.batch / (20 * 1e3)))
     g = stylegan_xl.xl_config(a.resolution, c_dim=a.c_dim, img_channels=a.channels, z_dim=a.z_dim, w_dim=a.w_dim,
                               stem_resolution=a.resolution, stem=stem, class_embed="imagenet" if a.c_dim <= 1000 else "random")
     g.mapping.num_layers = a.map_depth
