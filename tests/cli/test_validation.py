@@ -48,6 +48,10 @@ CASES = [
     (TRAIN + ["--seed", str(2**32)], "argument --seed: must be between 0 and 4294967295"),
     (TRAIN + ["--device", "foo"], "argument --device: unknown device 'foo'"),
     (TRAIN + ["--device", "cuda"], "argument --device: cuda: CUDA is not available"),
+    (TRAIN + ["--to", "24"], "argument --to: must be a power of two between 4 and 8192, got 24"),
+    (TRAIN + ["--head-layers", "2"], "argument --head-layers: must be >= 3, got 2"),
+    (TRAIN + ["--cls-weight", "-1"], "argument --cls-weight: must be >= 0, got -1"),
+    (TRAIN + ["--feature-weights", "no-such-file.pth"], "argument --feature-weights: no-such-file.pth: no such file or folder"),
     # generate
     (GENERATE + ["--device", "foo"], "argument --device: unknown device 'foo'"),
     (GENERATE + ["--device", "cuda:0"], "argument --device: cuda:0: CUDA is not available"),

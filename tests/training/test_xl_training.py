@@ -5,6 +5,9 @@ inside the grown stage (the CI-sized version of the xl-demo: a few minibatches o
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -192,3 +195,22 @@ def test_grow_from_a_run_and_resume_exactly_inside_the_stage(fm, no_weights, tmp
 def test_grow_errors(fm, no_weights, tmp_path, capsys):
     assert train("--grow-from", tmp_path, "--to", 32) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_through_torchrun_follow_one_process(fm, tmp_path):
+    """torchrun with 2 gloo processes of 4 images each equals 1 process with two accumulation rounds of 4 (the
+    projected D's batch norm sees the same chunks; DiffAugment draws from the same reseeded generator)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "STYLEGAN_CACHE": str(tmp_path / "cache")}
+    common = [*TINY_XL, "--data", fm[16], "--cond", "--batch", 8, "--batch-gpu", 4, "--kimg", 0.016, "--tick", 0.016]
+    for outdir, extra in (("one", []), ("two", ["--gpus", "2"])):
+        done = subprocess.run([sys.executable, "-m", "stylegan", "train", *map(str, common), *extra, "--outdir", str(tmp_path / outdir)],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    one, two = only_run(tmp_path / "one"), only_run(tmp_path / "two")
+    a, b = snapshot_tensors(one), snapshot_tensors(two)
+    for key, value in a.items():
+        if key.startswith("G_ema.") and key != "G_ema.mapping.w_avg":
+            torch.testing.assert_close(b[key], value, rtol=1e-4, atol=1e-5)
+    sa, sb = run_stats(one)[-1], run_stats(two)[-1]
+    assert sb["Loss/D/loss"] == pytest.approx(sa["Loss/D/loss"], rel=1e-4)
