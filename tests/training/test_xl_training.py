@@ -17,6 +17,7 @@ from helpers import only_run, run_stats
 from stylegan.cli.main import main
 from stylegan.data.dataset import ImageDataset
 from stylegan.data.tool import ConvertConfig, convert_dataset
+from stylegan.io import download
 from stylegan.io.checkpoint import read_checkpoint
 from stylegan.io.feature_weights import FEATURE_WEIGHTS, _reference_network
 from stylegan.io.load import load_network
@@ -214,3 +215,20 @@ def test_two_processes_through_torchrun_follow_one_process(fm, tmp_path):
             torch.testing.assert_close(b[key], value, rtol=1e-4, atol=1e-5)
     sa, sb = run_stats(one)[-1], run_stats(two)[-1]
     assert sb["Loss/D/loss"] == pytest.approx(sa["Loss/D/loss"], rel=1e-4)
+
+
+def test_offline_without_weights_stops_in_one_line_before_writing(fm, no_weights, tmp_path, capsys, monkeypatch):
+    """--cfg stylegan-xl needs the pretrained feature networks: offline, one line names the URL and the cache path,
+    and no run folder is left behind."""
+    def offline(url, dest):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(download, "fetch_url", offline)
+    out = tmp_path / "runs"
+    assert train("--cfg", "stylegan-xl", "--data", fm[16], "--cbase", 256, "--cmax", 16, "--batch", 4, "--workers", 0, "--no-progress",
+                 "--kimg", 0.004, "--outdir", out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "network unreachable" in err[0]
+    assert FEATURE_WEIGHTS["deit_base_distilled_patch16_224"].url in err[0]
+    assert str(tmp_path / "cache" / "feature_networks" / FEATURE_WEIGHTS["deit_base_distilled_patch16_224"].filename) in err[0]
+    assert not out.exists() or not any(out.iterdir())
