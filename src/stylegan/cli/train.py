@@ -1,4 +1,4 @@
-"""Train a StyleGAN2 / StyleGAN3 generator on a dataset (NVlabs train.py's flags and presets).
+"""Train a StyleGAN2 / StyleGAN3 / StyleGAN-XL generator on a dataset (NVlabs train.py's flags and presets; XL stage by stage).
 
 examples:
   stylegan train --cfg demo --data builtin:fashion-mnist --cond --outdir runs        # 2-core CPU demo, ~12 min
