@@ -23,7 +23,8 @@ from stylegan.io.feature_weights import FEATURE_WEIGHTS, _reference_network
 from stylegan.io.load import load_network
 from stylegan.training.distributed import DistEnv
 from stylegan.training.loop import Trainer
-from stylegan.training.options import resolve
+from stylegan.training.options import OptionsError, resolve
+from stylegan.training.xl import best_snapshot, up_factor
 
 # Tiny generator; the discriminator stays xl-demo's (EfficientNet-Lite0 at 128² features).
 TINY_XL = ["--cfg", "xl-demo", "--cbase", "256", "--cmax", "16", "--map-depth", "1", "--batch", "4", "--workers", "0", "--no-progress"]
@@ -232,3 +233,26 @@ def test_offline_without_weights_stops_in_one_line_before_writing(fm, no_weights
     assert FEATURE_WEIGHTS["deit_base_distilled_patch16_224"].url in err[0]
     assert str(tmp_path / "cache" / "feature_networks" / FEATURE_WEIGHTS["deit_base_distilled_patch16_224"].filename) in err[0]
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_stage_grows_from_the_best_recorded_snapshot_else_the_newest(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for kimg in (100, 200, 300):
+        (run / f"network-snapshot-{kimg:06d}.safetensors").write_bytes(b"")
+    assert best_snapshot(run) is None  # no metric recorded: stage_source takes the newest
+    lines = [{"results": {"fid50k_full": fid}, "snapshot_pkl": f"network-snapshot-{kimg:06d}.safetensors"}
+             for kimg, fid in ((50, 1.0), (100, 9.0), (200, 4.5), (300, 6.0))]  # the best (kimg 50) was pruned
+    (run / "metric-fid50k_full.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    (run / "metric-is50k.jsonl").write_text(json.dumps({"results": {"is50k_mean": 0.1}, "snapshot_pkl": lines[1]["snapshot_pkl"]}) + "\n")
+    path, why = best_snapshot(run)
+    assert path.name == "network-snapshot-000200.safetensors" and why == "fid50k_full 4.5"
+
+
+@pytest.mark.parametrize("stem, to, ok", [(16, 32, True), (16, 256, True), (16, 512, False), (16, 16, False), (32, 48, False)])
+def test_growth_factors(stem, to, ok):
+    if ok:
+        assert up_factor(stem, to) == to // stem
+    else:
+        with pytest.raises(OptionsError, match=f"--to {to}: must be the previous stage's {stem} times one of 2, 4, 8, 16"):
+            up_factor(stem, to)
