@@ -28,11 +28,9 @@ from tqdm import tqdm
 from ..data.dataset import ImageDataset
 from ..data.sampler import InfiniteSampler, RankBatches
 from ..io.checkpoint import read_snapshot, save_checkpoint
-from ..io.feature_weights import load_guidance_classifier
 from ..io.images import from_uint8, save_image_grid
 from ..io.runs import CORRUPT_SUFFIX, append_line, latest_snapshot, read_stats, set_aside, snapshot_name, snapshots, truncate_stats
 from ..metrics.registry import MetricOptions, compute, report_metric
-from ..models.projected_discriminator import ProjectedDiscriminator
 from ..models.registry import build_network, network_spec
 from .augment import ada_update, augment_pipe
 from .distributed import DistEnv
@@ -43,7 +41,7 @@ from .options import TrainingOptions
 from .progress import StatsCollector, StopRequest, console, tick_console_parts
 from .report import class_grid, grid_indices, grid_size, plot_curves, truncation_sweep
 from .tensorboard import ScalarWriter
-from .xl import prepare_discriminator, restore_state, snapshot_state
+from .xl import prepare_discriminator, projected_loss, restore_state, snapshot_state
 
 MAX_ROLLBACKS = 3  # rollbacks after non-finite values before the run stops (a snapshot written in between resets the count)
 
@@ -100,12 +98,8 @@ def _stylegan2_loss(t: Trainer) -> StyleGAN2Loss:
 
 def _projected_loss(t: Trainer) -> ProjectedGANLoss:
     """StyleGAN-XL's loss; its D gets the pretrained feature networks (stored in snapshots by reference) first."""
-    assert t.opts.xl_loss is not None and isinstance(t.D, ProjectedDiscriminator)
     t.backbone_records = prepare_discriminator(t.D, t.opts)
-    classifier = None
-    if t.opts.xl_loss.cls_weight:
-        classifier = load_guidance_classifier(source=t.opts.feature_weights, device=t.device)
-    return ProjectedGANLoss(t.G, t.D, t.opts.xl_loss, classifier, report=t._report)
+    return projected_loss(t.G, t.D, t.opts, t.device, t._report)
 
 
 LOSSES: dict[str, Callable[[Trainer], StyleGAN2Loss | ProjectedGANLoss]] = {"stylegan2": _stylegan2_loss, "projected": _projected_loss}

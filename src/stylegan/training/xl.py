@@ -22,11 +22,14 @@ import torch
 
 from ..io.checkpoint import read_snapshot
 from ..io.download import WeightsUnavailable, file_sha256
-from ..io.feature_weights import feature_weights_path, frozen_backbone_reference, load_feature_weights, restore_frozen_backbones
+from ..io.feature_weights import (feature_weights_path, frozen_backbone_reference, load_feature_weights, load_guidance_classifier,
+                                  restore_frozen_backbones)
 from ..io.runs import OPTIONS_FILE, latest_snapshot, snapshot_kimg, snapshots
 from ..models import stylegan_xl
 from ..models.projected_discriminator import ProjectedDiscriminator
 from ..models.registry import NetworkSpec, build_network
+from .loss import Report
+from .loss_xl import ProjectedGANLoss
 from .options import GrownFrom, OptionsError, TrainingOptions
 
 LOWER_IS_BETTER = ("fid", "kid")  # metric name prefixes by which a snapshot is the best
@@ -56,6 +59,14 @@ def prepare_discriminator(D: ProjectedDiscriminator, opts: TrainingOptions) -> d
     if opts.random_backbone:
         return {}
     return load_feature_weights(D, opts.feature_weights)
+
+
+def projected_loss(G: torch.nn.Module, D: torch.nn.Module, opts: TrainingOptions, device: torch.device,
+                   report: Report) -> ProjectedGANLoss:
+    """The run's ProjectedGANLoss, with the DeiT-S guidance classifier when it has a classifier-guidance weight."""
+    assert opts.xl_loss is not None
+    classifier = load_guidance_classifier(source=opts.feature_weights, device=device) if opts.xl_loss.cls_weight else None
+    return ProjectedGANLoss(G, D, opts.xl_loss, classifier, report=report)  # type: ignore[arg-type]
 
 
 def snapshot_state(state: dict[str, torch.Tensor], records: dict[str, dict[str, Any]]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
