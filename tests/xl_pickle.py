@@ -3,14 +3,19 @@
 The generators are persistent objects whose stored module source would write a marker file if it ran; the class
 embedding is a plain `torch.nn.Embedding`; the discriminator is a plain (non-persistent) `ProjectedDiscriminator`
 holding a timm-like feature network, dill-pickled closures (`_create_function`, `_create_code`, `_create_cell`,
-`_load_type('CodeType')`), a dill set (`_load_type('set')`) and an `os.system` gadget. dill, timm and the XL
+`_load_type('CodeType')`), a dill set (`_load_type('set')`) and an `os.system` gadget. `official_discriminator(D)`
+turns one of our projected discriminators into the module tree the official code pickles (pg_modules and timm
+classes by reference, spectral norm as torch's hook on a plain Conv2d, FullyConnectedLayer persistent), with those
+closures and the gadget attached. dill, timm and the XL
 repository are not installed: their globals are written by name through stand-ins registered in `sys.modules` only
 while pickling, as helpers.py does for dnnlib.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import copyreg
 import json
 import os
 import pickle
@@ -85,11 +90,34 @@ class ProjectedDiscriminator(torch.nn.Module):  # pickled by reference as pg_mod
         self.gadget = _Reduce(os.system, f"touch {marker}")
 
 
-_STANDINS = {
+# Our discriminator's classes -> the classes the official code pickles (by reference) in their place.
+_OFFICIAL_CLASSES = {
+    "MultiScaleD": "pg_modules.discriminator.MultiScaleD",
+    "DownBlock": "pg_modules.blocks.DownBlock",
+    "CrossScaleBlock": "pg_modules.blocks.FeatureFusionBlock",
+    "FeatureProjector": "pg_modules.projector.F_RandomProj",
+    "Conv2dSame": "timm.models.layers.conv2d_same.Conv2dSame",
+    "DepthwiseSeparableConv": "timm.models.efficientnet_blocks.DepthwiseSeparableConv",
+    "InvertedResidual": "timm.models.efficientnet_blocks.InvertedResidual",
+    "DistilledViT": "timm.models.vision_transformer.VisionTransformerDistilled",
+    "PatchEmbed": "timm.models.layers.patch_embed.PatchEmbed",
+    "Block": "timm.models.vision_transformer.Block",
+    "Attention": "timm.models.vision_transformer.Attention",
+    "Mlp": "timm.models.layers.mlp.Mlp",
+    "TokenSlice": "feature_networks.vit.ProjectReadout",
+    "Transpose12": "feature_networks.vit.Transpose",
+    "SingleDisc": "pg_modules.discriminator.SingleDisc",  # MiniDiscriminator, unconditional
+    "SingleDiscCond": "pg_modules.discriminator.SingleDiscCond",  # MiniDiscriminator, conditional
+}
+
+_STANDINS: dict[str, dict[str, Any]] = {
     "dill._dill": {"_load_type": _load_type, "_create_function": _create_function, "_create_cell": _create_cell},
     "timm.models.efficientnet": {"EfficientNet": EfficientNet},
     "pg_modules.discriminator": {"ProjectedDiscriminator": ProjectedDiscriminator},
 }
+for _qualified in _OFFICIAL_CLASSES.values():
+    _module, _name = _qualified.rsplit(".", 1)
+    _STANDINS.setdefault(_module, {})[_name] = type(_name, (), {})
 
 
 @contextlib.contextmanager
@@ -125,6 +153,73 @@ def _fc(fc: torch.nn.Module, src: str) -> _Persistent:
                        activation=fc.activation), {}, weight_gain=np.float64(fc.weight_gain), bias_gain=fc.bias_gain)
 
 
+class _ByReference:
+    """Pickles as pickle pickles a module of class `cls`: NEWOBJ of the class (by reference), then BUILD with `state`."""
+
+    def __init__(self, cls: type, state: dict[str, Any]) -> None:
+        self._cls, self._state = cls, state
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # pickle checks NEWOBJ's class against the object's
+        return self._cls
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        return (copyreg.__newobj__, (self._cls,), self._state)
+
+
+def _module_state(m: torch.nn.Module, children: dict[str, Any], **attrs: Any) -> dict[str, Any]:
+    empty = collections.OrderedDict
+    return {"training": m.training, "_parameters": empty(m._parameters), "_buffers": empty(m._buffers),
+            "_non_persistent_buffers_set": set(m._non_persistent_buffers_set), "_backward_hooks": empty(),
+            "_forward_hooks": empty(), "_forward_pre_hooks": empty(), "_state_dict_hooks": empty(),
+            "_load_state_dict_pre_hooks": empty(), "_modules": empty(children), **attrs}
+
+
+def _dill_hook() -> _Reduce:
+    code = _Reduce(_DillType("CodeType"), 1, 0, 0, 1, 2, 67, b"d\x00S\x00", (None,), (), ("x",), "<hook>", "hook", 1, b"")
+    return _Reduce(_create_function, code, {}, "hook", None, (_Reduce(_create_cell, {"activations": 1}),))
+
+
+def official_discriminator(D: torch.nn.Module, marker: Path) -> _ByReference:
+    """Our `ProjectedDiscriminator` as the official code's object tree pickles: the same tensors under the same names,
+    held by pg_modules / timm classes pickled by reference, spectral norm as torch's hook on a plain Conv2d (weight_orig,
+    weight_u, weight_v and the `weight` attribute it computes), the projection's FullyConnectedLayer persistent, a
+    dill closure as a forward hook of every feature network and an `os.system` gadget on top."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    cfg, src = D.config, XL_MODULE_SRC.format(marker=marker)
+
+    def convert(m: torch.nn.Module) -> Any:
+        kind = type(m).__name__
+        if kind == "FullyConnectedLayer":
+            return _fc(m, src)
+        state = _module_state(m, {k: convert(c) for k, c in m._modules.items() if c is not None})
+        if kind == "SNConv2d":
+            w = m.weight_orig
+            state.update(weight=m.normalized_weight().detach(), in_channels=w.shape[1], out_channels=w.shape[0],
+                         kernel_size=tuple(w.shape[2:]), stride=(m.stride, m.stride), padding=(m.padding, m.padding))
+            state["_forward_pre_hooks"][0] = SpectralNorm("weight", 1, 0, 1e-12)
+            return _ByReference(torch.nn.Conv2d, state)
+        if kind == "ProjectedDiscriminator":
+            state.update(backbones=list(cfg.backbones), diffaug=cfg.diffaug, interp224=cfg.interp224,
+                         seen=_Reduce(_DillType("set"), ["a"]), gadget=_Reduce(os.system, f"touch {marker}"))
+            return _ByReference(ProjectedDiscriminator, state)
+        if kind == "FeatureProjector":
+            state.update(proj_type=cfg.proj_type, backbone=m.info.name, cout=cfg.cout, expand=cfg.expand,
+                         normstats={"mean": list(m.info.mean), "std": list(m.info.std)}, CHANNELS=m.channels, RESOLUTIONS=m.resolutions)
+            state["_modules"]["pretrained"]._state["_forward_hooks"][0] = _dill_hook()
+        if kind == "MiniDiscriminator":
+            kind = "SingleDiscCond" if m.cond else "SingleDisc"
+        if type(m).__module__.startswith("torch.nn"):
+            return _ByReference(type(m), state)
+        if kind in ("EfficientNetStages", "ViTStages"):  # the official `pretrained` is a bare nn.Module
+            return _ByReference(torch.nn.Module, state)
+        module, name = _OFFICIAL_CLASSES[kind].rsplit(".", 1)
+        return _ByReference(_STANDINS[module][name], state)
+
+    return convert(D)
+
+
 def xl_generator(G: torch.nn.Module, entry: dict, src: str) -> _Persistent:
     """Our loaded XL generator `G` wrapped as the official object tree described by the folder entry `entry`."""
     syn, m = G.synthesis, G.mapping
@@ -153,9 +248,10 @@ def xl_pickle_bytes(payload: dict[str, Any]) -> bytes:
         return pickle.dumps(payload, protocol=4)
 
 
-def write_xl_pickle(fixture: Path, out: Path, marker: Path, with_d: bool = True) -> None:
+def write_xl_pickle(fixture: Path, out: Path, marker: Path, with_d: bool = True, D: torch.nn.Module | None = None) -> None:
     """Re-pack an XL parity folder as an official training snapshot: {G, D, G_ema, augment_pipe,
-    training_set_kwargs, progress}, G and G_ema from the folder, D an XL discriminator stand-in."""
+    training_set_kwargs, progress}, G and G_ema from the folder, D `official_discriminator(D)` or else (`with_d`)
+    a stand-in that is no real discriminator."""
     from stylegan import load_network
 
     entry = json.loads((fixture / "config.json").read_text())["G_ema"]
@@ -163,7 +259,7 @@ def write_xl_pickle(fixture: Path, out: Path, marker: Path, with_d: bool = True)
     src = XL_MODULE_SRC.format(marker=marker)
     payload = {
         "G": xl_generator(G, entry, src),
-        "D": ProjectedDiscriminator(marker) if with_d else None,
+        "D": official_discriminator(D, marker) if D is not None else ProjectedDiscriminator(marker) if with_d else None,
         "G_ema": xl_generator(G, entry, src),
         "augment_pipe": None,
         "training_set_kwargs": {"path": "~/datasets/imagenet32.zip", "use_labels": True, "resolution": G.img_resolution},

@@ -50,6 +50,10 @@ CASES = [
     (TRAIN + ["--device", "cuda"], "argument --device: cuda: CUDA is not available"),
     (TRAIN + ["--tf32", "maybe"], "argument --tf32: expected a boolean (1/0, true/false), got 'maybe'"),
     (TRAIN + ["--nobench", "2"], "argument --nobench: expected a boolean (1/0, true/false), got '2'"),
+    (TRAIN + ["--to", "24"], "argument --to: must be a power of two between 4 and 8192, got 24"),
+    (TRAIN + ["--head-layers", "2"], "argument --head-layers: must be >= 3, got 2"),
+    (TRAIN + ["--cls-weight", "-1"], "argument --cls-weight: must be >= 0, got -1"),
+    (TRAIN + ["--feature-weights", "no-such-file.pth"], "argument --feature-weights: no-such-file.pth: no such file or folder"),
     # generate
     (GENERATE + ["--device", "foo"], "argument --device: unknown device 'foo'"),
     (GENERATE + ["--device", "cuda:0"], "argument --device: cuda:0: CUDA is not available"),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import PSIS, max_err
-from xl_pickle import FOREIGN_MODULES, ProjectedDiscriminator, _DillType, _Reduce, write_xl_pickle, xl_pickle_bytes
+from xl_pickle import FOREIGN_MODULES, ProjectedDiscriminator, _DillType, _Reduce, official_discriminator, write_xl_pickle, xl_pickle_bytes
 
 from stylegan import load_network
 from stylegan.cli.main import main as cli_main
@@ -21,6 +21,8 @@ from stylegan.io import official_xl
 from stylegan.io.errors import NetworkLoadError
 from stylegan.io.safe_pickle import Inert, TorchModule, safe_load
 from stylegan.models import stylegan_xl
+from stylegan.models.projected_discriminator import ProjectedDiscriminator as OurD
+from stylegan.models.projected_discriminator import ProjectedDiscriminatorConfig
 
 NAMES = ("xl_g16_cond", "xl_g32_sr_cond")
 TOL = 1e-4
@@ -107,6 +109,61 @@ def test_official_xl_pickle_loads_without_importing_or_running_anything(parity_x
         assert max(errors_against_reference(G, parity_xl_dir / name).values()) <= TOL
     folder = load_network(parity_xl_dir / name).G_ema
     assert net.G_ema.config == folder.config
+
+
+def _varied_d(backbones: list[str], c_dim: int, res: int, **kw) -> OurD:
+    """A projected D whose every tensor is random (feature networks, BN statistics, SN vectors, class embedding)."""
+    torch.manual_seed(3)
+    D = OurD(ProjectedDiscriminatorConfig(backbones=backbones, cond=c_dim > 0, c_dim=c_dim, img_resolution=res, **kw))
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for t in D.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t + 0.1 * torch.rand(t.shape, generator=g))
+    return D.eval()
+
+
+@pytest.mark.parametrize("backbones, kw", [(["tf_efficientnet_lite0"], {}),
+                                           (["deit_tiny_distilled_patch16_224", "tf_efficientnet_lite0"], {"proj_type": 1, "num_discs": 3})],
+                         ids=["lite0", "deit_tiny+lite0-ccm"])
+def test_official_xl_pickle_discriminator_loads_as_data(parity_xl_dir, tmp_path, backbones, kw):
+    """An official snapshot's D (timm / pg_modules classes by reference, torch's spectral-norm hooks, dill closures):
+    read from its pickled module tree, it is our D with the same state dict and the same logits."""
+    D = _varied_d(backbones, 10, 32, **kw)
+    marker = tmp_path / "EXECUTED"
+    path = tmp_path / "snapshot.pkl"
+    write_xl_pickle(parity_xl_dir / "xl_g32_sr_cond", path, marker, D=D)
+    net = load_network(path)
+    assert not marker.exists() and "D_not_loaded" not in net.extra
+    assert not any(m.split(".")[0] in FOREIGN_MODULES for m in sys.modules), "a module named by the pickle was imported"
+    assert {"torch.nn.utils.spectral_norm.SpectralNorm", "pg_modules.projector.F_RandomProj", "posix.system",
+            "timm.models.efficientnet_blocks.InvertedResidual"} <= set(net.extra["inert_globals"])
+    assert isinstance(net.D, OurD) and net.D.config == D.config and not net.D.training
+    ours, theirs = D.state_dict(), net.D.state_dict()
+    assert list(ours) == list(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    img, c = torch.rand(2, 3, 32, 32) * 2 - 1, torch.eye(10)[[1, 7]]
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        want = D(img, c)
+        torch.manual_seed(0)
+        assert torch.equal(net.D(img, c), want)
+
+
+def test_official_xl_pickle_discriminator_that_does_not_fit_is_reported(parity_xl_dir, tmp_path):
+    D = _varied_d(["tf_efficientnet_lite0"], 10, 32)
+    official = official_discriminator(D, tmp_path / "EXECUTED")
+    disc = official._state["_modules"]["discriminators"]._state["_modules"]["tf_efficientnet_lite0"]
+    del disc._state["_modules"]["mini_discs"]._state["_modules"]["3"]._state["_modules"]["embed_proj"]
+    path = tmp_path / "snapshot.pkl"
+    entry = json.loads((parity_xl_dir / "xl_g32_sr_cond" / "config.json").read_text())["G_ema"]
+    from xl_pickle import XL_MODULE_SRC, xl_generator
+
+    G = xl_generator(load_network(parity_xl_dir / "xl_g32_sr_cond").G_ema, entry, XL_MODULE_SRC.format(marker=tmp_path / "EXECUTED"))
+    path.write_bytes(xl_pickle_bytes({"G_ema": G, "D": official}))
+    net = load_network(path)
+    assert net.D is None and net.G_ema is not None
+    assert net.extra["D_not_loaded"].startswith(f"D: {official_xl.XL_DISCRIMINATOR} not loaded: weights do not fit the architecture: missing ")
+    assert "mini_discs.3.embed_proj.weight" in net.extra["D_not_loaded"]
 
 
 def test_xl_source_is_not_taken_for_stylegan3(parity_xl_dir, tmp_path):

@@ -46,7 +46,19 @@ def _inputs(net: torch.nn.Module, kind: str, n: int = 4) -> tuple[torch.Tensor, 
 
 
 def _run(net: torch.nn.Module, kind: str, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-    return net(x, c, noise_mode="const") if kind == "generator" else net(x, c)
+    """One call; every call sees the same random stream (StyleGAN-XL's D augments its input in eval mode too)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(11)
+        return net(x, c, noise_mode="const") if kind == "generator" else net(x, c)
+
+
+def _logits(net: torch.nn.Module) -> int:
+    """Logits per image of a discriminator: one, or for StyleGAN-XL's projected D a (feature_res / 32 - 3)² map from
+    each mini-discriminator (they downsample their stage by 8 / 2^stage, the 4x4 output conv takes 3 off)."""
+    cfg = net.config
+    if hasattr(cfg, "backbones"):
+        return len(cfg.backbones) * cfg.num_discs * (cfg.feature_res // 32 - 3) ** 2
+    return 1
 
 
 @pytest.mark.parametrize("family, kind, variant", CASES)
@@ -89,7 +101,7 @@ def test_attributes_num_ws_and_shape_errors(family, kind, variant):
     assert (net.c_dim, net.img_resolution, net.img_channels) == (cfg.c_dim, cfg.img_resolution, cfg.img_channels)
     x, c = _inputs(net, kind, n=2)
     if kind == "discriminator":
-        assert net(x, c).shape == (2, 1)
+        assert net(x, c).shape == (2, _logits(net))
         r, ch = net.img_resolution, net.img_channels
         with pytest.raises(ValueError, match=rf"D input image: expected shape \[\?, {ch}, {r}, {r}\], got \[2, {ch}, {r - 1}, {r}\]"):
             net(x[:, :, :-1], c)
@@ -149,13 +161,15 @@ def test_forward_backward_without_float64(family, kind, variant, c_dim):
             loss = out.square().mean()
         else:
             out = net(x, c)
-            assert out.shape == (4, 1) and out.dtype == torch.float32
+            assert out.shape == (4, _logits(net)) and out.dtype == torch.float32
             loss = torch.nn.functional.softplus(-out).mean()
         loss.backward()
     assert torch.isfinite(out).all()
     unused = []
     for name, p in net.named_parameters():
-        if p.grad is None:
+        if not p.requires_grad:  # frozen by design (StyleGAN-XL's feature networks): no gradient, never trained
+            assert p.grad is None, name
+        elif p.grad is None:
             unused.append((name, p))
         else:
             assert torch.isfinite(p.grad).all(), name

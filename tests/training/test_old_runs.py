@@ -41,7 +41,8 @@ def test_old_training_options_read_in_the_current_layout():
     assert isinstance(opts.G, NetworkSpec) and isinstance(opts.D, NetworkSpec) and isinstance(opts.dataset, DatasetInfo)
     assert opts.G.config.synthesis.channel_base == 64 and opts.D.config.mbstd_group_size == 4 and opts.dataset.name == "fm64"
     assert opts.betas == (0.0, 0.99) and opts.growing is None and opts.loss.r1_gamma == 0.05
-    added = {"on_nan": "rollback"}  # fields added since, with the defaults old runs get
+    added = {"on_nan": "rollback", "loss_kind": "stylegan2", "xl_loss": None, "feature_weights": None, "random_backbone": False,
+             "grown_from": None, "data_spec": None}  # fields added since, with the defaults old runs get
     assert json.loads(json.dumps(opts.to_dict())) == {**old, **added}  # StyleGAN2 runs: the same JSON as before
 
     paper = json.loads((OLD / "paper_a_training_options.json").read_text())

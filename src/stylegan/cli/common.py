@@ -168,6 +168,23 @@ def output_file(*suffixes: str) -> Callable[[str], Path]:
     return parse
 
 
+def existing_path(*names: str) -> Callable[[str], str]:
+    """An argparse `type`: an existing file or folder, or one of `names` (e.g. an installed package's name)."""
+    def parse(text: str) -> str:
+        if text not in names and not Path(text).exists():
+            raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
+        return text
+    return parse
+
+
+def power_of_two(text: str) -> int:
+    """An argparse `type`: a resolution, a power of two from 4 to 8192."""
+    value = int(_number(text, int))
+    if value < 4 or value > 8192 or value & (value - 1):
+        raise argparse.ArgumentTypeError(f"must be a power of two between 4 and 8192, got {value}")
+    return value
+
+
 def add_device_arg(p: argparse.ArgumentParser, help: str = "auto, cpu, cuda, cuda:N or mps (default auto)") -> None:
     """The `--device` flag, checked against what this PyTorch has."""
     p.add_argument("--device", type=device_name, default="auto", help=help)
@@ -186,17 +203,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(device_name(name))
 
 
-def resolve_data(spec: str, env: DistEnv) -> str:
-    """A dataset path; `builtin:NAME` is converted once into the cache (by rank 0) and reused."""
+def resolve_data(spec: str, env: DistEnv, resolution: int | None = None, rgb: bool = False) -> str:
+    """A dataset path; `builtin:NAME` is converted once into the cache (by rank 0) and reused — at `resolution`
+    and in RGB when asked (StyleGAN-XL's stages)."""
     if not spec.startswith("builtin:"):
         return spec
     from ..data.tool import ConvertConfig, convert_dataset
     from ..io.cache import cache_dir
 
-    dest = cache_dir() / "datasets" / f"{spec.removeprefix('builtin:')}.zip"
+    name = spec.removeprefix("builtin:") + (f"-{resolution}" if resolution else "") + ("-rgb" if rgb else "")
+    dest = cache_dir() / "datasets" / f"{name}.zip"
     if env.rank == 0 and not dest.exists():
         print(f"converting {spec} into {dest} (once)", file=sys.stderr)
-        convert_dataset(ConvertConfig(source=spec, dest=dest), log=lambda s: None)
+        convert_dataset(ConvertConfig(source=spec, dest=dest, resolution=(resolution, resolution) if resolution else None,
+                                      channels=3 if rgb else None), log=lambda s: None)
     env.broadcast_object(None)  # the others wait for rank 0
     return str(dest)
 

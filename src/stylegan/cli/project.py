@@ -156,7 +156,7 @@ def _generator(path: str, device: torch.device) -> Generator:
 def _label(G: Generator, class_idx: int | None, device: torch.device) -> torch.Tensor | None:
     if isinstance(G, stylegan_xl.Generator) and G.c_dim > 0 and class_idx is None:
         raise CliError(f"this StyleGAN-XL network is class-conditional (c_dim={G.c_dim}): pass --class K, the target's class "
-                       "(StyleGAN-XL's own inversion picks it with a DeiT classifier, which this release does not include)")
+                       "(StyleGAN-XL's own inversion picks it with a DeiT classifier; project does not do that yet)")
     return class_label(G.c_dim, class_idx, device)
 
 

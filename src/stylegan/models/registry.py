@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 
-from . import stylegan1, stylegan2, stylegan3, stylegan_xl
+from . import projected_discriminator, stylegan1, stylegan2, stylegan3, stylegan_xl
 from .config import JsonConfig
 
 Kind = Literal["generator", "discriminator"]
@@ -115,6 +115,15 @@ def _xl_generator(c_dim: int, stages: list[int]) -> stylegan_xl.GeneratorConfig:
                                        synthesis=stylegan_xl.SynthesisConfig(layers=layers))
 
 
+def _xl_discriminator(c_dim: int, variant: str) -> projected_discriminator.ProjectedDiscriminatorConfig:
+    """EfficientNet-Lite0 alone at the smallest feature resolution (128²) on 16² images: with cross-scale mixing
+    ("lite0") or cross-channel mixing only, two mini-discriminators, no channel expansion ("lite0-ccm")."""
+    ccm = variant == "lite0-ccm"
+    return projected_discriminator.ProjectedDiscriminatorConfig(
+        backbones=["tf_efficientnet_lite0"], cond=c_dim > 0, c_dim=c_dim, img_resolution=16, feature_res=128,
+        proj_type=1 if ccm else 2, num_discs=2 if ccm else 4, expand=not ccm)
+
+
 register("stylegan2", "generator", stylegan2.GeneratorConfig, stylegan2.Generator,
          lambda c: {a: _sg2_generator(c, a) for a in stylegan2.ARCHITECTURES})
 register("stylegan2", "discriminator", stylegan2.DiscriminatorConfig, stylegan2.Discriminator,
@@ -130,3 +139,5 @@ register("stylegan1", "discriminator", stylegan1.DiscriminatorConfig, stylegan1.
                     for s in ("basic", "revised")})
 register("stylegan_xl", "generator", stylegan_xl.GeneratorConfig, stylegan_xl.Generator,
          lambda c: {"stem": _xl_generator(c, []), "x2": _xl_generator(c, [2])})
+register("stylegan_xl", "discriminator", projected_discriminator.ProjectedDiscriminatorConfig, projected_discriminator.ProjectedDiscriminator,
+         lambda c: {v: _xl_discriminator(c, v) for v in ("lite0", "lite0-ccm")})

@@ -350,6 +350,21 @@ class Generator(MappingSynthesisGenerator):
         check_config(cfg)
         super().__init__(cfg)
 
+    @property
+    def head_layer_names(self) -> list[str]:
+        """The layers the last growth stage added (the official `SuperresGenerator.head_layer_names`); [] for a stem."""
+        return head_layer_names(self.config)
+
+
+def head_layer_names(cfg: GeneratorConfig) -> list[str]:
+    """Names of the layers of `cfg` that its last growth stage added, from its stage history ([] for a stem or an
+    unknown history)."""
+    if cfg.history is None or not cfg.history.stages:
+        return []
+    before, _ = history_layers(dataclasses.replace(cfg.history, stages=cfg.history.stages[:-1]), cfg.img_channels)
+    kept = {lc.name for lc in drop_critical(before)}
+    return [lc.name for lc in cfg.synthesis.layers if lc.name not in kept]
+
 
 def grow_generator(G: Generator, stage: GrowthStage) -> Generator:
     """A super-resolution stage on `G` (the official `SuperresGenerator`): the kept layers, the Fourier features and

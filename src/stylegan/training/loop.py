@@ -39,10 +39,12 @@ from .augment import ada_update, augment_pipe
 from .distributed import DistEnv
 from .growing import Schedule, fade_reals, level_changed, schedule
 from .loss import StyleGAN2Loss, ema_beta, lazy_regularization
+from .loss_xl import ProjectedGANLoss
 from .options import TrainingOptions
 from .progress import StatsCollector, StopRequest, console, tick_console_parts
 from .report import class_grid, grid_indices, grid_size, plot_curves, truncation_sweep
 from .tensorboard import ScalarWriter
+from .xl import prepare_discriminator, projected_loss, restore_state, snapshot_state
 
 MAX_ROLLBACKS = 3  # rollbacks after non-finite values before the run stops (a snapshot written in between resets the count)
 
@@ -101,6 +103,19 @@ def _trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
 
 
+def _stylegan2_loss(t: Trainer) -> StyleGAN2Loss:
+    return StyleGAN2Loss(t.G, t.D, t.opts.loss, t.augment, report=t._report, mean_across=t.env.mean)
+
+
+def _projected_loss(t: Trainer) -> ProjectedGANLoss:
+    """StyleGAN-XL's loss; its D gets the pretrained feature networks (stored in snapshots by reference) first."""
+    t.backbone_records = prepare_discriminator(t.D, t.opts)
+    return projected_loss(t.G, t.D, t.opts, t.device, t._report)
+
+
+LOSSES: dict[str, Callable[[Trainer], StyleGAN2Loss | ProjectedGANLoss]] = {"stylegan2": _stylegan2_loss, "projected": _projected_loss}
+
+
 class Trainer:
     """One process of a training run."""
 
@@ -127,7 +142,10 @@ class Trainer:
             self.augment.p.copy_(torch.as_tensor(opts.augment_p))
         self.collector = StatsCollector(self.device)
         self.ada_collector = StatsCollector(self.device)
-        self.loss = StyleGAN2Loss(self.G, self.D, opts.loss, self.augment, report=self._report, mean_across=env.mean)
+        self.backbone_records: dict[str, dict[str, Any]] = {}  # frozen feature networks stored by reference in snapshots
+        self.loss = LOSSES[opts.loss_kind](self)
+        frozen = {id(p) for name, p in self.G.named_parameters() if name in self.loss.frozen}  # e.g. XL's stem in a later stage
+        self.G_params = [p for p in self.G_params if id(p) not in frozen]
         self.phases = self._make_phases()
         self.state = LoopState()
         self._nonfinite_grads = torch.zeros([], dtype=torch.int64, device=self.device)  # since the last fold into state
@@ -178,8 +196,10 @@ class Trainer:
                     aux[f"opt_{net}.{idx}.{key}"] = torch.as_tensor(value)
         st = self.state
         st.stats, st.ada_stats = self.collector.state(), self.ada_collector.state()
-        extra = {"training": {**st.__dict__, "optimizers": opt_meta}, "training_options": self.opts.to_dict()}
-        nets = {name: (network_spec(m), m.state_dict()) for name, m in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema))}
+        D_state, references = snapshot_state(self.D.state_dict(), self.backbone_records)
+        extra = {"training": {**st.__dict__, "optimizers": opt_meta}, "training_options": self.opts.to_dict(), **references}
+        nets = {name: (network_spec(m), m.state_dict() if name != "D" else D_state)
+                for name, m in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema))}
         save_checkpoint(path, nets, extra, aux)
 
     def load_snapshot(self, path: Path) -> None:
@@ -189,7 +209,7 @@ class Trainer:
             raise ValueError(f"{path}: holds no training state (not a training snapshot); use it with --resume as a "
                              "network to fine-tune instead")
         for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
-            module.load_state_dict(nets[name][1])
+            module.load_state_dict(restore_state(nets[name][1], extra, self.opts.feature_weights) if name == "D" else nets[name][1])
         self.loss.pl_mean = aux["pl_mean"].to(self.device)
         if self.augment is not None and "augment_p" in aux:
             self.augment.p.copy_(aux["augment_p"])
@@ -235,7 +255,7 @@ class Trainer:
     def load_networks_from(self, source: dict[str, torch.nn.Module]) -> None:
         """Transfer learning: copy the weights of `source` ({"G", "D", "G_ema"}; G_ema falls back to G)."""
         for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
-            src = source.get(name) or (source.get("G") if name == "G_ema" else None) or source.get("G_ema")
+            src = source.get(name) or (None if name == "D" else source.get("G") if name == "G_ema" else source.get("G_ema"))
             if src is None:
                 continue
             module.load_state_dict({k: v.to(self.device) for k, v in src.state_dict().items()})
@@ -354,7 +374,7 @@ class Trainer:
         for name in self.opts.metrics:
             res = compute(name, MetricOptions(G=self.G_ema, dataset=self.opts.data, mirror=self.opts.mirror, device=self.device,
                                               batch_size=self.opts.batch_gpu, seed=self.opts.seed, rank=self.env.rank,
-                                              num_gpus=self.env.world_size, progress=self.progress))
+                                              num_gpus=self.env.world_size, progress=self.progress))  # XL: uniform classes (fid.class_dist)
             if self.env.rank == 0:
                 report_metric(res, self.run_dir, snapshot_pkl=str(snapshot))
                 self.log(f"metric {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in res.results.items()) + f" ({res.total_time_str})")

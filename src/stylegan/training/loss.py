@@ -63,6 +63,18 @@ def style_mixing_cutoff(num_ws: int, prob: float, device: torch.device | str = "
     return torch.where(mix, cutoff, torch.full_like(cutoff, num_ws))
 
 
+def mix_styles(mapping: Callable[..., torch.Tensor], z: torch.Tensor, c: torch.Tensor, ws: torch.Tensor, prob: float) -> torch.Tensor:
+    """Style mixing regularisation (StyleGAN §3.1): with probability `prob`, the ws from a random cutoff on come
+    from a second latent (mapped without updating W averages). The second latent is always mapped, as in NVIDIA's
+    and the XL code, so the cutoff is never read on the host."""
+    if prob <= 0:
+        return ws
+    cutoff = style_mixing_cutoff(ws.shape[1], prob, ws.device)
+    mixed = mapping(torch.randn_like(z), c, update_emas=False)
+    second = torch.arange(ws.shape[1], device=ws.device) >= cutoff
+    return torch.where(second[None, :, None], mixed, ws)
+
+
 def lazy_regularization(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple[float, float]]:
     """Adam settings for a main loss whose regulariser runs every `interval` minibatches (StyleGAN2 §3.1):
     lr * c and betas ** c with c = interval / (interval + 1); unchanged for interval None."""
@@ -122,6 +134,8 @@ class StyleGAN2Loss:
     same target; NVIDIA's code instead updates it after every round and lets each GPU keep its own.
     """
 
+    frozen: frozenset[str] = frozenset()  # names of G parameters no phase trains (none here)
+
     def __init__(self, G: Generator, D: torch.nn.Module, cfg: LossConfig, augment_pipe: torch.nn.Module | None = None,
                  report: Report | None = None, mean_across: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.G = G
@@ -145,12 +159,7 @@ class StyleGAN2Loss:
         self._pl_count = 0
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        ws = self.G.mapping(z, c, update_emas=update_emas)
-        if self.cfg.style_mixing_prob > 0:
-            cutoff = style_mixing_cutoff(ws.shape[1], self.cfg.style_mixing_prob, ws.device)
-            mixed = self.G.mapping(torch.randn_like(z), c, update_emas=False)  # always, as NVIDIA's: no host sync
-            second = torch.arange(ws.shape[1], device=ws.device) >= cutoff
-            ws = torch.where(second[None, :, None], mixed, ws)
+        ws = mix_styles(self.G.mapping, z, c, self.G.mapping(z, c, update_emas=update_emas), self.cfg.style_mixing_prob)
         img = self.G.synthesis(ws, update_emas=update_emas)
         return img, ws
 

@@ -15,7 +15,8 @@ from ..models.registry import NetworkSpec
 from .augment import AUGMENT_PRESETS
 from .growing import GrowingConfig
 from .loss import LossConfig
-from .presets import PRESETS, AugMode, NetworkArgs, PerBatch, preset
+from .loss_xl import XLLossConfig
+from .presets import PRESETS, AugMode, LossKind, NetworkArgs, PerBatch, preset
 from .presets import network_specs as preset_network_specs
 
 
@@ -25,9 +26,21 @@ class OptionsError(ValueError):
 
 AUG_MODES: tuple[str, ...] = typing.get_args(AugMode)
 # Flags that may change when a run continues (`--resume RUN_DIR`); everything else is fixed by the run.
-RESUMABLE_FLAGS = ("kimg", "tick", "snap", "batch", "batch_gpu", "gpus", "workers", "metrics", "on_nan")
+RESUMABLE_FLAGS = ("kimg", "tick", "snap", "batch", "batch_gpu", "gpus", "workers", "metrics", "on_nan", "feature_weights")
 NanPolicy = Literal["rollback", "stop"]  # --on-nan: what a tick with non-finite losses or weights does
 NAN_POLICIES: tuple[str, ...] = typing.get_args(NanPolicy)
+
+
+@dataclass
+class GrownFrom(JsonConfig):
+    """Where a StyleGAN-XL super-resolution stage came from (`stylegan train --grow-from RUN --to RES`)."""
+
+    run: str  # the previous stage's run folder
+    snapshot: str  # the snapshot whose G_ema was grown
+    kimg: float  # its training length
+    sha256: str  # of the snapshot file
+    up_factor: int = 2  # resolution multiplier of the stage
+    head_layers: int = 7  # new layers before ToRGB
 
 
 @dataclass
@@ -67,21 +80,39 @@ class TrainingOptions(JsonConfig):
     ema_kimg: float = 10.0  # half-life of G_ema in kimg
     ema_rampup: float | None = 0.05  # G_ema ramp-up: half-life at most this times the kimg seen, None = no ramp-up
     loss: LossConfig = field(default_factory=LossConfig)  # loss and regularisation weights
+    loss_kind: LossKind = "stylegan2"  # which loss trains: StyleGAN2's, or the projected GAN loss of StyleGAN-XL (`xl_loss`)
+    xl_loss: XLLossConfig | None = None  # settings of the projected GAN loss (loss_kind 'projected')
+    feature_weights: str | None = None  # projected D: weights file/folder of the frozen feature networks (None: the cache)
+    random_backbone: bool = False  # projected D: feature networks left random (xl-demo without weights; see docs/stylegan-xl.md)
+    grown_from: GrownFrom | None = None  # StyleGAN-XL stage: the run and snapshot whose generator it grew
     growing: GrowingConfig | None = None  # progressive growing (StyleGAN 2019, StyleGAN2 configs A-D)
     resume: str | None = None  # network file fine-tuned from (transfer learning)
     freezed: int = 0  # frozen layers of D when fine-tuning
     keep_snapshots: int = 5  # snapshots kept in the run folder (the newest)
     on_nan: NanPolicy = "rollback"  # a tick with non-finite losses or weights: 'rollback' to the newest snapshot, or 'stop'
     desc: str = ""  # text added to the run folder's name
+    data_spec: str | None = None  # --data as given when it names a builtin: dataset (a later XL stage converts it at its resolution)
 
 
 def describe(opts: TrainingOptions) -> list[str]:
     """A short human summary of the resolved options."""
     syn = opts.G.config.synthesis
+    history = getattr(opts.G.config, "history", None)  # StyleGAN-XL: channels are the stem's
+    if history is not None:
+        syn = history.stem
     style = getattr(syn, "style", None)  # StyleGAN (2019): 'adain' or 'demod'
     ds = opts.dataset
     gr = opts.growing
-    return [
+    xl = opts.xl_loss
+    loss = (f"loss:      R1 gamma {opts.loss.r1_gamma:g}, path length weight {opts.loss.pl_weight:g}, style mixing {opts.loss.style_mixing_prob:g}, "
+            f"D blur sigma {opts.loss.blur_init_sigma:g} over {opts.loss.blur_fade_kimg:g} kimg")
+    if xl is not None:
+        backbones = getattr(opts.D.config, "backbones", [])
+        loss = (f"loss:      projected GAN hinge (no R1) on {' + '.join(backbones)}"
+                f"{' (random, not pretrained)' if opts.random_backbone else ''}, path length weight {xl.pl_weight:g} from "
+                f"{xl.pl_start_kimg:g} kimg, D blur sigma {xl.blur_init_sigma:g} over {xl.blur_fade_kimg:g} kimg, classifier guidance "
+                f"{xl.cls_weight:g}{', head layers only' if xl.train_head_only else ''}")
+    lines = [
         f"data:      {opts.data} ({ds.num_images:,} images{' x2 mirrored' if opts.mirror else ''}, {ds.resolution}x{ds.resolution}, "
         f"{ds.channels} channel(s), {'conditional on ' + str(ds.label_dim) + ' labels' if opts.cond else 'unconditional'})",
         f"config:    {opts.cfg} ({opts.G.family} G{' ' + style if style else ''}, {opts.D.family} D, "
@@ -89,8 +120,7 @@ def describe(opts: TrainingOptions) -> list[str]:
         f"batch:     {opts.batch} total, {opts.batch_gpu} per GPU per round, {opts.gpus} process(es)",
         f"optimiser: Adam G lr {opts.glr:g}, D lr {opts.dlr:g}, betas {opts.betas}, lazy reg G every {opts.G_reg_interval}, "
         f"D every {opts.D_reg_interval}",
-        f"loss:      R1 gamma {opts.loss.r1_gamma:g}, path length weight {opts.loss.pl_weight:g}, style mixing {opts.loss.style_mixing_prob:g}, "
-        f"D blur sigma {opts.loss.blur_init_sigma:g} over {opts.loss.blur_fade_kimg:g} kimg",
+        loss,
         f"G_ema:     half-life {opts.ema_kimg:g} kimg, ramp-up {opts.ema_rampup}",
         f"augment:   {opts.aug}" + (f" ({opts.augpipe}, p {opts.augment_p:g}"
                                    + (f", target {opts.ada_target:g}, ada_kimg {opts.ada_kimg:g})" if opts.aug == "ada" else ")")
@@ -98,6 +128,10 @@ def describe(opts: TrainingOptions) -> list[str]:
         f"length:    {opts.kimg:g} kimg, tick {opts.tick:g} kimg, snapshot every {opts.snap} ticks, metrics {','.join(opts.metrics) or 'none'}",
     ] + ([f"growing:   from {gr.start_res}x{gr.start_res}, {gr.training_kimg:g} kimg per level + {gr.transition_kimg:g} kimg fade; "
           f"batch {gr.batch or 'fixed'}, G lr {gr.glr or 'fixed'}, D lr {gr.dlr or 'fixed'}"] if gr is not None else [])
+    if opts.grown_from is not None:
+        g = opts.grown_from
+        lines.append(f"grown:     x{g.up_factor} with {g.head_layers} head layers from {g.run}/{g.snapshot} ({g.kimg:g} kimg)")
+    return lines
 
 
 def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str, NetworkSpec] | None = None) -> TrainingOptions:
@@ -120,6 +154,9 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
         raise OptionsError(f"--cond: {info.path} has no labels (no dataset.json with a 'labels' list)")
     c_dim = info.label_dim if cond else 0
     p = preset(cfg, res, gpus)
+    if p.loss == "projected" and channels != 3:
+        raise OptionsError(f"--cfg {p.name}: the feature networks of the projected discriminator need RGB images; {info.path} has "
+                           f"{channels} channel(s) (convert it with `stylegan dataset --channels 3`)")
     assert p.batch is not None and p.channel_base is not None and p.glr is not None and p.dlr is not None
 
     batch = get("batch", p.batch)
@@ -151,13 +188,14 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
         G_spec, D_spec = _transfer_specs(source_networks, info, c_dim, get("freezed", 0), flags.get("resume"))
     else:
         G_spec, D_spec = preset_network_specs(p, NetworkArgs(
-            resolution=res, channels=channels, c_dim=c_dim, z_dim=p.z_dim, channel_base=cbase,
+            resolution=res, channels=channels, c_dim=c_dim, z_dim=p.z_dim, w_dim=p.w_dim or p.z_dim, channel_base=cbase,
             channel_max=get("cmax", p.channel_max), map_depth=get("map_depth", p.map_depth), mbstd=mbstd, fp16_res=fp16_res,
             conv_clamp=clamp, freezed=get("freezed", 0), batch=batch))
 
     aug = get("aug", p.aug)
     if aug not in AUG_MODES:
         raise OptionsError(f"--aug {aug}: choose from {', '.join(AUG_MODES)}")
+    xl_loss = _projected_loss(p, flags, aug, batch) if p.loss == "projected" else None
     augpipe = get("augpipe", "bgc")
     if augpipe not in AUGMENT_PRESETS:
         raise OptionsError(f"--augpipe {augpipe}: choose from {', '.join(AUGMENT_PRESETS)}")
@@ -183,8 +221,22 @@ def resolve(flags: dict[str, Any], info: DatasetInfo, source_networks: dict[str,
         metrics=list(get("metrics", [])), glr=float(get("glr", p.glr)), dlr=float(get("dlr", p.dlr)), betas=p.betas, eps=p.eps,
         ema_kimg=ema_kimg, ema_rampup=ema_rampup, loss=loss, growing=growing, resume=None if resume is None else str(resume),
         freezed=get("freezed", 0), desc=get("desc", "") or "", G_reg_interval=reg_intervals["G_reg_interval"],
-        D_reg_interval=reg_intervals["D_reg_interval"], on_nan=get("on_nan", "rollback"),
+        D_reg_interval=reg_intervals["D_reg_interval"], on_nan=get("on_nan", "rollback"), loss_kind=p.loss, xl_loss=xl_loss,
+        feature_weights=None if flags.get("feature_weights") is None else str(flags["feature_weights"]), data_spec=flags.get("data_spec"),
     )
+
+
+def _projected_loss(p: Any, flags: dict[str, Any], aug: str, batch: int) -> XLLossConfig:
+    """The projected GAN loss of an XL row, refusing the flags that do not apply to it."""
+    if aug != "noaug":
+        raise OptionsError(f"--aug {aug}: --cfg {p.name} augments inside its projected discriminator (DiffAugment); use --aug noaug")
+    if flags.get("gamma"):
+        raise OptionsError(f"--gamma {flags['gamma']}: --cfg {p.name} trains with the hinge loss and no R1 regularisation")
+    if flags.get("resume") is not None:
+        raise OptionsError(f"--resume {flags['resume']}: --cfg {p.name} does not fine-tune network files; continue a run with "
+                           "--resume RUN_DIR, or start the next stage with --grow-from RUN_DIR --to RES")
+    return XLLossConfig(blur_init_sigma=p.blur_init_sigma, blur_fade_kimg=_kimg(p.blur_fade_kimg, batch), pl_weight=p.pl_weight,
+                        style_mixing_prob=p.style_mixing_prob)
 
 
 def default_workers(preset: int) -> int:

@@ -3,7 +3,9 @@ the builders that turn a row's networks into configs, and the named network pres
 
 The rows: StyleGAN2-ADA's configuration table (`auto` ... `cifar`, stylegan2-ada-pytorch train.py `cfg_specs`),
 NVlabs/stylegan3 train.py (`stylegan3-t`, `stylegan3-r`), the 2-core CPU `demo`, and the StyleGAN2 paper's Table 1
-(`paper-a` ... `paper-f`, NVlabs/stylegan2 run_training.py `--config-id config-a ... config-f`). A new family's
+(`paper-a` ... `paper-f`, NVlabs/stylegan2 run_training.py `--config-id config-a ... config-f`), StyleGAN-XL's stem
+(`stylegan-xl`, autonomousvision/stylegan-xl train.py with `--cfg stylegan3-t --syn_layers 10`) and its 2-core CPU
+demo (`xl-demo`). A new family's
 preset is one more row naming its G and D family, its loss and its constants, plus a builder per new family.
 """
 
@@ -14,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ..models import stylegan1, stylegan2, stylegan3, stylegan_xl
+from ..models import projected_discriminator, stylegan1, stylegan2, stylegan3, stylegan_xl
 from ..models.common import GeneratorConfigBase
 from ..models.config import JsonConfig
 from ..models.registry import NetworkSpec
 from .growing import GrowingConfig
 
 AugMode = Literal["ada", "noaug", "fixed"]
-LossKind = Literal["stylegan2"]
+LossKind = Literal["stylegan2", "projected"]  # StyleGAN2's (training.loss) or StyleGAN-XL's projected GAN loss (training.loss_xl)
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,8 @@ class Net:
     """A network of a preset: its registered family and the family's variant."""
 
     family: str  # models.registry family
-    arch: str  # StyleGAN2: 'orig', 'skip', 'resnet'; StyleGAN3: 't', 'r'; StyleGAN (2019): 'adain', 'demod' (G), 'basic', 'revised' (D)
+    arch: str  # StyleGAN2: 'orig', 'skip', 'resnet'; StyleGAN3: 't', 'r'; StyleGAN (2019): 'adain', 'demod' (G), 'basic', 'revised' (D);
+    # StyleGAN-XL: 't<N>' (G: a StyleGAN3-T stem of N layers), a key of XL_DISCRIMINATORS (D)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ class Preset:
     G: Net = Net("stylegan2", "skip")  # generator
     D: Net = Net("stylegan2", "resnet")  # discriminator
     loss: LossKind = "stylegan2"  # StyleGAN2's: non-saturating logistic loss, R1, path length (StyleGAN2 §3, appendix B)
-    z_dim: int = 512  # latent dimensionality (z and w)
+    z_dim: int = 512  # latent dimensionality (z, and w unless w_dim)
+    w_dim: int | None = None  # W dimensionality, None = z_dim
     map_depth: int = 8  # mapping layers
     channel_base: int | None = 32768  # channels min(channel_base / res, channel_max); None = from derive
     channel_max: int = 512  # maximum channels per layer
@@ -78,6 +82,9 @@ class Preset:
     tick: float = 4  # default --tick
     snap: int = 50  # default --snap
     workers: int = 3  # default --workers
+    stem_res: int | None = None  # StyleGAN-XL: resolution of the stem, at which a builtin: dataset is converted
+    random_backbone: bool = False  # StyleGAN-XL: without feature-network weights, train on random ones (the demo) instead of stopping
+    head_layers: int = 7  # StyleGAN-XL: default new layers per growth stage (--head-layers)
     derive: Callable[[Preset, int, int], Preset] | None = None  # (row, resolution, GPUs) -> the row with its None values filled
 
 
@@ -125,6 +132,16 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     _stylegan3("stylegan3-r", "StyleGAN3-R: translation and rotation equivariant", "r", blur_init_sigma=10.0, blur_fade_kimg=PerBatch(200)),
     Preset("demo", "a 2-core CPU: small networks, 32x32, no augmentation", z_dim=64, map_depth=2, channel_base=2048, channel_max=64,
            kimg=40, glr=0.005, dlr=0.005, gamma=0.05, ema_kimg=2.0, aug="noaug", tick=1, snap=5, workers=1),  # lr 0.005: clean shapes by 10 kimg
+    Preset("stylegan-xl", "StyleGAN-XL stem (then stage by stage with --grow-from): projected GAN on DeiT-B + EfficientNet-Lite0",
+           G=Net("stylegan_xl", "t10"), D=Net("stylegan_xl", "deit-lite0"), loss="projected", z_dim=64, w_dim=512, map_depth=2,
+           channel_base=65536, channel_max=1024, mbstd=None, batch=64, kimg=10000, glr=0.0025, dlr=0.002, gamma=0.0,
+           ema_kimg=PerBatch(10), style_mixing_prob=0.0, pl_weight=2.0, blur_init_sigma=2.0, blur_fade_kimg=300.0, aug="noaug",
+           snap=10, stem_res=16),
+    Preset("xl-demo", "StyleGAN-XL on a 2-core CPU: tiny networks, a 16x16 stem, EfficientNet-Lite0 at 128x128 features",
+           G=Net("stylegan_xl", "t4"), D=Net("stylegan_xl", "lite0-demo"), loss="projected", z_dim=64, w_dim=128, map_depth=2,
+           channel_base=512, channel_max=64, fp16=False, mbstd=None, batch=8, kimg=1, glr=0.0025, dlr=0.002, gamma=0.0,
+           ema_kimg=0.5, style_mixing_prob=0.0, pl_weight=2.0, aug="noaug", tick=0.1, snap=5, workers=1, stem_res=16,
+           random_backbone=True, head_layers=3),  # no D blur: the official loss blurs only for fades > 1 kimg; 1 kimg per stage
     _paper("paper-a", "StyleGAN (2019): AdaIN, progressive growing, R1 every minibatch", lazy_r1=False, path_length=False, growing="adain"),
     _paper("paper-b", "A + weight demodulation (revised normalisation, noise and bias outside the style block)", lazy_r1=False,
            path_length=False, growing="demod"),
@@ -153,7 +170,8 @@ class NetworkArgs:
     resolution: int  # of the dataset
     channels: int  # image channels of the dataset
     c_dim: int  # label dimension (0 = unconditional)
-    z_dim: int  # = w_dim
+    z_dim: int
+    w_dim: int
     channel_base: int
     channel_max: int
     map_depth: int
@@ -166,14 +184,14 @@ class NetworkArgs:
 
 def _stylegan2_g(arch: str, a: NetworkArgs) -> JsonConfig:
     return stylegan2.GeneratorConfig(
-        z_dim=a.z_dim, c_dim=a.c_dim, w_dim=a.z_dim, img_resolution=a.resolution, img_channels=a.channels,
+        z_dim=a.z_dim, c_dim=a.c_dim, w_dim=a.w_dim, img_resolution=a.resolution, img_channels=a.channels,
         mapping=stylegan2.MappingConfig(num_layers=a.map_depth),
         synthesis=stylegan2.SynthesisConfig(channel_base=a.channel_base, channel_max=a.channel_max, num_fp16_res=a.fp16_res,
                                             conv_clamp=a.conv_clamp, architecture=arch, fused_modconv_default="inference_only"))  # type: ignore[arg-type]
 
 
 def _stylegan3_g(arch: str, a: NetworkArgs) -> JsonConfig:
-    g = stylegan3.stylegan3_config(f"stylegan3-{arch}", a.resolution, z_dim=a.z_dim, w_dim=a.z_dim, c_dim=a.c_dim, img_channels=a.channels,
+    g = stylegan3.stylegan3_config(f"stylegan3-{arch}", a.resolution, z_dim=a.z_dim, w_dim=a.w_dim, c_dim=a.c_dim, img_channels=a.channels,
                                    channel_base=a.channel_base, channel_max=a.channel_max)
     g.mapping.num_layers = a.map_depth
     g.synthesis.num_fp16_res, g.synthesis.conv_clamp = a.fp16_res, a.conv_clamp
@@ -184,7 +202,7 @@ def _stylegan3_g(arch: str, a: NetworkArgs) -> JsonConfig:
 def _stylegan1_g(arch: str, a: NetworkArgs) -> JsonConfig:
     """TF StyleGAN counts channels in fmap_base units, half our channel_base."""
     return stylegan1.GeneratorConfig(
-        z_dim=a.z_dim, c_dim=a.c_dim, w_dim=a.z_dim, img_resolution=a.resolution, img_channels=a.channels,
+        z_dim=a.z_dim, c_dim=a.c_dim, w_dim=a.w_dim, img_resolution=a.resolution, img_channels=a.channels,
         mapping=stylegan1.MappingConfig(num_layers=a.map_depth),
         synthesis=stylegan1.SynthesisConfig(style=arch, channel_base=a.channel_base // 2, channel_max=a.channel_max))  # type: ignore[arg-type]
 
@@ -201,12 +219,40 @@ def _stylegan1_d(arch: str, a: NetworkArgs) -> JsonConfig:
                                          channel_base=a.channel_base // 2, channel_max=a.channel_max, mbstd_group_size=a.mbstd)  # type: ignore[arg-type]
 
 
+def _xl_g(arch: str, a: NetworkArgs) -> JsonConfig:
+    """A StyleGAN-XL stem at the dataset's resolution: `arch` 't<N>' = N StyleGAN3-T layers (train.py `--syn_layers N`), the
+    ImageNet class embedding (a random one beyond 1000 classes), magnitude EMA from the batch as StyleGAN3."""
+    stem = stylegan3.SynthesisConfig(num_layers=int(arch.removeprefix("t")), channel_base=a.channel_base, channel_max=a.channel_max,
+                                     num_fp16_res=a.fp16_res, conv_clamp=a.conv_clamp, magnitude_ema_beta=0.5 ** (a.batch / (20 * 1e3)))
+    g = stylegan_xl.xl_config(a.resolution, c_dim=a.c_dim, img_channels=a.channels, z_dim=a.z_dim, w_dim=a.w_dim,
+                              stem_resolution=a.resolution, stem=stem, class_embed="imagenet" if a.c_dim <= 1000 else "random")
+    g.mapping.num_layers = a.map_depth
+    return g
+
+
+XL_DISCRIMINATORS = {  # arch -> (feature networks, feature resolution, channels-last CPU fast path)
+    "deit-lite0": (["deit_base_distilled_patch16_224", "tf_efficientnet_lite0"], projected_discriminator.FEATURE_RES, False),  # train.py
+    "lite0": (["tf_efficientnet_lite0"], projected_discriminator.FEATURE_RES, False),
+    "lite0-demo": (["tf_efficientnet_lite0"], 128, True),  # the CPU demo: one network, the smallest feature resolution
+}
+
+
+def _xl_d(arch: str, a: NetworkArgs) -> JsonConfig:
+    """train.py's ProjectedDiscriminator (cout 64, expand, CCM + CSM, 4 mini-discriminators) with the arch's networks."""
+    backbones, feature_res, channels_last = XL_DISCRIMINATORS[arch]
+    return projected_discriminator.ProjectedDiscriminatorConfig(
+        backbones=list(backbones), cond=a.c_dim > 0, rand_embedding=a.c_dim > projected_discriminator.CLASS_EMBED_SHAPE[0], c_dim=a.c_dim,
+        img_resolution=a.resolution, img_channels=a.channels, feature_res=feature_res, channels_last=channels_last)
+
+
 BUILDERS: dict[tuple[str, str], Callable[[str, NetworkArgs], JsonConfig]] = {
     ("stylegan2", "generator"): _stylegan2_g,
     ("stylegan3", "generator"): _stylegan3_g,
     ("stylegan1", "generator"): _stylegan1_g,
     ("stylegan2", "discriminator"): _stylegan2_d,
     ("stylegan1", "discriminator"): _stylegan1_d,
+    ("stylegan_xl", "generator"): _xl_g,
+    ("stylegan_xl", "discriminator"): _xl_d,
 }
 
 
